@@ -1,0 +1,638 @@
+//! The explorer's state and its one transition function.
+//!
+//! `update(&mut App, Msg) -> Vec<Command>` is pure: keys, pastes, mouse clicks, resizes and the
+//! engine's answers come in as [`Msg`]; what should happen outside (evaluate a text, fill a
+//! blank, save history, quit) goes out as [`Command`]s. Nothing here waits on the model, which is
+//! why typing always feels instant, and why all of it is tested without one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+
+use crate::editor::{History, LineEditor};
+use crate::engine::{ModelInfo, ViewOptions};
+use crate::fill::FillReport;
+use crate::stats::RowSummary;
+use crate::vocab::Vocab;
+
+/// Everything that can happen to the explorer.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// A termination signal (SIGTERM, SIGHUP, SIGINT): leave cleanly.
+    Signal,
+    Engine(EngineMsg),
+}
+
+/// What the engine thread reports.
+#[derive(Debug, Clone)]
+pub enum EngineMsg {
+    LoadProgress(f32),
+    Loaded {
+        info: ModelInfo,
+        vocab: Arc<Vocab>,
+        n_ctx: usize,
+    },
+    LoadFailed(String),
+    Evaluated {
+        generation: u64,
+        result: Result<Scored, String>,
+    },
+    FillProgress {
+        generation: u64,
+        blank: usize,
+        done: usize,
+        total: usize,
+    },
+    Filled {
+        generation: u64,
+        result: Result<Box<FillReport>, String>,
+    },
+}
+
+/// A scored text as the explorer keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    /// `rows[i]` = p_i, the distribution after token i.
+    pub rows: Vec<RowSummary>,
+    pub n_tokens_total: usize,
+    pub view: ViewOptions,
+    pub elapsed: Duration,
+    pub decoded: usize,
+}
+
+/// What the explorer asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Evaluate {
+        generation: u64,
+        text: String,
+        view: ViewOptions,
+    },
+    Fill {
+        generation: u64,
+        text: String,
+        candidates: Vec<String>,
+        view: ViewOptions,
+    },
+    SaveHistory(Vec<String>),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Loading { progress: f32 },
+    Ready,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    /// GLTR buckets: top-1, top-10, top-100, beyond.
+    Buckets,
+    /// A continuous scale over log p.
+    Heat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Text,
+    Candidates,
+}
+
+/// The fill panel's state.
+#[derive(Debug, Clone, Default)]
+pub struct FillState {
+    pub generation: u64,
+    pub progress: Option<(usize, usize, usize)>,
+    pub report: Option<Box<FillReport>>,
+    pub error: Option<String>,
+    pub candidates: Vec<String>,
+    pub input: LineEditor,
+    pub input_scroll: usize,
+}
+
+/// The temperatures the view steps through.
+pub const TEMPS: [f32; 12] = [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0];
+pub const MAX_K: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub phase: Phase,
+    pub model: Option<(ModelInfo, Arc<Vocab>, usize)>,
+    pub editor: LineEditor,
+    pub input_scroll: usize,
+    pub history: History,
+    pub view: ViewOptions,
+    /// Generation of the newest evaluation asked for.
+    pub generation: u64,
+    /// Generation of the evaluation shown.
+    pub shown_generation: u64,
+    /// The newest evaluation received (possibly of an older text: then the view is stale).
+    pub scored: Option<Scored>,
+    pub eval_error: Option<String>,
+    /// Selected chip: token j (showing p_{j-1}), or `n` = the prediction after the last token.
+    pub selected: usize,
+    /// Keep the selection on the "next" chip while typing.
+    pub follow_end: bool,
+    pub color: ColorMode,
+    pub no_color: bool,
+    pub help: bool,
+    pub focus: Focus,
+    pub fill: FillState,
+    pub size: (u16, u16),
+    pub warning: Option<String>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(view: ViewOptions, history: Vec<String>, no_color: bool) -> Self {
+        Self {
+            phase: Phase::Loading { progress: 0.0 },
+            model: None,
+            editor: LineEditor::new(),
+            input_scroll: 0,
+            history: History::new(history, 1000),
+            view,
+            generation: 0,
+            shown_generation: 0,
+            scored: None,
+            eval_error: None,
+            selected: 0,
+            follow_end: true,
+            color: ColorMode::Buckets,
+            no_color,
+            help: false,
+            focus: Focus::Text,
+            fill: FillState::default(),
+            size: (80, 24),
+            warning: None,
+            quit: false,
+        }
+    }
+
+    /// The view shows an older text (or older settings) than the one typed.
+    pub fn stale(&self) -> bool {
+        match &self.scored {
+            Some(s) => s.text != self.editor.text() || s.view != self.view,
+            None => !self.editor.text().is_empty(),
+        }
+    }
+
+    /// Number of chips in the token strip: the tokens plus the "next" chip.
+    pub fn n_chips(&self) -> usize {
+        self.scored.as_ref().map_or(0, |s| s.tokens.len() + 1)
+    }
+
+    pub fn has_blank(&self) -> bool {
+        !crate::fill::find_blanks(self.editor.text()).is_empty()
+    }
+}
+
+/// The single transition function.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
+    match msg {
+        Msg::Key(key) => on_key(app, key),
+        Msg::Paste(s) => {
+            if app.help {
+                return Vec::new();
+            }
+            let changed = match app.focus {
+                Focus::Text => {
+                    app.editor.insert_str(&s);
+                    true
+                }
+                Focus::Candidates => {
+                    app.fill.input.insert_str(&s);
+                    false
+                }
+            };
+            if changed {
+                text_changed(app)
+            } else {
+                Vec::new()
+            }
+        }
+        Msg::Mouse(m) => on_mouse(app, m),
+        Msg::Resize(w, h) => {
+            app.size = (w, h);
+            Vec::new()
+        }
+        Msg::Signal => {
+            app.quit = true;
+            vec![
+                Command::SaveHistory(app.history.entries().to_vec()),
+                Command::Quit,
+            ]
+        }
+        Msg::Engine(e) => on_engine(app, e),
+    }
+}
+
+fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
+    match e {
+        EngineMsg::LoadProgress(p) => {
+            if let Phase::Loading { progress } = &mut app.phase {
+                *progress = p.clamp(0.0, 1.0);
+            }
+            Vec::new()
+        }
+        EngineMsg::Loaded { info, vocab, n_ctx } => {
+            app.model = Some((info, vocab, n_ctx));
+            app.phase = Phase::Ready;
+            // Text typed while loading is evaluated now.
+            if app.editor.text().is_empty() {
+                Vec::new()
+            } else {
+                request(app)
+            }
+        }
+        EngineMsg::LoadFailed(msg) => {
+            app.phase = Phase::Failed(msg);
+            Vec::new()
+        }
+        EngineMsg::Evaluated { generation, result } => {
+            // A result older than the one shown is dropped; a newer request may still be
+            // running, in which case this one is shown (marked stale) until it lands.
+            if generation < app.shown_generation {
+                return Vec::new();
+            }
+            match result {
+                Ok(s) => {
+                    app.eval_error = None;
+                    app.scored = Some(s);
+                    app.shown_generation = generation;
+                    clamp_selection(app);
+                }
+                Err(e) => {
+                    if generation == app.generation {
+                        app.eval_error = Some(e);
+                        app.scored = None;
+                        app.selected = 0;
+                    }
+                }
+            }
+            Vec::new()
+        }
+        EngineMsg::FillProgress {
+            generation,
+            blank,
+            done,
+            total,
+        } => {
+            if generation == app.fill.generation {
+                app.fill.progress = Some((blank, done, total));
+            }
+            Vec::new()
+        }
+        EngineMsg::Filled { generation, result } => {
+            if generation == app.fill.generation {
+                app.fill.progress = None;
+                match result {
+                    Ok(r) => {
+                        app.fill.report = Some(r);
+                        app.fill.error = None;
+                    }
+                    Err(e) => {
+                        app.fill.error = Some(e);
+                    }
+                }
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn clamp_selection(app: &mut App) {
+    let n = app.n_chips();
+    if app.follow_end || app.selected >= n {
+        app.selected = n.saturating_sub(1);
+    }
+}
+
+/// The text or the view settings changed: ask for a new evaluation (latest wins).
+fn text_changed(app: &mut App) -> Vec<Command> {
+    app.history.reset_navigation();
+    if app.editor.text().is_empty() {
+        app.generation += 1;
+        app.scored = None;
+        app.eval_error = None;
+        app.selected = 0;
+        app.follow_end = true;
+        app.fill = FillState {
+            candidates: std::mem::take(&mut app.fill.candidates),
+            ..FillState::default()
+        };
+        return Vec::new();
+    }
+    request(app)
+}
+
+fn request(app: &mut App) -> Vec<Command> {
+    if app.phase != Phase::Ready || app.editor.text().is_empty() {
+        return Vec::new();
+    }
+    app.generation += 1;
+    let mut cmds = vec![Command::Evaluate {
+        generation: app.generation,
+        text: app.editor.text().to_owned(),
+        view: app.view,
+    }];
+    if app.has_blank() {
+        app.fill.generation = app.generation;
+        app.fill.progress = Some((0, 0, 0));
+        cmds.push(Command::Fill {
+            generation: app.generation,
+            text: app.editor.text().to_owned(),
+            candidates: app.fill.candidates.clone(),
+            view: app.view,
+        });
+    } else {
+        app.fill.report = None;
+        app.fill.progress = None;
+        app.fill.error = None;
+    }
+    cmds
+}
+
+fn select(app: &mut App, to: usize) {
+    let n = app.n_chips();
+    if n == 0 {
+        return;
+    }
+    app.selected = to.min(n - 1);
+    app.follow_end = app.selected == n - 1;
+}
+
+fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+
+    // Keys that work everywhere.
+    match key.code {
+        KeyCode::Char('c') if ctrl => return quit(app),
+        KeyCode::F(1) => {
+            app.help = !app.help;
+            return Vec::new();
+        }
+        _ => {}
+    }
+    if app.help {
+        return match key.code {
+            KeyCode::Char('q') => quit(app),
+            _ => {
+                app.help = false;
+                Vec::new()
+            }
+        };
+    }
+    if let Phase::Failed(_) = app.phase {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => quit(app),
+            _ => Vec::new(),
+        };
+    }
+
+    // View controls.
+    match key.code {
+        KeyCode::F(2) => return set_temp(app, -1),
+        KeyCode::F(3) => return set_temp(app, 1),
+        KeyCode::F(4) => return set_k(app, -1),
+        KeyCode::F(5) => return set_k(app, 1),
+        KeyCode::F(6) => {
+            app.color = match app.color {
+                ColorMode::Buckets => ColorMode::Heat,
+                ColorMode::Heat => ColorMode::Buckets,
+            };
+            return Vec::new();
+        }
+        KeyCode::Left if alt || shift => {
+            select(app, app.selected.saturating_sub(1));
+            return Vec::new();
+        }
+        KeyCode::Right if alt || shift => {
+            select(app, app.selected + 1);
+            return Vec::new();
+        }
+        KeyCode::PageUp => {
+            select(app, app.selected.saturating_sub(1));
+            return Vec::new();
+        }
+        KeyCode::PageDown => {
+            select(app, app.selected + 1);
+            return Vec::new();
+        }
+        KeyCode::Home if alt || shift => {
+            select(app, 0);
+            return Vec::new();
+        }
+        KeyCode::End if alt || shift => {
+            select(app, usize::MAX);
+            return Vec::new();
+        }
+        KeyCode::Tab | KeyCode::BackTab => {
+            app.focus = match app.focus {
+                Focus::Text if app.has_blank() => Focus::Candidates,
+                _ => Focus::Text,
+            };
+            return Vec::new();
+        }
+        _ => {}
+    }
+
+    if app.focus == Focus::Candidates {
+        return candidate_key(app, key, ctrl);
+    }
+
+    if key.code == KeyCode::Char('?') && app.editor.text().is_empty() {
+        app.help = true;
+        return Vec::new();
+    }
+    let ed = &mut app.editor;
+    let changed = match key.code {
+        KeyCode::Esc => return quit(app),
+        KeyCode::Char('u') if ctrl => ed.clear(),
+        KeyCode::Char('w') if ctrl => ed.delete_word_before(),
+        KeyCode::Char('h') if ctrl => ed.backspace(),
+        KeyCode::Char('a') if ctrl => {
+            ed.home();
+            false
+        }
+        KeyCode::Char('e') if ctrl => {
+            ed.end();
+            false
+        }
+        KeyCode::Char(c) if !ctrl && !alt => {
+            ed.insert_char(c);
+            true
+        }
+        KeyCode::Backspace if ctrl || alt => ed.delete_word_before(),
+        KeyCode::Backspace => ed.backspace(),
+        KeyCode::Delete => ed.delete(),
+        KeyCode::Left if ctrl => {
+            ed.word_left();
+            false
+        }
+        KeyCode::Right if ctrl => {
+            ed.word_right();
+            false
+        }
+        KeyCode::Left => {
+            ed.left();
+            false
+        }
+        KeyCode::Right => {
+            ed.right();
+            false
+        }
+        KeyCode::Home => {
+            ed.home();
+            false
+        }
+        KeyCode::End => {
+            ed.end();
+            false
+        }
+        KeyCode::Up => {
+            let current = ed.text().to_owned();
+            if let Some(prev) = app.history.prev(&current).map(str::to_owned) {
+                app.editor.set_text(&prev);
+                return request_keep_history(app);
+            }
+            false
+        }
+        KeyCode::Down => {
+            if let Some(next) = app.history.next().map(str::to_owned) {
+                app.editor.set_text(&next);
+                return request_keep_history(app);
+            }
+            false
+        }
+        KeyCode::Enter => {
+            let text = ed.text().to_owned();
+            app.history.push(&text);
+            app.history.reset_navigation();
+            return vec![Command::SaveHistory(app.history.entries().to_vec())];
+        }
+        _ => false,
+    };
+    if changed {
+        text_changed(app)
+    } else {
+        Vec::new()
+    }
+}
+
+/// A history recall changes the text without leaving history navigation.
+fn request_keep_history(app: &mut App) -> Vec<Command> {
+    if app.editor.text().is_empty() {
+        app.scored = None;
+        return Vec::new();
+    }
+    request(app)
+}
+
+fn candidate_key(app: &mut App, key: KeyEvent, ctrl: bool) -> Vec<Command> {
+    let ed = &mut app.fill.input;
+    match key.code {
+        KeyCode::Esc => {
+            app.focus = Focus::Text;
+        }
+        KeyCode::Enter => {
+            let added: Vec<String> = ed
+                .text()
+                .split(',')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            ed.clear();
+            let mut changed = false;
+            for c in added {
+                if !app.fill.candidates.contains(&c) {
+                    app.fill.candidates.push(c);
+                    changed = true;
+                }
+            }
+            if changed {
+                return request(app);
+            }
+        }
+        KeyCode::Char('u') if ctrl => {
+            // Ctrl-U on an empty candidate line forgets the user's candidates.
+            if !ed.clear() && !app.fill.candidates.is_empty() {
+                app.fill.candidates.clear();
+                return request(app);
+            }
+        }
+        KeyCode::Char('w') if ctrl => {
+            ed.delete_word_before();
+        }
+        KeyCode::Char(c) if !ctrl => ed.insert_char(c),
+        KeyCode::Backspace => {
+            ed.backspace();
+        }
+        KeyCode::Delete => {
+            ed.delete();
+        }
+        KeyCode::Left => ed.left(),
+        KeyCode::Right => ed.right(),
+        KeyCode::Home => ed.home(),
+        KeyCode::End => ed.end(),
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn quit(app: &mut App) -> Vec<Command> {
+    app.quit = true;
+    vec![
+        Command::SaveHistory(app.history.entries().to_vec()),
+        Command::Quit,
+    ]
+}
+
+fn set_temp(app: &mut App, dir: i32) -> Vec<Command> {
+    let cur = app.view.temp;
+    app.view.temp = if dir < 0 {
+        TEMPS.iter().rev().find(|&&t| t < cur - 1e-6).copied().unwrap_or(TEMPS[0])
+    } else {
+        TEMPS
+            .iter()
+            .find(|&&t| t > cur + 1e-6)
+            .copied()
+            .unwrap_or(TEMPS[TEMPS.len() - 1])
+    };
+    request(app)
+}
+
+fn set_k(app: &mut App, dir: i32) -> Vec<Command> {
+    let k = app.view.n_probs as i64 + i64::from(dir);
+    app.view.n_probs = k.clamp(1, MAX_K as i64) as usize;
+    request(app)
+}
+
+fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
+    match m.kind {
+        MouseEventKind::Down(MouseButton::Left) => {
+            if let Some(i) = crate::view::chip_at(app, m.column, m.row) {
+                select(app, i);
+            }
+        }
+        MouseEventKind::ScrollUp => select(app, app.selected.saturating_sub(1)),
+        MouseEventKind::ScrollDown => select(app, app.selected + 1),
+        _ => {}
+    }
+    Vec::new()
+}

@@ -1,0 +1,266 @@
+//! `logitscope bench`: the numbers behind the speed targets, in one run on the real model.
+//!
+//! 1. decode-only (llama.cpp decode + reading every logit row) against full analysis;
+//! 2. keystroke latency: append one character to a text and re-score it (prefix reuse);
+//! 3. statistics throughput per row on synthetic rows;
+//! 4. peak resident memory after scoring 16 and 1,024 tokens (each in a fresh process);
+//! 5. fill-in: 50 candidates with a 10-token suffix, batched vs one evaluation each.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Fatal, Settings};
+use crate::engine::{Model, Session, ViewOptions};
+
+/// Natural text to cut benchmark inputs from.
+const PASSAGE: &str = "The chef carefully seasoned the soup with a pinch of salt, then tasted it \
+    and added a little pepper. Outside, the rain had stopped and the streets of the old town \
+    were shining under the lamps. A cat sat on the wall by the bakery, watching the people \
+    hurry home with bread under their arms. In the distance a church bell rang eight times, \
+    and somewhere a radio was playing an old song about the sea. ";
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A text of exactly `n` tokens (as the model tokenizes it) cut from the passage.
+fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
+    let mut s = String::new();
+    while model.tokenize(&s).len() < n + 8 {
+        s.push_str(PASSAGE);
+    }
+    // Cut at a word boundary close to n tokens.
+    let words: Vec<&str> = s.split(' ').collect();
+    let (mut lo, mut hi) = (1, words.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if model.tokenize(&words[..mid].join(" ")).len() < n {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let text = words[..lo].join(" ");
+    let mut tokens = model.tokenize(&text);
+    tokens.truncate(n);
+    (text, tokens)
+}
+
+fn synthetic_row(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 12.0
+        })
+        .collect()
+}
+
+/// Table 3 alone: needs no model.
+pub fn stats_table() -> String {
+    let mut out = String::from(
+        "3. statistics per row (one core; max + log-sum-exp + entropy, top-10, target rank)\n\
+         |V|        µs/row   rows/s\n",
+    );
+    for n in [49_152usize, 262_144] {
+        let row = synthetic_row(n, n as u64);
+        let reps = if n > 100_000 { 400 } else { 2000 };
+        let t = Instant::now();
+        for i in 0..reps {
+            std::hint::black_box(crate::stats::summarize_row(
+                std::hint::black_box(&row),
+                1.0,
+                10,
+                Some((i * 7919 % n) as u32),
+            ))
+            .ok();
+        }
+        let per = t.elapsed().as_secs_f64() / reps as f64;
+        out.push_str(&format!(
+            "{n:<10} {:>7.1} {:>8.0}\n",
+            per * 1e6,
+            1.0 / per
+        ));
+    }
+    out
+}
+
+/// Peak resident set (VmHWM) of this process, in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, Fatal> {
+    if let Ok(n) = std::env::var("LOGITSCOPE_BENCH_PROBE") {
+        return memory_probe(settings, n.parse().unwrap_or(16));
+    }
+    println!("{}", stats_table());
+    if stats_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = crate::cli::resolve_model_path(settings)?;
+    let options = crate::cli::model_options(settings, path);
+    let model = crate::cli::load_model(&options, |_| true)?;
+    let mut s = model.session(1).map_err(|e| Fatal::other(e.to_string()))?;
+    let view = settings.view;
+    let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
+
+    println!(
+        "machine: {} threads, model {}, n_ctx {}, flash attention {}",
+        settings.threads,
+        model.info().file_name,
+        s.n_ctx(),
+        if settings.flash_attn { "on" } else { "off" }
+    );
+    println!("\n1. decode-only vs full analysis (median of 3)");
+    println!("tokens  decode ms  analysis ms  ms/token  ratio");
+    for n in [16usize, 64, 256, 1024] {
+        let (_, tokens) = text_of(&model, n);
+        let mut err = None;
+        let decode = time(3, || s.decode_only(&tokens).map_err(|x| err = Some(x)));
+        let analysis = time(3, || {
+            s.reset();
+            s.evaluate(&tokens, view, &|| false).map_err(|x| err = Some(x))
+        });
+        if let Some(x) = err {
+            return Err(e(x));
+        }
+        println!(
+            "{n:<7} {:>9.1} {:>12.1} {:>9.2} {:>6.3}",
+            ms(decode),
+            ms(analysis),
+            ms(analysis) / n as f64,
+            analysis.as_secs_f64() / decode.as_secs_f64()
+        );
+    }
+
+    println!("\n2. keystroke latency: append one character and re-score (median of 5)");
+    println!("tokens  keystroke ms  decoded  full re-evaluation ms");
+    for n in [16usize, 64, 256, 1024] {
+        let (text, _) = text_of(&model, n);
+        let full_tokens = model.tokenize(&text);
+        let mut decoded = 0;
+        let mut lat = Vec::new();
+        for _ in 0..5 {
+            s.evaluate(&full_tokens, view, &|| false).map_err(e)?;
+            let t = Instant::now();
+            let typed = model.tokenize(&format!("{text}s"));
+            let ev = s.evaluate(&typed, view, &|| false).map_err(e)?;
+            decoded = ev.decoded;
+            lat.push(t.elapsed());
+        }
+        let full = time(1, || {
+            s.reset();
+            s.evaluate(&full_tokens, view, &|| false).ok()
+        });
+        println!(
+            "{n:<7} {:>12.1} {decoded:>8} {:>22.1}",
+            ms(median(lat)),
+            ms(full)
+        );
+    }
+
+    println!("\n4. peak resident memory (fresh process each, same n_ctx {})", s.n_ctx());
+    println!("tokens  peak RSS MiB");
+    let exe = std::env::current_exe().map_err(|x| Fatal::other(x.to_string()))?;
+    for n in [16usize, 1024] {
+        let out = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .env("LOGITSCOPE_BENCH_PROBE", n.to_string())
+            .output()
+            .map_err(|x| Fatal::other(x.to_string()))?;
+        println!("{n:<7} {}", String::from_utf8_lossy(&out.stdout).trim());
+    }
+
+    drop(s);
+    println!("\n5. fill-in: 50 candidates, 10-token suffix");
+    fill_bench(&model, view)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn memory_probe(settings: &Settings, n: usize) -> Result<ExitCode, Fatal> {
+    let path = crate::cli::resolve_model_path(settings)?;
+    let options = crate::cli::model_options(settings, path);
+    let model = crate::cli::load_model(&options, |_| true)?;
+    let mut s = model.session(1).map_err(|e| Fatal::other(e.to_string()))?;
+    let (_, tokens) = text_of(&model, n);
+    s.evaluate(&tokens, settings.view, &|| false)
+        .map_err(|e| Fatal::other(e.to_string()))?;
+    println!("{:.1}", peak_rss_mib().unwrap_or(f64::NAN));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
+    let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
+    let left = "After a long day at work, she went to the kitchen and made herself a cup of";
+    let suffix = " tea with milk and honey before going to bed.";
+    let mut main = model.session(1).map_err(e)?;
+    let wide = ViewOptions {
+        temp: view.temp,
+        n_probs: 200,
+    };
+    let row = main
+        .evaluate(&model.tokenize(left), wide, &|| false)
+        .map_err(e)?
+        .rows
+        .pop()
+        .ok_or_else(|| Fatal::other("no row"))?;
+    let cands = crate::fill::left_candidates(model.vocab(), &row, 50);
+    let seqs: Vec<Vec<u32>> = cands
+        .iter()
+        .map(|c| model.tokenize(&format!("{left} {c}{suffix}")))
+        .collect();
+    let suffix_tokens = model.tokenize(suffix).len();
+    let mut batch: Session<'_> = model.session(crate::fill::FILL_SEQUENCES).map_err(e)?;
+    let batched = time(3, || {
+        batch
+            .sequence_logprobs(&seqs, view.temp, &|| false, &mut |_, _| {})
+            .ok()
+    });
+    let separate = time(1, || {
+        for s in &seqs {
+            main.reset();
+            let _ = main.evaluate(s, view, &|| false);
+        }
+    });
+    println!(
+        "{} candidates, suffix {} tokens, texts ≈ {} tokens",
+        seqs.len(),
+        suffix_tokens,
+        seqs.first().map_or(0, Vec::len)
+    );
+    println!(
+        "batched (shared prefix once): {:.0} ms   one full evaluation each: {:.0} ms   speed-up {:.1}×",
+        ms(batched),
+        ms(separate),
+        separate.as_secs_f64() / batched.as_secs_f64()
+    );
+    Ok(())
+}

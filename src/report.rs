@@ -1,0 +1,201 @@
+//! From an evaluation to what people read: the scripting JSON (a contract, see DESIGN.md and
+//! the README) and the human table. Pure: built from token ids, row summaries and the
+//! vocabulary, so the explorer and `score` show the same numbers from the same code.
+
+use serde::Serialize;
+
+use crate::stats::{perplexity, RowSummary, TopEntry};
+use crate::vocab::Vocab;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TopLogprob {
+    pub id: u32,
+    pub token: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f64,
+}
+
+/// One token, carrying the statistics of the distribution that predicted it (p_{j-1}), as
+/// OpenAI and vLLM prompt logprobs do.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenReport {
+    pub index: usize,
+    pub id: u32,
+    pub token: String,
+    pub bytes: Vec<u8>,
+    pub special: bool,
+    pub logprob: Option<f64>,
+    pub prob: Option<f64>,
+    pub rank: Option<u32>,
+    pub entropy_bits: Option<f64>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NextReport {
+    pub entropy_bits: f64,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// One line of `logitscope score`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScoreReport {
+    pub text: String,
+    pub model: String,
+    pub n_vocab: usize,
+    pub temperature: f64,
+    pub tokens: Vec<TokenReport>,
+    pub next: Option<NextReport>,
+    pub total_logprob: f64,
+    pub n_scored: usize,
+    pub perplexity: Option<f64>,
+    /// True when the text had more tokens than the context holds: only the first
+    /// `tokens.len()` of `n_tokens_total` were scored.
+    pub truncated: bool,
+    pub n_tokens_total: usize,
+}
+
+/// A line that could not be scored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorReport {
+    pub text: String,
+    pub error: String,
+}
+
+/// The temperature as the user wrote it (0.7, not 0.699999988).
+pub fn tidy_temp(t: f32) -> f64 {
+    format!("{t}").parse().unwrap_or(f64::from(t))
+}
+
+pub fn top_logprobs(vocab: &Vocab, top: &[TopEntry]) -> Vec<TopLogprob> {
+    top.iter()
+        .map(|e| TopLogprob {
+            id: e.id,
+            token: vocab.text(e.id),
+            bytes: vocab.bytes(e.id).to_vec(),
+            logprob: e.logprob,
+        })
+        .collect()
+}
+
+/// Totals of a text: (total logprob of the scored tokens, how many were scored).
+pub fn totals(rows: &[RowSummary]) -> (f64, usize) {
+    rows.iter()
+        .filter_map(|r| r.target.map(|t| t.logprob))
+        .fold((0.0, 0), |(s, n), l| (s + l, n + 1))
+}
+
+/// Build the report. `rows[i]` is p_i for `tokens[i]`; row j-1 predicted token j.
+#[allow(clippy::too_many_arguments)]
+pub fn score_report(
+    text: &str,
+    model: &str,
+    vocab: &Vocab,
+    temp: f32,
+    tokens: &[u32],
+    rows: &[RowSummary],
+    n_tokens_total: usize,
+) -> ScoreReport {
+    let token_reports = tokens
+        .iter()
+        .enumerate()
+        .map(|(j, &id)| {
+            let prev = j.checked_sub(1).and_then(|i| rows.get(i));
+            let target = prev.and_then(|r| r.target);
+            TokenReport {
+                index: j,
+                id,
+                token: vocab.text(id),
+                bytes: vocab.bytes(id).to_vec(),
+                special: vocab.is_special(id),
+                logprob: target.map(|t| t.logprob),
+                prob: target.map(|t| t.prob),
+                rank: target.map(|t| t.rank),
+                entropy_bits: prev.map(|r| r.entropy_bits),
+                top_logprobs: prev.map_or_else(Vec::new, |r| top_logprobs(vocab, &r.top)),
+            }
+        })
+        .collect();
+    let next = rows.last().map(|r| NextReport {
+        entropy_bits: r.entropy_bits,
+        top_logprobs: top_logprobs(vocab, &r.top),
+    });
+    let (total, n_scored) = totals(rows);
+    ScoreReport {
+        text: text.to_owned(),
+        model: model.to_owned(),
+        n_vocab: vocab.len(),
+        temperature: tidy_temp(temp),
+        tokens: token_reports,
+        next,
+        total_logprob: total,
+        n_scored,
+        perplexity: perplexity(total, n_scored),
+        truncated: tokens.len() < n_tokens_total,
+        n_tokens_total,
+    }
+}
+
+/// The `--format table` rendering: one row per token, then the prediction for what follows.
+pub fn table(report: &ScoreReport) -> String {
+    use std::fmt::Write;
+    let shown = |s: &str| crate::vocab::display_bytes(s.as_bytes()).replace(' ', "␣");
+    let top3 = |t: &[TopLogprob]| {
+        t.iter()
+            .take(3)
+            .map(|e| format!("{} {:.3}", shown(&e.token), e.logprob.exp()))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", crate::vocab::sanitize_for_terminal(&report.text));
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<16} {:>9} {:>7} {:>7}  top-3",
+        "#", "token", "p", "rank", "H bits"
+    );
+    for t in &report.tokens {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<16} {:>9} {:>7} {:>7}  {}",
+            t.index,
+            shown(&t.token),
+            opt(t.prob.map(|p| format!("{p:.5}"))),
+            opt(t.rank.map(|r| r.to_string())),
+            opt(t.entropy_bits.map(|h| format!("{h:.3}"))),
+            top3(&t.top_logprobs)
+        );
+    }
+    if let Some(next) = &report.next {
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<16} {:>9} {:>7} {:>7.3}  {}",
+            "next",
+            "",
+            "",
+            "",
+            next.entropy_bits,
+            top3(&next.top_logprobs)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total logprob {:.4}   scored {}   perplexity {}{}",
+        report.total_logprob,
+        report.n_scored,
+        report
+            .perplexity
+            .map_or_else(|| "-".into(), |p| format!("{p:.3}")),
+        if report.truncated {
+            format!(
+                "   (truncated: first {} of {} tokens)",
+                report.tokens.len(),
+                report.n_tokens_total
+            )
+        } else {
+            String::new()
+        }
+    );
+    out
+}

@@ -1,0 +1,545 @@
+//! The statistics of one logit row: stable log-softmax at temperature T, entropy, top-k and the
+//! rank of the token that actually followed.
+//!
+//! Pure Rust over `&[f32]`, with no model anywhere near it, so every number the program shows can
+//! be tested here. One row is read in three streaming passes and never copied:
+//!
+//! 1. the maximum logit (and, when a target is given, how many logits beat it: its rank);
+//! 2. `S = Σ exp(y)` and `Σ exp(y)·y` together, with `y = (z - max) / T`, which gives
+//!    `log Z = max/T + ln S` and the entropy `H = ln S - Σ exp(y)·y / S` in one go;
+//! 3. the top-k by selection: blocks whose maximum cannot enter the current top-k are skipped.
+//!
+//! Passes 1 and 2 are written as fixed-width lane loops so the compiler vectorises them; the
+//! exponential is a polynomial (accurate to a few ulp of f32) because `f32::exp` is a libm call
+//! that does not vectorise. Sums are accumulated in f64 lanes. No allocation happens beyond the
+//! top-k vector handed back.
+
+/// Width of the lane loops. Eight f32 lanes fill one AVX register and two SSE registers.
+const LANES: usize = 8;
+
+/// Inputs below this (in units of the scaled logit `y`) contribute exactly zero: exp(-104) is
+/// below the smallest f32 subnormal. Clamping there also turns `-inf` logits into harmless
+/// finite numbers, so `0 · y` never becomes `0 · -inf = NaN` in the entropy sum.
+const Y_FLOOR: f32 = -104.0;
+
+/// One entry of a top-k list: a token id and its log-probability (natural log).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopEntry {
+    pub id: u32,
+    pub logprob: f64,
+}
+
+/// What the row says about the token that actually came next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetStats {
+    pub id: u32,
+    /// Natural log of its probability.
+    pub logprob: f64,
+    pub prob: f64,
+    /// 1 = the model's top choice. Ties are broken by token id, as in the top-k list.
+    pub rank: u32,
+}
+
+/// The summary of one distribution p_i; everything the program keeps of a logit row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowSummary {
+    /// Entropy in bits.
+    pub entropy_bits: f64,
+    /// The row's largest logit.
+    pub max_logit: f32,
+    /// ln Σ exp((z - max) / T): with `max_logit`, the normaliser of the row.
+    pub ln_sum: f64,
+    /// 1 / T as used for this row.
+    pub inv_temp: f64,
+    /// Best first; ties by ascending id.
+    pub top: Vec<TopEntry>,
+    pub target: Option<TargetStats>,
+}
+
+impl RowSummary {
+    /// The log-probability of a logit value `z` taken from the same row.
+    pub fn logprob_of(&self, z: f32) -> f64 {
+        scaled_logprob(z, self.max_logit, self.inv_temp, self.ln_sum)
+    }
+
+    /// Probability mass covered by the top-k entries.
+    pub fn top_mass(&self) -> f64 {
+        self.top.iter().map(|e| e.logprob.exp()).sum()
+    }
+}
+
+/// Why a row could not be summarised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    #[error("the model returned an empty logit row")]
+    Empty,
+    #[error("the model returned NaN logits")]
+    NaN,
+    #[error("every logit is -inf: no token is possible")]
+    AllNegInfinite,
+    #[error("target token {0} is outside the vocabulary")]
+    TargetOutOfRange(u32),
+}
+
+/// Summarise one logit row at temperature `temp` (> 0; smaller values are treated as the limit
+/// T → 0, a one-hot argmax). `k` is the number of top entries kept (capped at the row length),
+/// `target` the id of the token that followed, if any.
+pub fn summarize_row(
+    logits: &[f32],
+    temp: f32,
+    k: usize,
+    target: Option<u32>,
+) -> Result<RowSummary, RowError> {
+    if logits.is_empty() {
+        return Err(RowError::Empty);
+    }
+    let target_logit = match target {
+        Some(t) => Some(
+            *logits
+                .get(t as usize)
+                .ok_or(RowError::TargetOutOfRange(t))?,
+        ),
+        None => None,
+    };
+
+    let (max, beats_target, nan) = max_and_count(logits, target_logit.unwrap_or(f32::INFINITY));
+    if nan {
+        return Err(RowError::NaN);
+    }
+    if max == f32::NEG_INFINITY {
+        return Err(RowError::AllNegInfinite);
+    }
+
+    // 1/T, kept finite so that (z - max) * inv_t is 0 for the maximum even as T → 0.
+    let inv_t = if temp > 0.0 {
+        (1.0 / temp).min(f32::MAX)
+    } else {
+        f32::MAX
+    };
+    let (sum, sum_ey) = exp_sums(logits, max, inv_t);
+    let ln_s = sum.ln();
+    // H = ln S - Σ e·y / S (nats); clamp tiny negative rounding to 0.
+    let entropy_nats = (ln_s - sum_ey / sum).max(0.0);
+    let inv_temp = f64::from(inv_t);
+    let summary_logprob = |z: f32| scaled_logprob(z, max, inv_temp, ln_s);
+
+    let top = top_k(logits, k)
+        .into_iter()
+        .map(|id| TopEntry {
+            id,
+            logprob: summary_logprob(logits[id as usize]),
+        })
+        .collect();
+
+    let target = match (target, target_logit) {
+        (Some(id), Some(z)) => {
+            // Stable ties: an equal logit at a lower id ranks before the target.
+            let ties_before = logits[..id as usize].iter().filter(|&&x| x == z).count();
+            let logprob = summary_logprob(z);
+            Some(TargetStats {
+                id,
+                logprob,
+                prob: logprob.exp(),
+                rank: u32::try_from(1 + beats_target + ties_before).unwrap_or(u32::MAX),
+            })
+        }
+        _ => None,
+    };
+
+    Ok(RowSummary {
+        entropy_bits: entropy_nats / std::f64::consts::LN_2,
+        max_logit: max,
+        ln_sum: ln_s,
+        inv_temp,
+        top,
+        target,
+    })
+}
+
+/// The log-probabilities of a few tokens of one row, without the entropy or top-k: one pass
+/// for the maximum and one for the sum.
+pub fn logprobs_of(logits: &[f32], temp: f32, targets: &[u32]) -> Result<Vec<f64>, RowError> {
+    if logits.is_empty() {
+        return Err(RowError::Empty);
+    }
+    let (max, _, nan) = max_and_count(logits, f32::INFINITY);
+    if nan {
+        return Err(RowError::NaN);
+    }
+    if max == f32::NEG_INFINITY {
+        return Err(RowError::AllNegInfinite);
+    }
+    let inv_t = if temp > 0.0 {
+        (1.0 / temp).min(f32::MAX)
+    } else {
+        f32::MAX
+    };
+    let (sum, _) = exp_sums(logits, max, inv_t);
+    let ln_s = sum.ln();
+    targets
+        .iter()
+        .map(|&t| {
+            let z = *logits
+                .get(t as usize)
+                .ok_or(RowError::TargetOutOfRange(t))?;
+            Ok(scaled_logprob(z, max, f64::from(inv_t), ln_s))
+        })
+        .collect()
+}
+
+/// `(z - max) / T - ln S`, relative to the maximum so that no large numbers cancel as T → 0.
+fn scaled_logprob(z: f32, max: f32, inv_temp: f64, ln_sum: f64) -> f64 {
+    if z == f32::NEG_INFINITY {
+        return f64::NEG_INFINITY;
+    }
+    (f64::from(z) - f64::from(max)) * inv_temp - ln_sum
+}
+
+/// Pass 1: the maximum, how many logits are strictly greater than `threshold`, and whether any
+/// NaN was seen. Lane-parallel so it vectorises.
+fn max_and_count(logits: &[f32], threshold: f32) -> (f32, usize, bool) {
+    let mut maxes = [f32::NEG_INFINITY; LANES];
+    let mut counts = [0u32; LANES];
+    let mut nan = [false; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for l in 0..LANES {
+            let x = chunk[l];
+            maxes[l] = if x > maxes[l] { x } else { maxes[l] };
+            counts[l] += u32::from(x > threshold);
+            nan[l] |= x.is_nan();
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    let mut count = 0usize;
+    let mut any_nan = false;
+    for l in 0..LANES {
+        max = max.max(maxes[l]);
+        count += counts[l] as usize;
+        any_nan |= nan[l];
+    }
+    for &x in rest {
+        max = if x > max { x } else { max };
+        count += usize::from(x > threshold);
+        any_nan |= x.is_nan();
+    }
+    (max, count, any_nan)
+}
+
+/// Pass 2: `(Σ exp(y), Σ exp(y)·y)` with `y = max((z - max)·inv_t, Y_FLOOR)`, accumulated in f64.
+fn exp_sums(logits: &[f32], max: f32, inv_t: f32) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { exp_sums_avx2(logits, max, inv_t) };
+        }
+    }
+    exp_sums_generic(logits, max, inv_t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_sums_avx2(logits: &[f32], max: f32, inv_t: f32) -> (f64, f64) {
+    exp_sums_generic(logits, max, inv_t)
+}
+
+#[inline(always)]
+fn exp_sums_generic(logits: &[f32], max: f32, inv_t: f32) -> (f64, f64) {
+    let mut s = [0f64; LANES];
+    let mut sy = [0f64; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        let mut e = [0f32; LANES];
+        let mut y = [0f32; LANES];
+        for l in 0..LANES {
+            y[l] = ((chunk[l] - max) * inv_t).max(Y_FLOOR);
+            e[l] = fast_exp(y[l]);
+        }
+        for l in 0..LANES {
+            s[l] += f64::from(e[l]);
+            sy[l] += f64::from(e[l] * y[l]);
+        }
+    }
+    let mut sum = 0f64;
+    let mut sum_ey = 0f64;
+    for l in 0..LANES {
+        sum += s[l];
+        sum_ey += sy[l];
+    }
+    for &z in rest {
+        let y = ((z - max) * inv_t).max(Y_FLOOR);
+        let e = fast_exp(y);
+        sum += f64::from(e);
+        sum_ey += f64::from(e * y);
+    }
+    (sum, sum_ey)
+}
+
+/// exp(x) for x in [Y_FLOOR, 0], branch-free so it vectorises: x = n·ln2 + r with |r| ≤ ln2/2,
+/// a degree-6 polynomial for e^r and 2^n built in the exponent bits. Relative error ≈ 2e-7.
+/// Results below the normal range flush to 0 (they are < 1e-37 of the maximum's weight).
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let n = (x * LOG2E).round();
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // 2^n for n in [-151, 0]; below -126 the exponent field would underflow: flush to zero.
+    let ni = n as i32;
+    let bits = ((ni + 127).max(0) as u32) << 23;
+    let scale = f32::from_bits(bits);
+    if ni < -126 {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// Pass 3: the ids of the `k` largest logits, best first, ties by ascending id. Selection with
+/// a running threshold: a block of 64 is looked at element by element only when its maximum
+/// could enter the current top-k, which after the first few blocks is rare.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<u32> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    // Kept sorted best-first: (logit, id).
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    let mut threshold = f32::NEG_INFINITY;
+    const BLOCK: usize = 64;
+    for (b, block) in logits.chunks(BLOCK).enumerate() {
+        if best.len() == k {
+            let block_max = block.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            if block_max <= threshold {
+                continue;
+            }
+        }
+        for (j, &x) in block.iter().enumerate() {
+            if x.is_nan() || (best.len() == k && x <= threshold) {
+                continue;
+            }
+            let id = (b * BLOCK + j) as u32;
+            // Insert after every entry that is >= x (earlier ids win ties).
+            let at = best.partition_point(|&(v, _)| v >= x);
+            best.insert(at, (x, id));
+            if best.len() > k {
+                best.pop();
+            }
+            if best.len() == k {
+                threshold = best[k - 1].0;
+            }
+        }
+    }
+    best.into_iter().map(|(_, id)| id).collect()
+}
+
+/// log2 of the vocabulary size: the ceiling of any entropy shown.
+pub fn max_entropy_bits(n_vocab: usize) -> f64 {
+    (n_vocab.max(1) as f64).log2()
+}
+
+/// Totals over a sequence of scored tokens: total logprob and perplexity exp(-total / n).
+pub fn perplexity(total_logprob: f64, n_scored: usize) -> Option<f64> {
+    (n_scored > 0).then(|| (-total_logprob / n_scored as f64).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The slow, obviously-right reference: f64 softmax with full sort.
+    fn reference(logits: &[f32], t: f64) -> (Vec<f64>, f64) {
+        let m = logits
+            .iter()
+            .map(|&z| f64::from(z) / t)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ws: Vec<f64> = logits
+            .iter()
+            .map(|&z| (f64::from(z) / t - m).exp())
+            .collect();
+        let s: f64 = ws.iter().sum();
+        let p: Vec<f64> = ws.iter().map(|w| w / s).collect();
+        let h = -p
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|q| q * q.log2())
+            .sum::<f64>();
+        (p, h)
+    }
+
+    fn all_logprobs(s: &RowSummary, logits: &[f32]) -> Vec<f64> {
+        logits.iter().map(|&z| s.logprob_of(z)).collect()
+    }
+
+    #[test]
+    fn fast_exp_is_accurate() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let rel = ((f64::from(fast_exp(x)) - f64::from(x).exp()) / f64::from(x).exp()).abs();
+            worst = worst.max(rel);
+            x += 0.001;
+        }
+        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert_eq!(fast_exp(Y_FLOOR), 0.0);
+    }
+
+    #[test]
+    fn matches_reference_on_a_known_row() {
+        let logits = [1.0f32, 2.0, 3.0, 0.5, -1.0, 3.0];
+        let s = summarize_row(&logits, 1.0, 3, Some(1)).unwrap();
+        let (p, h) = reference(&logits, 1.0);
+        assert!((s.entropy_bits - h).abs() < 1e-6);
+        assert_eq!(s.top.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 5, 1]);
+        let t = s.target.unwrap();
+        assert_eq!(t.rank, 3);
+        assert!((t.prob - p[1]).abs() < 1e-7);
+        assert!((t.logprob - p[1].ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rank_of_top_token_is_one_and_ties_are_stable() {
+        let logits = [0.0f32, 5.0, 5.0, 1.0];
+        let first = summarize_row(&logits, 1.0, 4, Some(1)).unwrap();
+        let second = summarize_row(&logits, 1.0, 4, Some(2)).unwrap();
+        assert_eq!(first.target.unwrap().rank, 1);
+        assert_eq!(second.target.unwrap().rank, 2);
+        assert_eq!(
+            first.top.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![1, 2, 3, 0]
+        );
+    }
+
+    #[test]
+    fn neg_infinite_logits_are_impossible_tokens() {
+        let logits = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY, 1.0];
+        let s = summarize_row(&logits, 1.0, 4, Some(0)).unwrap();
+        assert!((s.entropy_bits - 1.0).abs() < 1e-9);
+        let t = s.target.unwrap();
+        assert_eq!(t.prob, 0.0);
+        assert_eq!(t.logprob, f64::NEG_INFINITY);
+        assert_eq!(t.rank, 3);
+        assert!(s.entropy_bits.is_finite());
+    }
+
+    #[test]
+    fn degenerate_rows_are_errors_not_panics() {
+        assert_eq!(summarize_row(&[], 1.0, 3, None), Err(RowError::Empty));
+        assert_eq!(
+            summarize_row(&[f32::NAN, 1.0], 1.0, 3, None),
+            Err(RowError::NaN)
+        );
+        assert_eq!(
+            summarize_row(&[f32::NEG_INFINITY; 3], 1.0, 3, None),
+            Err(RowError::AllNegInfinite)
+        );
+        assert_eq!(
+            summarize_row(&[1.0, 2.0], 1.0, 3, Some(2)),
+            Err(RowError::TargetOutOfRange(2))
+        );
+    }
+
+    #[test]
+    fn zero_temperature_is_one_hot_argmax() {
+        let logits = [0.3f32, 2.5, 2.4999, -7.0];
+        for t in [0.0f32, 1e-12, 1e-30] {
+            let s = summarize_row(&logits, t, 4, Some(2)).unwrap();
+            assert_eq!(s.top[0].id, 1);
+            assert!(s.top[0].logprob.abs() < 1e-12, "{t}");
+            assert_eq!(s.target.unwrap().prob, 0.0);
+            assert!(s.entropy_bits.abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn huge_temperature_approaches_uniform() {
+        let logits: Vec<f32> = (0..1000).map(|i| (i % 17) as f32 - 8.0).collect();
+        let s = summarize_row(&logits, 1e6, 5, Some(3)).unwrap();
+        let ceiling = max_entropy_bits(logits.len());
+        assert!((ceiling - s.entropy_bits).abs() < 1e-6);
+        assert!((s.target.unwrap().prob - 1e-3).abs() < 1e-8);
+    }
+
+    #[test]
+    fn perplexity_of_nothing_is_none() {
+        assert_eq!(perplexity(0.0, 0), None);
+        assert!((perplexity(-2.0f64.ln() * 4.0, 4).unwrap() - 2.0).abs() < 1e-12);
+    }
+
+    fn row_strategy() -> impl Strategy<Value = Vec<f32>> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => -30.0f32..30.0,
+                1 => Just(f32::NEG_INFINITY),
+                1 => (-3i32..3).prop_map(|i| i as f32),
+            ],
+            1..700,
+        )
+        .prop_filter("at least one finite logit", |v| {
+            v.iter().any(|x| x.is_finite())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn probabilities_sum_to_one(row in row_strategy(), t in 0.05f32..20.0) {
+            let s = summarize_row(&row, t, 10, None).unwrap();
+            let total: f64 = all_logprobs(&s, &row).iter().map(|l| l.exp()).sum();
+            prop_assert!((total - 1.0).abs() < 1e-6, "sum {}", total);
+        }
+
+        #[test]
+        fn entropy_is_bounded_and_right(row in row_strategy(), t in 0.05f32..20.0) {
+            let s = summarize_row(&row, t, 10, None).unwrap();
+            let (_, h) = reference(&row, f64::from(t));
+            prop_assert!(s.entropy_bits >= 0.0);
+            prop_assert!(s.entropy_bits <= max_entropy_bits(row.len()) + 1e-9);
+            prop_assert!((s.entropy_bits - h).abs() < 1e-5, "{} vs {}", s.entropy_bits, h);
+        }
+
+        #[test]
+        fn top_k_is_sorted_stable_and_complete(row in row_strategy(), k in 0usize..20) {
+            let s = summarize_row(&row, 1.0, k, None).unwrap();
+            let mut ids: Vec<u32> = (0..row.len() as u32).collect();
+            ids.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b)));
+            ids.truncate(k);
+            prop_assert_eq!(s.top.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+            for w in s.top.windows(2) {
+                prop_assert!(w[0].logprob >= w[1].logprob);
+            }
+        }
+
+        #[test]
+        fn rank_agrees_with_top_k(row in row_strategy(), pick in any::<prop::sample::Index>()) {
+            let target = pick.index(row.len()) as u32;
+            let s = summarize_row(&row, 1.0, row.len(), Some(target)).unwrap();
+            let rank = s.target.unwrap().rank as usize;
+            prop_assert_eq!(s.top[rank - 1].id, target);
+            prop_assert_eq!(summarize_row(&row, 1.0, 1, Some(s.top[0].id)).unwrap().target.unwrap().rank, 1);
+        }
+
+        #[test]
+        fn logprobs_match_reference(row in row_strategy(), t in 0.05f32..20.0) {
+            let s = summarize_row(&row, t, 3, Some(0)).unwrap();
+            let (p, _) = reference(&row, f64::from(t));
+            let got = s.target.unwrap();
+            prop_assert!((got.prob - p[0]).abs() < 1e-7);
+            if p[0] > 1e-30 {
+                prop_assert!((got.logprob - p[0].ln()).abs() < 1e-5);
+            }
+        }
+    }
+}
