@@ -189,7 +189,9 @@ impl Model {
                 detail: crate::logging::last_llama_error(),
             })?;
         let n_ctx = ctx.n_ctx() as usize;
-        let batch_capacity = (ctx.n_batch() as usize).clamp(MAX_DECODE, 512);
+        // llama.cpp aborts (GGML_ASSERT) on a decode larger than n_batch, which it clamps to
+        // n_ctx: every decode below stays within it.
+        let batch_capacity = (ctx.n_batch() as usize).clamp(1, 512);
         Ok(Session {
             model: self,
             ctx,
@@ -274,6 +276,11 @@ impl<'m> Session<'m> {
         self.n_ctx
     }
 
+    /// The largest single decode: [`MAX_DECODE`], or less when the context is tiny.
+    fn max_decode(&self) -> usize {
+        MAX_DECODE.min(self.batch_capacity)
+    }
+
     /// Forget the cached text (the next evaluation decodes from scratch).
     pub fn reset(&mut self) {
         self.ctx.clear_kv_cache();
@@ -317,7 +324,7 @@ impl<'m> Session<'m> {
 
         let mut cancelled = false;
         let mut pos = start;
-        for len in plan_chunks(n - start) {
+        for len in plan_chunks(n - start, self.max_decode()) {
             if pos > start && cancel() {
                 cancelled = true;
                 break;
@@ -401,7 +408,7 @@ impl<'m> Session<'m> {
 
         // 1. The prefix on sequence 0, summarising each row against its (shared) target.
         let mut pos = 0;
-        for len in plan_chunks(prefix_len) {
+        for len in plan_chunks(prefix_len, self.max_decode()) {
             if cancel() {
                 return Ok(None);
             }
@@ -513,7 +520,7 @@ impl<'m> Session<'m> {
         let tokens = &tokens[..tokens.len().min(self.n_ctx)];
         let mut checksum = 0f32;
         let mut pos = 0;
-        for len in plan_chunks(tokens.len()) {
+        for len in plan_chunks(tokens.len(), self.max_decode()) {
             self.batch.clear();
             for (i, &t) in tokens[pos..pos + len].iter().enumerate() {
                 self.batch
@@ -548,13 +555,13 @@ pub fn plan_start(common: usize, n: usize) -> usize {
         .min(n.saturating_sub(1))
 }
 
-/// Split `n` tokens into balanced decodes of at most [`MAX_DECODE`], none shorter than
-/// [`MIN_DECODE`] unless `n` itself is.
-pub fn plan_chunks(n: usize) -> Vec<usize> {
+/// Split `n` tokens into balanced decodes of at most `max` (normally [`MAX_DECODE`]), none
+/// shorter than [`MIN_DECODE`] unless `n` or `max` itself is.
+pub fn plan_chunks(n: usize, max: usize) -> Vec<usize> {
     if n == 0 {
         return Vec::new();
     }
-    let parts = n.div_ceil(MAX_DECODE);
+    let parts = n.div_ceil(max.max(1));
     let base = n / parts;
     let extra = n % parts;
     (0..parts).map(|i| base + usize::from(i < extra)).collect()
@@ -581,12 +588,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn chunks_cover_and_are_balanced(n in 0usize..5000) {
-            let c = plan_chunks(n);
+        fn chunks_cover_and_are_balanced(n in 0usize..5000, max in prop_oneof![Just(MAX_DECODE), 1usize..600]) {
+            let c = plan_chunks(n, max);
             prop_assert_eq!(c.iter().sum::<usize>(), n);
             for &len in &c {
-                prop_assert!(len <= MAX_DECODE);
-                prop_assert!(len >= MIN_DECODE.min(n));
+                prop_assert!(len <= max);
+                prop_assert!(len >= MIN_DECODE.min(n).min(max / 2));
             }
         }
 

@@ -220,7 +220,7 @@ fn sniff(head: &[u8]) -> String {
         "it is an HTML page, probably saved by a failed download"
     } else if head.starts_with(b"PK\x03\x04") {
         "it is a ZIP archive, such as a PyTorch checkpoint; convert it to GGUF first"
-    } else if head.get(8..10) == Some(b"{\"".as_slice()) {
+    } else if head.get(4..10) == Some(b"\0\0\0\0{\"".as_slice()) {
         "it looks like a safetensors file; convert it to GGUF first"
     } else if [b"lmgg", b"fmgg", b"tjgg"]
         .iter()

@@ -55,7 +55,7 @@ fn prefix_reuse_decodes_only_the_tail_and_matches_a_fresh_evaluation() {
     let view = ViewOptions::default();
     let never = || false;
     let mut report = Vec::new();
-    for n_words in [4usize, 20, 90, 450] {
+    for n_words in [4usize, 20, 90, 598] {
         let base = text_with_words(n_words);
         let mid = base.len() / 2;
         let mid = base[..mid].rfind(' ').unwrap_or(0);
@@ -133,7 +133,7 @@ fn text_longer_than_the_context_is_truncated_not_aborted() {
     };
     let model = Model::load(&options, |_| true).unwrap();
     let mut s = model.session(1).unwrap();
-    let tokens = model.tokenize(&text_with_words(200));
+    let tokens = model.tokenize(&text_with_words(700));
     let ev = s.evaluate(&tokens, ViewOptions::default(), &|| false).unwrap();
     assert_eq!(ev.tokens.len(), s.n_ctx());
     assert_eq!(ev.n_tokens_total, tokens.len());
