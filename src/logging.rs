@@ -53,9 +53,15 @@ impl<S: Subscriber> Layer<S> for LastErrorLayer {
             let mut visitor = MessageVisitor(None);
             event.record(&mut visitor);
             if let (Some(msg), Ok(mut last)) = (visitor.0, LAST_LLAMA_ERROR.lock()) {
+                // llama.cpp logs the cause first ("error loading model: unknown model
+                // architecture: 'x'") and generic lines after it ("failed to load model"):
+                // keep the cause.
                 let msg = msg.trim();
-                let msg = msg.strip_prefix("error loading model: ").unwrap_or(msg);
-                *last = Some(msg.to_owned());
+                if let Some(cause) = msg.strip_prefix("error loading model: ") {
+                    *last = Some(cause.to_owned());
+                } else if last.is_none() {
+                    *last = Some(msg.to_owned());
+                }
             }
         }
     }

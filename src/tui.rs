@@ -25,6 +25,14 @@ pub fn run(settings: Settings, warning: Option<String>) -> Result<ExitCode, Fata
     // Everything that can fail before the screen is taken fails here, as a plain line.
     let path = crate::cli::resolve_model_path(&settings)?;
     crate::gguf::inspect(&path).map_err(|e| Fatal::model(&path, e))?;
+    {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return Err(Fatal::other(
+                "the explorer needs a terminal; for scripts use `logitscope score` or `logitscope fill`",
+            ));
+        }
+    }
     let options = crate::cli::model_options(&settings, path.clone());
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut app = App::new(settings.view, load_history(), no_color);
