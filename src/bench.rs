@@ -128,7 +128,7 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
     let path = crate::cli::resolve_model_path(settings)?;
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
-    let mut s = model.session(1).map_err(|e| Fatal::other(e.to_string()))?;
+    let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let view = settings.view;
     let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
 
@@ -209,7 +209,7 @@ fn memory_probe(settings: &Settings, n: usize) -> Result<ExitCode, Fatal> {
     let path = crate::cli::resolve_model_path(settings)?;
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
-    let mut s = model.session(1).map_err(|e| Fatal::other(e.to_string()))?;
+    let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let (_, tokens) = text_of(&model, n);
     s.evaluate(&tokens, settings.view, &|| false)
         .map_err(|e| Fatal::other(e.to_string()))?;
@@ -221,7 +221,7 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
     let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
     let left = "After a long day at work, she went to the kitchen and made herself a cup of";
     let suffix = " tea with milk and honey before going to bed.";
-    let mut main = model.session(1).map_err(e)?;
+    let mut main = model.session().map_err(e)?;
     let wide = ViewOptions {
         temp: view.temp,
         n_probs: 200,
@@ -238,7 +238,7 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         .map(|c| model.tokenize(&format!("{left} {c}{suffix}")))
         .collect();
     let suffix_tokens = model.tokenize(suffix).len();
-    let mut batch: Session<'_> = model.session(crate::fill::FILL_SEQUENCES).map_err(e)?;
+    let mut batch: Session<'_> = model.session().map_err(e)?;
     let batched = time(3, || {
         batch
             .sequence_logprobs(&seqs, view.temp, &|| false, &mut |_, _| {})

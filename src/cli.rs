@@ -311,7 +311,7 @@ fn score_command(settings: &Settings, texts: Vec<String>, format: Format) -> Res
     let options = model_options(settings, path);
     let model = load_model(&options, |_| true)?;
     let mut session = model
-        .session(1)
+        .session()
         .map_err(|e| Fatal::other(e.to_string()))?;
     let model_name = model.info().file_name;
     let mut stdout = std::io::stdout().lock();

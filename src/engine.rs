@@ -167,16 +167,13 @@ impl Model {
             .collect()
     }
 
-    /// A new evaluation session with its own context. `n_seq` > 1 makes a context that holds
-    /// several sequences in one unified KV cache (used to score fill-in candidates in batches).
-    pub fn session(&self, n_seq: u32) -> Result<Session<'_>, EngineError> {
+    /// A new evaluation session with its own llama.cpp context (one sequence).
+    pub fn session(&self) -> Result<Session<'_>, EngineError> {
         let n_ctx = self.options.ctx_size.max(16);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(512)
             .with_n_ubatch(512)
-            .with_n_seq_max(n_seq.max(1))
-            .with_kv_unified(true)
             .with_n_threads(self.options.threads as i32)
             .with_n_threads_batch(self.options.threads as i32)
             .with_flash_attention_policy(i32::from(self.options.flash_attn));
@@ -195,9 +192,8 @@ impl Model {
         Ok(Session {
             model: self,
             ctx,
-            batch: LlamaBatch::new(batch_capacity, n_seq.max(1) as i32),
+            batch: LlamaBatch::new(batch_capacity, 1),
             batch_capacity,
-            n_seq: n_seq.max(1),
             n_ctx,
             cached_tokens: Vec::new(),
             cached_rows: Vec::new(),
@@ -256,8 +252,6 @@ pub struct Session<'m> {
     batch: LlamaBatch<'static>,
     /// Tokens the batch (and one decode) holds at most.
     batch_capacity: usize,
-    /// Sequences the context holds (1 for plain evaluation).
-    n_seq: u32,
     n_ctx: usize,
     /// Tokens whose keys and values are in the KV cache of sequence 0, in order.
     cached_tokens: Vec<u32>,
@@ -351,15 +345,7 @@ impl<'m> Session<'m> {
         len: usize,
         view: ViewOptions,
     ) -> Result<(), EngineError> {
-        self.batch.clear();
-        for (i, &t) in tokens[pos..pos + len].iter().enumerate() {
-            self.batch
-                .add(LlamaToken(t as i32), (pos + i) as i32, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
-        self.ctx
-            .decode(&mut self.batch)
-            .map_err(|e| EngineError::Decode(e.to_string()))?;
+        self.decode_tokens(&tokens[pos..pos + len], pos, |_| true)?;
         for i in 0..len {
             let logits = self.ctx.get_logits_ith(i as i32);
             let target = tokens.get(pos + i + 1).copied();
@@ -372,9 +358,17 @@ impl<'m> Session<'m> {
 
     /// The log-probability of every token of several token sequences that share a prefix:
     /// `out[s][j] = ln p(seqs[s][j] | seqs[s][..j])` for j ≥ 1 (`None` for j = 0, which nothing
-    /// predicts). The shared prefix is decoded once (sequence 0); each sequence's tail is then
-    /// decoded in its own llama.cpp sequence, many tails per batch, on a copy of the prefix's
-    /// KV cache. Needs a session made with `n_seq` > 1; the cached text is forgotten.
+    /// predicts). Returns `None` when cancelled. The cached text is forgotten.
+    ///
+    /// The shared prefix is decoded once; then each sequence's tail is decoded on top of it,
+    /// the cache after the prefix being removed between sequences. Each tail decode re-decodes
+    /// enough of the prefix to hold [`MIN_DECODE`] tokens, so every sequence is computed exactly
+    /// as `evaluate` computes it (llama.cpp's numbers depend on decode sizes).
+    ///
+    /// Why not several llama.cpp sequences in one batch: with llama-cpp-2 0.1.160, tails of
+    /// different sequences in the same KV cache changed each other's numbers by up to 0.25 in
+    /// logprob (measured on the default model, unified and per-sequence caches alike), while
+    /// one tail at a time reproduces `score` exactly.
     pub fn sequence_logprobs(
         &mut self,
         seqs: &[Vec<u32>],
@@ -393,124 +387,90 @@ impl<'m> Session<'m> {
         }
         self.reset();
         let mut out: Vec<Vec<Option<f64>>> = seqs.iter().map(|s| vec![None; s.len()]).collect();
-        if seqs.is_empty() {
+        let Some(first) = seqs.first() else {
             return Ok(Some(out));
-        }
-        // The shared prefix: every sequence keeps at least one token of its own.
-        let min_len = seqs.iter().map(Vec::len).min().unwrap_or(0);
-        let prefix_len = seqs[1..]
+        };
+        // The shared prefix, cut back so that every tail decode is at least MIN_DECODE long
+        // and every sequence keeps a token of its own.
+        let base = seqs
             .iter()
-            .fold(seqs[0].len(), |p, s| p.min(common_prefix(&seqs[0], s)))
-            .min(min_len - 1);
-        let prefix = &seqs[0][..prefix_len];
-        let total_rows: usize = seqs.iter().map(|s| s.len() - prefix_len).sum::<usize>() + prefix_len;
-        let mut done_rows = 0;
+            .map(|s| {
+                common_prefix(first, s)
+                    .min(s.len() - 1)
+                    .min(s.len().saturating_sub(MIN_DECODE))
+            })
+            .min()
+            .unwrap_or(0);
+        let total: usize = base + seqs.iter().map(|s| s.len() - base).sum::<usize>();
+        let mut done = 0;
 
-        // 1. The prefix on sequence 0, summarising each row against its (shared) target.
+        // 1. The shared prefix. Its last row predicts each sequence's first own token.
         let mut pos = 0;
-        for len in plan_chunks(prefix_len, self.max_decode()) {
+        for len in plan_chunks(base, self.max_decode()) {
             if cancel() {
+                self.reset();
                 return Ok(None);
             }
-            self.batch.clear();
-            for (i, &t) in prefix[pos..pos + len].iter().enumerate() {
-                self.batch
-                    .add(LlamaToken(t as i32), (pos + i) as i32, &[0], true)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.decode_tokens(&first[pos..pos + len], pos, |_| true)?;
             for i in 0..len {
+                let j = pos + i + 1;
                 let row = self.ctx.get_logits_ith(i as i32);
-                let j = pos + i + 1; // the token this row predicts
-                if j < prefix_len {
-                    let lp = crate::stats::logprobs_of(row, temp, &[prefix[j]])?;
-                    for o in out.iter_mut() {
-                        o[j] = Some(lp[0]);
-                    }
-                } else {
-                    // The last prefix row predicts each sequence's first own token.
-                    let targets: Vec<u32> = seqs.iter().map(|s| s[j]).collect();
-                    let lps = crate::stats::logprobs_of(row, temp, &targets)?;
-                    for (o, lp) in out.iter_mut().zip(lps) {
-                        o[j] = Some(lp);
-                    }
+                let targets: Vec<u32> = seqs.iter().map(|s| s[j]).collect();
+                let lps = crate::stats::logprobs_of(row, temp, &targets)?;
+                for (o, lp) in out.iter_mut().zip(lps) {
+                    o[j] = Some(lp);
                 }
             }
             pos += len;
-            done_rows += len;
-            progress(done_rows, total_rows);
+            done += len;
+            progress(done, total);
         }
 
-        // 2. The tails, in waves of as many sequences as the context holds.
-        let n_slots = (self.n_seq as usize).saturating_sub(1).max(1);
-        let mut next_seq = 0;
-        while next_seq < seqs.len() {
-            // Pack sequences into this wave while their tails fit beside the prefix.
-            let room = self.n_ctx - prefix_len;
-            let mut wave = Vec::new();
-            let mut used = 0;
-            while next_seq < seqs.len() && wave.len() < n_slots {
-                let tail = seqs[next_seq].len() - prefix_len;
-                if used + tail > room && !wave.is_empty() {
-                    break;
-                }
-                used += tail;
-                wave.push(next_seq);
-                next_seq += 1;
-            }
-            for (slot, _) in wave.iter().enumerate() {
-                let seq_id = slot as i32 + 1;
-                if prefix_len > 0 {
-                    self.ctx
-                        .copy_kv_cache_seq(0, seq_id, None, None)
-                        .map_err(|e| EngineError::Decode(e.to_string()))?;
-                }
-            }
-            // Every (sequence, position) of the wave's tails, in order.
-            let items: Vec<(usize, usize, usize)> = wave
-                .iter()
-                .enumerate()
-                .flat_map(|(slot, &s)| (prefix_len..seqs[s].len()).map(move |j| (slot, s, j)))
-                .collect();
-            for chunk in items.chunks(self.batch_capacity) {
+        // 2. Each tail on top of the prefix.
+        for (s, seq) in seqs.iter().enumerate() {
+            self.ctx
+                .kv_cache_seq_rm(0, Some(base as u32), None)
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            let mut pos = base;
+            for len in plan_chunks(seq.len() - base, self.max_decode()) {
                 if cancel() {
                     self.reset();
                     return Ok(None);
                 }
-                self.batch.clear();
-                for &(slot, s, j) in chunk {
-                    let wants_logits = j + 1 < seqs[s].len();
-                    self.batch
-                        .add(
-                            LlamaToken(seqs[s][j] as i32),
-                            j as i32,
-                            &[slot as i32 + 1],
-                            wants_logits,
-                        )
-                        .map_err(|e| EngineError::Decode(e.to_string()))?;
-                }
-                self.ctx
-                    .decode(&mut self.batch)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-                for (b, &(_, s, j)) in chunk.iter().enumerate() {
-                    if j + 1 < seqs[s].len() {
-                        let row = self.ctx.get_logits_ith(b as i32);
-                        out[s][j + 1] = Some(crate::stats::logprobs_of(row, temp, &[seqs[s][j + 1]])?[0]);
+                self.decode_tokens(&seq[pos..pos + len], pos, |_| true)?;
+                for i in 0..len {
+                    let j = pos + i + 1;
+                    if j < seq.len() {
+                        let row = self.ctx.get_logits_ith(i as i32);
+                        out[s][j] = Some(crate::stats::logprobs_of(row, temp, &[seq[j]])?[0]);
                     }
                 }
-                done_rows += chunk.len();
-                progress(done_rows, total_rows);
-            }
-            for (slot, _) in wave.iter().enumerate() {
-                self.ctx
-                    .clear_kv_cache_seq(Some(slot as u32 + 1), None, None)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+                pos += len;
+                done += len;
+                progress(done, total);
             }
         }
         self.reset();
         Ok(Some(out))
+    }
+
+    /// One decode of `tokens` at positions `pos..` on sequence 0; `logits(i)` says whether row
+    /// i is wanted.
+    fn decode_tokens(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        logits: impl Fn(usize) -> bool,
+    ) -> Result<(), EngineError> {
+        self.batch.clear();
+        for (i, &t) in tokens.iter().enumerate() {
+            self.batch
+                .add(LlamaToken(t as i32), (pos + i) as i32, &[0], logits(i))
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+        }
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| EngineError::Decode(e.to_string()))
     }
 
     /// Decode only: llama.cpp's work plus touching every logit row, with no statistics. The
@@ -521,15 +481,7 @@ impl<'m> Session<'m> {
         let mut checksum = 0f32;
         let mut pos = 0;
         for len in plan_chunks(tokens.len(), self.max_decode()) {
-            self.batch.clear();
-            for (i, &t) in tokens[pos..pos + len].iter().enumerate() {
-                self.batch
-                    .add(LlamaToken(t as i32), (pos + i) as i32, &[0], true)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
-            }
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            self.decode_tokens(&tokens[pos..pos + len], pos, |_| true)?;
             for i in 0..len {
                 checksum += self.ctx.get_logits_ith(i as i32)[0];
             }

@@ -352,9 +352,9 @@ pub fn fill_command(
     let path = crate::cli::resolve_model_path(settings)?;
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
-    let mut main = model.session(1).map_err(|e| Fatal::other(e.to_string()))?;
+    let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let mut batch = model
-        .session(FILL_SEQUENCES)
+        .session()
         .map_err(|e| Fatal::other(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
@@ -408,9 +408,6 @@ pub fn fill_command(
         ExitCode::SUCCESS
     })
 }
-
-/// Sequences of the batch session: the prefix plus up to 63 candidates per wave.
-pub const FILL_SEQUENCES: u32 = 64;
 
 /// Candidates taken from the left context by default.
 pub const DEFAULT_CANDIDATES: usize = 50;

@@ -122,7 +122,7 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
         Ok(m) => m,
         Err(f) => return send(tx, EngineMsg::LoadFailed(f.message)),
     };
-    let mut main = match model.session(1) {
+    let mut main = match model.session() {
         Ok(s) => s,
         Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
     };
@@ -182,7 +182,7 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
                 view,
             } => {
                 if batch.is_none() {
-                    match model.session(crate::fill::FILL_SEQUENCES) {
+                    match model.session() {
                         Ok(s) => batch = Some(s),
                         Err(e) => {
                             send(

@@ -50,8 +50,8 @@ fn assert_same(a: &Evaluation, b: &Evaluation, what: &str) {
 #[test]
 fn prefix_reuse_decodes_only_the_tail_and_matches_a_fresh_evaluation() {
     let model = model();
-    let mut typed = model.session(1).unwrap();
-    let mut fresh = model.session(1).unwrap();
+    let mut typed = model.session().unwrap();
+    let mut fresh = model.session().unwrap();
     let view = ViewOptions::default();
     let never = || false;
     let mut report = Vec::new();
@@ -89,8 +89,8 @@ fn prefix_reuse_decodes_only_the_tail_and_matches_a_fresh_evaluation() {
 #[test]
 fn typing_character_by_character_gives_the_whole_text_numbers() {
     let model = model();
-    let mut typed = model.session(1).unwrap();
-    let mut fresh = model.session(1).unwrap();
+    let mut typed = model.session().unwrap();
+    let mut fresh = model.session().unwrap();
     let view = ViewOptions { temp: 0.7, n_probs: 5 };
     let text = "The chef carefully seasoned the soup with a pinch of salt.";
     let mut last = None;
@@ -108,7 +108,7 @@ fn typing_character_by_character_gives_the_whole_text_numbers() {
 #[test]
 fn a_cancelled_evaluation_leaves_a_usable_cache() {
     let model = model();
-    let mut s = model.session(1).unwrap();
+    let mut s = model.session().unwrap();
     let view = ViewOptions::default();
     let tokens = model.tokenize(&text_with_words(400));
     assert!(tokens.len() > 300);
@@ -117,7 +117,7 @@ fn a_cancelled_evaluation_leaves_a_usable_cache() {
     assert!(ev.decoded < tokens.len());
     let done = s.evaluate(&tokens, view, &|| false).unwrap();
     assert!(!done.cancelled);
-    let mut fresh = model.session(1).unwrap();
+    let mut fresh = model.session().unwrap();
     assert_same(&done, &fresh.evaluate(&tokens, view, &|| false).unwrap(), "after cancel");
 }
 
@@ -132,7 +132,7 @@ fn text_longer_than_the_context_is_truncated_not_aborted() {
         flash_attn: false,
     };
     let model = Model::load(&options, |_| true).unwrap();
-    let mut s = model.session(1).unwrap();
+    let mut s = model.session().unwrap();
     let tokens = model.tokenize(&text_with_words(700));
     let ev = s.evaluate(&tokens, ViewOptions::default(), &|| false).unwrap();
     assert_eq!(ev.tokens.len(), s.n_ctx());
