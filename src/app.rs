@@ -150,6 +150,8 @@ pub struct App {
     pub fill: FillState,
     pub size: (u16, u16),
     pub warning: Option<String>,
+    /// The model's file name, shown while it loads.
+    pub model_name: String,
     pub quit: bool,
 }
 
@@ -175,6 +177,7 @@ impl App {
             fill: FillState::default(),
             size: (80, 24),
             warning: None,
+            model_name: "model".into(),
             quit: false,
         }
     }
@@ -569,13 +572,12 @@ fn candidate_key(app: &mut App, key: KeyEvent, ctrl: bool) -> Vec<Command> {
                 return request(app);
             }
         }
-        KeyCode::Char('u') if ctrl => {
+        KeyCode::Char('u') if ctrl
             // Ctrl-U on an empty candidate line forgets the user's candidates.
-            if !ed.clear() && !app.fill.candidates.is_empty() {
+            && !ed.clear() && !app.fill.candidates.is_empty() => {
                 app.fill.candidates.clear();
                 return request(app);
             }
-        }
         KeyCode::Char('w') if ctrl => {
             ed.delete_word_before();
         }
@@ -606,7 +608,12 @@ fn quit(app: &mut App) -> Vec<Command> {
 fn set_temp(app: &mut App, dir: i32) -> Vec<Command> {
     let cur = app.view.temp;
     app.view.temp = if dir < 0 {
-        TEMPS.iter().rev().find(|&&t| t < cur - 1e-6).copied().unwrap_or(TEMPS[0])
+        TEMPS
+            .iter()
+            .rev()
+            .find(|&&t| t < cur - 1e-6)
+            .copied()
+            .unwrap_or(TEMPS[0])
     } else {
         TEMPS
             .iter()
@@ -635,4 +642,418 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
         _ => {}
     }
     Vec::new()
+}
+
+/// Test doubles shared by the UI tests: a tiny vocabulary and hand-made rows. They stand in
+/// for the model only where the screen is under test; the model itself is tested elsewhere.
+#[doc(hidden)]
+pub mod fixtures {
+    use super::*;
+    use crate::stats::{RowSummary, TargetStats, TopEntry};
+    use crate::vocab::Piece;
+
+    pub const WORDS: [&str; 12] = [
+        "The",
+        " chef",
+        " seasoned",
+        " the",
+        " soup",
+        " with",
+        " a",
+        " pinch",
+        " of",
+        " salt",
+        " sugar",
+        ".",
+    ];
+
+    pub fn vocab() -> Arc<Vocab> {
+        Arc::new(Vocab::new(
+            WORDS
+                .iter()
+                .map(|w| Piece {
+                    bytes: w.as_bytes().to_vec(),
+                    special: false,
+                })
+                .collect(),
+        ))
+    }
+
+    pub fn info() -> ModelInfo {
+        ModelInfo {
+            file_name: "tiny-test.gguf".into(),
+            n_vocab: WORDS.len(),
+            n_ctx_train: 2048,
+            n_params: 1,
+            gpu_layers: 0,
+            gpu_available: false,
+        }
+    }
+
+    /// A ready app (model loaded) of the given size.
+    pub fn ready(w: u16, h: u16) -> App {
+        let mut app = App::new(
+            ViewOptions::default(),
+            vec!["an older sentence".into()],
+            true,
+        );
+        app.size = (w, h);
+        update(
+            &mut app,
+            Msg::Engine(EngineMsg::Loaded {
+                info: info(),
+                vocab: vocab(),
+                n_ctx: 4096,
+            }),
+        );
+        app
+    }
+
+    /// A made-up but self-consistent row: `top` ids with decreasing probability, `target`'s
+    /// rank found in it (or 42 when absent).
+    pub fn row(top: &[u32], target: Option<u32>) -> RowSummary {
+        let probs = [0.55, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.01, 0.005, 0.005];
+        let top: Vec<TopEntry> = top
+            .iter()
+            .zip(probs)
+            .map(|(&id, p)| TopEntry {
+                id,
+                logprob: f64::ln(p),
+            })
+            .collect();
+        let target = target.map(|id| {
+            let (rank, logprob) = top
+                .iter()
+                .position(|e| e.id == id)
+                .map_or((42, -9.0), |i| (i as u32 + 1, top[i].logprob));
+            TargetStats {
+                id,
+                logprob,
+                prob: logprob.exp(),
+                rank,
+            }
+        });
+        RowSummary {
+            entropy_bits: 1.75,
+            max_logit: 10.0,
+            ln_sum: 0.0,
+            inv_temp: 1.0,
+            top,
+            target,
+        }
+    }
+
+    /// "The chef seasoned the soup with a pinch of" scored with plausible rows.
+    pub fn scored(text: &str) -> Scored {
+        let tokens: Vec<u32> = (0..9).collect();
+        let rows = (0..9u32)
+            .map(|i| {
+                let next = (i + 1 < 9).then_some(i + 1);
+                match i {
+                    8 => row(&[9, 10, 11], None),
+                    0 => row(&[3, 11, 5], next),
+                    _ => row(&[i + 1, 11, 9, 3], next),
+                }
+            })
+            .collect();
+        Scored {
+            text: text.into(),
+            tokens,
+            rows,
+            n_tokens_total: 9,
+            view: ViewOptions::default(),
+            elapsed: Duration::from_millis(12),
+            decoded: 9,
+        }
+    }
+
+    pub fn key(code: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    pub fn key_mod(code: KeyCode, m: KeyModifiers) -> Msg {
+        Msg::Key(KeyEvent::new(code, m))
+    }
+
+    pub fn type_text(app: &mut App, s: &str) -> Vec<Command> {
+        s.chars()
+            .flat_map(|c| update(app, key(KeyCode::Char(c))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::fixtures::*;
+    use super::*;
+
+    const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
+
+    fn evaluated(app: &mut App, generation: u64, text: &str) {
+        update(
+            app,
+            Msg::Engine(EngineMsg::Evaluated {
+                generation,
+                result: Ok(scored(text)),
+            }),
+        );
+    }
+
+    #[test]
+    fn every_edit_asks_for_an_evaluation_with_a_newer_generation() {
+        let mut app = ready(80, 24);
+        let cmds = type_text(&mut app, "ab");
+        assert_eq!(
+            cmds,
+            vec![
+                Command::Evaluate {
+                    generation: 1,
+                    text: "a".into(),
+                    view: ViewOptions::default()
+                },
+                Command::Evaluate {
+                    generation: 2,
+                    text: "ab".into(),
+                    view: ViewOptions::default()
+                },
+            ]
+        );
+        assert!(app.stale());
+        // Moving the cursor is not an edit.
+        assert!(update(&mut app, key(KeyCode::Left)).is_empty());
+    }
+
+    #[test]
+    fn nothing_is_evaluated_before_the_model_is_loaded_then_the_text_is() {
+        let mut app = App::new(ViewOptions::default(), vec![], false);
+        assert!(type_text(&mut app, "hi").is_empty());
+        let cmds = update(
+            &mut app,
+            Msg::Engine(EngineMsg::Loaded {
+                info: info(),
+                vocab: vocab(),
+                n_ctx: 64,
+            }),
+        );
+        assert!(matches!(&cmds[..], [Command::Evaluate { text, .. }] if text == "hi"));
+    }
+
+    #[test]
+    fn stale_results_are_dropped_and_the_newest_is_shown() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, SENTENCE);
+        let newest = app.generation;
+        evaluated(&mut app, newest, SENTENCE);
+        assert!(!app.stale());
+        // An older result arriving late is dropped.
+        evaluated(&mut app, newest - 3, "The chef");
+        assert_eq!(app.scored.as_ref().unwrap().text, SENTENCE);
+        // An intermediate result is shown (marked stale) while the newest is computed.
+        type_text(&mut app, " salt");
+        evaluated(&mut app, newest + 2, &format!("{SENTENCE} sa"));
+        assert!(app.stale());
+        // An error for an old generation does not hide the shown result.
+        update(
+            &mut app,
+            Msg::Engine(EngineMsg::Evaluated {
+                generation: newest + 1,
+                result: Err("boom".into()),
+            }),
+        );
+        assert!(app.eval_error.is_none());
+    }
+
+    #[test]
+    fn backspace_and_arrows_work_on_grapheme_clusters() {
+        let mut app = ready(80, 24);
+        for (text, clusters) in [("a👩‍👩‍👧‍👦b", 3), ("cafe\u{301}!", 5), ("🇯🇵🇫🇷", 2), ("日本語", 3)]
+        {
+            update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+            update(&mut app, Msg::Paste(text.into()));
+            assert_eq!(app.editor.text(), text);
+            let mut moves = 0;
+            while app.editor.cursor() > 0 {
+                update(&mut app, key(KeyCode::Left));
+                moves += 1;
+            }
+            assert_eq!(moves, clusters, "{text}");
+            update(&mut app, key(KeyCode::End));
+            for _ in 0..clusters {
+                update(&mut app, key(KeyCode::Backspace));
+            }
+            assert_eq!(app.editor.text(), "", "{text}");
+        }
+        update(&mut app, Msg::Paste("x👩‍👩‍👧‍👦y".into()));
+        update(&mut app, key(KeyCode::Home));
+        update(&mut app, key(KeyCode::Right));
+        update(&mut app, key(KeyCode::Delete));
+        assert_eq!(app.editor.text(), "xy");
+    }
+
+    #[test]
+    fn word_keys_and_line_clearing() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, "The chef seasoned");
+        update(&mut app, key_mod(KeyCode::Char('w'), KeyModifiers::CONTROL));
+        assert_eq!(app.editor.text(), "The chef ");
+        update(&mut app, key_mod(KeyCode::Left, KeyModifiers::CONTROL));
+        assert_eq!(app.editor.cursor(), 4);
+        let cmds = update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        assert_eq!(app.editor.text(), "");
+        assert!(cmds.is_empty(), "an empty line is not evaluated");
+        assert!(app.scored.is_none());
+    }
+
+    #[test]
+    fn pastes_are_flattened_to_one_line() {
+        let mut app = ready(80, 24);
+        let cmds = update(&mut app, Msg::Paste("one\ntwo\tthree\u{1b}[31m".into()));
+        assert!(!app.editor.text().contains(['\n', '\t', '\u{1b}']));
+        assert_eq!(cmds.len(), 1);
+    }
+
+    #[test]
+    fn selection_moves_with_keys_and_follows_the_end_while_typing() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, SENTENCE);
+        let g = app.generation;
+        evaluated(&mut app, g, SENTENCE);
+        assert_eq!(app.selected, 9, "the 'next' chip after 9 tokens");
+        update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+        update(&mut app, key(KeyCode::PageUp));
+        assert_eq!(app.selected, 7);
+        assert!(!app.follow_end);
+        let g = app.generation;
+        evaluated(&mut app, g, SENTENCE);
+        assert_eq!(app.selected, 7, "a new result keeps a chosen position");
+        update(&mut app, key_mod(KeyCode::Home, KeyModifiers::ALT));
+        assert_eq!(app.selected, 0);
+        update(&mut app, key_mod(KeyCode::End, KeyModifiers::SHIFT));
+        assert_eq!(app.selected, 9);
+        assert!(app.follow_end);
+    }
+
+    #[test]
+    fn temperature_and_k_re_request_with_new_view() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, SENTENCE);
+        let cmds = update(&mut app, key(KeyCode::F(3)));
+        assert!(matches!(&cmds[..], [Command::Evaluate { view, .. }] if view.temp == 1.2));
+        update(&mut app, key(KeyCode::F(2)));
+        update(&mut app, key(KeyCode::F(2)));
+        assert_eq!(app.view.temp, 0.85);
+        for _ in 0..100 {
+            update(&mut app, key(KeyCode::F(2)));
+        }
+        assert_eq!(app.view.temp, TEMPS[0]);
+        let cmds = update(&mut app, key(KeyCode::F(5)));
+        assert!(matches!(&cmds[..], [Command::Evaluate { view, .. }] if view.n_probs == 11));
+        for _ in 0..100 {
+            update(&mut app, key(KeyCode::F(4)));
+        }
+        assert_eq!(app.view.n_probs, 1);
+        assert!(app.stale(), "the shown numbers are for other settings");
+    }
+
+    #[test]
+    fn help_quit_and_question_mark_as_text() {
+        let mut app = ready(80, 24);
+        update(&mut app, key(KeyCode::Char('?')));
+        assert!(app.help, "? on an empty line opens help");
+        update(&mut app, key(KeyCode::Char('x')));
+        assert!(
+            !app.help && app.editor.text().is_empty(),
+            "a key closes help"
+        );
+        type_text(&mut app, "why?");
+        assert_eq!(app.editor.text(), "why?", "? is text once there is text");
+        update(&mut app, key(KeyCode::F(1)));
+        let cmds = update(&mut app, key(KeyCode::Char('q')));
+        assert!(app.quit && cmds.contains(&Command::Quit));
+        let mut app = ready(80, 24);
+        type_text(&mut app, "q");
+        assert!(!app.quit, "q is text in the input line");
+        let cmds = update(&mut app, key(KeyCode::Esc));
+        assert!(app.quit);
+        assert!(matches!(cmds[0], Command::SaveHistory(_)));
+        let mut app = ready(80, 24);
+        update(&mut app, key_mod(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn history_is_recalled_and_saved() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, "draft");
+        let cmds = update(&mut app, key(KeyCode::Up));
+        assert_eq!(app.editor.text(), "an older sentence");
+        assert!(matches!(&cmds[..], [Command::Evaluate { .. }]));
+        update(&mut app, key(KeyCode::Down));
+        assert_eq!(app.editor.text(), "draft");
+        let cmds = update(&mut app, key(KeyCode::Enter));
+        assert_eq!(
+            cmds,
+            vec![Command::SaveHistory(vec![
+                "an older sentence".into(),
+                "draft".into()
+            ])]
+        );
+    }
+
+    #[test]
+    fn a_blank_asks_for_fill_and_candidates_can_be_added() {
+        let mut app = ready(80, 24);
+        let cmds = type_text(&mut app, "The ____ barked");
+        assert!(cmds.iter().any(|c| matches!(c, Command::Fill { .. })));
+        update(&mut app, key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Candidates);
+        type_text(&mut app, "dog, cat");
+        let cmds = update(&mut app, key(KeyCode::Enter));
+        assert!(cmds.iter().any(
+            |c| matches!(c, Command::Fill { candidates, .. } if candidates == &["dog", "cat"])
+        ));
+        assert_eq!(
+            app.editor.text(),
+            "The ____ barked",
+            "typing went to the candidates"
+        );
+        // Progress and results of an older fill are ignored.
+        let g = app.fill.generation;
+        update(
+            &mut app,
+            Msg::Engine(EngineMsg::FillProgress {
+                generation: g - 1,
+                blank: 0,
+                done: 1,
+                total: 9,
+            }),
+        );
+        assert_ne!(app.fill.progress, Some((0, 1, 9)));
+        update(&mut app, key(KeyCode::Esc));
+        assert_eq!(app.focus, Focus::Text);
+        assert!(!app.quit, "Esc leaves the candidate line first");
+    }
+
+    #[test]
+    fn a_signal_quits_cleanly() {
+        let mut app = ready(80, 24);
+        let cmds = update(&mut app, Msg::Signal);
+        assert!(app.quit);
+        assert_eq!(cmds.last(), Some(&Command::Quit));
+    }
+
+    #[test]
+    fn a_failed_load_is_shown_and_any_quit_key_leaves() {
+        let mut app = App::new(ViewOptions::default(), vec![], false);
+        update(
+            &mut app,
+            Msg::Engine(EngineMsg::LoadFailed("model file 'x' is empty".into())),
+        );
+        assert!(matches!(app.phase, Phase::Failed(_)));
+        type_text(&mut app, "abc");
+        assert!(app.editor.text().is_empty());
+        update(&mut app, key(KeyCode::Enter));
+        assert!(app.quit);
+    }
 }

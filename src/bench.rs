@@ -95,11 +95,7 @@ pub fn stats_table() -> String {
             .ok();
         }
         let per = t.elapsed().as_secs_f64() / reps as f64;
-        out.push_str(&format!(
-            "{n:<10} {:>7.1} {:>8.0}\n",
-            per * 1e6,
-            1.0 / per
-        ));
+        out.push_str(&format!("{n:<10} {:>7.1} {:>8.0}\n", per * 1e6, 1.0 / per));
     }
     out
 }
@@ -147,7 +143,8 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
         let decode = time(3, || s.decode_only(&tokens).map_err(|x| err = Some(x)));
         let analysis = time(3, || {
             s.reset();
-            s.evaluate(&tokens, view, &|| false).map_err(|x| err = Some(x))
+            s.evaluate(&tokens, view, &|| false)
+                .map_err(|x| err = Some(x))
         });
         if let Some(x) = err {
             return Err(e(x));
@@ -187,7 +184,10 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
         );
     }
 
-    println!("\n4. peak resident memory (fresh process each, same n_ctx {})", s.n_ctx());
+    println!(
+        "\n4. peak resident memory (fresh process each, same n_ctx {})",
+        s.n_ctx()
+    );
     println!("tokens  peak RSS MiB");
     let exe = std::env::current_exe().map_err(|x| Fatal::other(x.to_string()))?;
     for n in [16usize, 1024] {

@@ -99,7 +99,9 @@ pub enum Cmd {
 
 /// llama.cpp spells some flags with one dash and several letters; clap cannot, so they are
 /// rewritten before parsing: `-ngl 99` → `--n-gpu-layers 99`, `-fa` → `--flash-attn`.
-pub fn normalize_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+pub fn normalize_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     args.into_iter()
         .map(|a| match a.to_str() {
             Some("-ngl") => "--n-gpu-layers".into(),
@@ -234,9 +236,7 @@ pub fn run() -> ExitCode {
     }
     let settings = settings(&cli.model, &config);
     let result = match cli.command {
-        None => {
-            crate::tui::run(settings, warning)
-        }
+        None => crate::tui::run(settings, warning),
         Some(Cmd::Fetch) => fetch_command().map(|()| ExitCode::SUCCESS),
         Some(cmd) => {
             if let Some(w) = &warning {
@@ -292,8 +292,7 @@ pub fn input_texts(args: Vec<String>) -> Box<dyn Iterator<Item = Result<String, 
             if bytes.last() == Some(&b'\r') {
                 bytes.pop();
             }
-            String::from_utf8(bytes)
-                .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         }
         Err(e) => Err(format!("cannot read stdin: {e}")),
     }))
@@ -306,13 +305,15 @@ pub fn print_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> s
     out.flush()
 }
 
-fn score_command(settings: &Settings, texts: Vec<String>, format: Format) -> Result<ExitCode, Fatal> {
+fn score_command(
+    settings: &Settings,
+    texts: Vec<String>,
+    format: Format,
+) -> Result<ExitCode, Fatal> {
     let path = resolve_model_path(settings)?;
     let options = model_options(settings, path);
     let model = load_model(&options, |_| true)?;
-    let mut session = model
-        .session()
-        .map_err(|e| Fatal::other(e.to_string()))?;
+    let mut session = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let model_name = model.info().file_name;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;

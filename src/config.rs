@@ -73,7 +73,12 @@ mod tests {
     fn corrupt_config_warns_uses_defaults_and_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.toml");
-        for junk in [&b"temp = = 3"[..], b"tmep = 1.0", b"\xff\xfe\x00garbage", b"temp = \"hot\""] {
+        for junk in [
+            &b"temp = = 3"[..],
+            b"tmep = 1.0",
+            b"\xff\xfe\x00garbage",
+            b"temp = \"hot\"",
+        ] {
             std::fs::write(&p, junk).unwrap();
             let (c, w) = load(Some(&p));
             assert_eq!(c, Config::default());
@@ -85,6 +90,9 @@ mod tests {
     #[test]
     fn missing_config_is_silent() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load(Some(&dir.path().join("nope.toml"))), (Config::default(), None));
+        assert_eq!(
+            load(Some(&dir.path().join("nope.toml"))),
+            (Config::default(), None)
+        );
     }
 }

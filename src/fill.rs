@@ -353,9 +353,7 @@ pub fn fill_command(
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
     let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
-    let mut batch = model
-        .session()
-        .map_err(|e| Fatal::other(e.to_string()))?;
+    let mut batch = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     for text in crate::cli::input_texts(texts) {
@@ -437,7 +435,10 @@ mod tests {
         assert_eq!(f0.filled("dog"), "The dog barked at the");
         let f1 = frame(t, &b, 1, &["dog".into()]);
         assert_eq!(f1.left, "The dog barked at the");
-        assert_eq!(f1.filled("mailman"), "The dog barked at the mailman all morning.");
+        assert_eq!(
+            f1.filled("mailman"),
+            "The dog barked at the mailman all morning."
+        );
         let end = frame("pinch of", &[], 0, &[]);
         assert_eq!(end.filled("salt"), "pinch of salt");
     }

@@ -13,8 +13,8 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
-pub mod editor;
 pub mod config;
+pub mod editor;
 pub mod engine;
 pub mod fetch;
 pub mod fill;
@@ -25,5 +25,5 @@ pub mod report;
 pub mod stats;
 pub mod tui;
 pub mod view;
-pub mod worker;
 pub mod vocab;
+pub mod worker;

@@ -121,5 +121,7 @@ fn open_log(dir: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
 /// Install only the error-capturing layer (for tests that use the engine directly).
 pub fn init_quiet() {
     llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-    let _ = tracing_subscriber::registry().with(LastErrorLayer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(LastErrorLayer)
+        .try_init();
 }

@@ -292,8 +292,7 @@ fn fast_exp(x: f32) -> f32 {
     let p = 1.0
         + r * (1.0
             + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // 2^n for n in [-151, 0]; below -126 the exponent field would underflow: flush to zero.
     let ni = n as i32;
     let bits = ((ni + 127).max(0) as u32) << 23;
@@ -403,7 +402,10 @@ mod tests {
         let s = summarize_row(&logits, 1.0, 3, Some(1)).unwrap();
         let (p, h) = reference(&logits, 1.0);
         assert!((s.entropy_bits - h).abs() < 1e-6);
-        assert_eq!(s.top.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 5, 1]);
+        assert_eq!(
+            s.top.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2, 5, 1]
+        );
         let t = s.target.unwrap();
         assert_eq!(t.rank, 3);
         assert!((t.prob - p[1]).abs() < 1e-7);

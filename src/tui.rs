@@ -37,6 +37,9 @@ pub fn run(settings: Settings, warning: Option<String>) -> Result<ExitCode, Fata
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut app = App::new(settings.view, load_history(), no_color);
     app.warning = warning;
+    app.model_name = path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
 
     let (tx, rx) = mpsc::channel();
     let jobs = Arc::new(JobSlot::default());
@@ -66,11 +69,15 @@ pub fn run(settings: Settings, warning: Option<String>) -> Result<ExitCode, Fata
 /// Take the terminal: raw mode, alternate screen, mouse, bracketed paste; and make sure a
 /// panic gives it back.
 fn enter() -> Result<Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout>>, Fatal> {
-    let terminal = ratatui::try_init()
-        .map_err(|e| Fatal::other(format!("cannot use this terminal: {e}")))?;
+    let terminal =
+        ratatui::try_init().map_err(|e| Fatal::other(format!("cannot use this terminal: {e}")))?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(std::io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+        let _ = execute!(
+            std::io::stdout(),
+            DisableMouseCapture,
+            DisableBracketedPaste
+        );
         // ratatui's own hook (installed by init) restores raw mode and the screen.
         previous(info);
     }));
@@ -79,7 +86,11 @@ fn enter() -> Result<Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout
 }
 
 fn leave() {
-    let _ = execute!(std::io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste
+    );
     ratatui::restore();
 }
 

@@ -118,7 +118,9 @@ pub fn chip_layout(app: &App, inner: Rect) -> Vec<Chip> {
 
 fn strip_inner(app: &App) -> Rect {
     let area = Rect::new(0, 0, app.size.0, app.size.1);
-    Block::default().borders(Borders::ALL).inner(areas(area).strip)
+    Block::default()
+        .borders(Borders::ALL)
+        .inner(areas(area).strip)
 }
 
 /// The chip under a screen cell, for mouse clicks.
@@ -215,7 +217,10 @@ fn draw_loading(frame: &mut Frame, app: &App, progress: f32) {
     ])
     .areas(mid);
     let gauge = Gauge::default()
-        .block(Block::bordered().title(" loading model "))
+        .block(Block::bordered().title(format!(
+            " loading {} ",
+            crate::vocab::sanitize_for_terminal(&app.model_name)
+        )))
         .ratio(f64::from(progress.clamp(0.0, 1.0)))
         .label(format!("{:.0}%", progress * 100.0));
     let gauge = if app.no_color {
@@ -225,9 +230,8 @@ fn draw_loading(frame: &mut Frame, app: &App, progress: f32) {
     };
     frame.render_widget(gauge, mid);
     if !app.editor.text().is_empty() {
-        let [_, below] = Layout::vertical([Constraint::Length(5), Constraint::Length(1)]).areas(
-            Rect::new(mid.x, mid.y, mid.width, mid.height + 1),
-        );
+        let [_, below] = Layout::vertical([Constraint::Length(5), Constraint::Length(1)])
+            .areas(Rect::new(mid.x, mid.y, mid.width, mid.height + 1));
         frame.render_widget(
             Paragraph::new("your text will be scored as soon as the model is ready").dim(),
             below,
@@ -308,12 +312,14 @@ fn draw_strip(frame: &mut Frame, app: &App, area: Rect) {
             let glyph = match (app.color, target) {
                 (_, None) => "·",
                 (ColorMode::Buckets, Some(t)) => BUCKET_GLYPHS[bucket(t.rank)],
-                (ColorMode::Heat, Some(t)) => BUCKET_GLYPHS[match t.prob {
-                    p if p >= 0.5 => 0,
-                    p if p >= 0.05 => 1,
-                    p if p >= 0.001 => 2,
-                    _ => 3,
-                }],
+                (ColorMode::Heat, Some(t)) => {
+                    BUCKET_GLYPHS[match t.prob {
+                        p if p >= 0.5 => 0,
+                        p if p >= 0.05 => 1,
+                        p if p >= 0.001 => 2,
+                        _ => 3,
+                    }]
+                }
             };
             (
                 glyph,
@@ -372,7 +378,7 @@ fn draw_distribution(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some((pos, row)) = selected_row(app) else {
+    let Some((_, row)) = selected_row(app) else {
         frame.render_widget(
             Paragraph::new("Nothing predicts the first token: this model adds no BOS token.")
                 .dim()
@@ -395,20 +401,24 @@ fn draw_distribution(frame: &mut Frame, app: &App, area: Rect) {
             row.top_mass()
         ))
         .dim(),
-        Span::from(format!("   after position {pos}")).dim(),
     ]));
     let label_w = 14usize;
+    // rank (4) + label + bar + p (8) + logprob (9) + " ◂ actual" (9)
     let bar_w = inner
         .width
-        .saturating_sub(label_w as u16 + 30)
-        .clamp(4, 30) as usize;
+        .saturating_sub(label_w as u16 + 4 + 8 + 9 + 9 + 2)
+        .clamp(3, 30) as usize;
     let rows_fit = inner.height.saturating_sub(3) as usize;
     for (rank0, e) in row.top.iter().enumerate().take(rows_fit) {
         let p = e.logprob.exp();
         let is_actual = actual.is_some_and(|t| t.id == e.id);
         let label = truncate_to_width(&chip_label(vocab.bytes(e.id)), label_w);
         let filled = (p * bar_w as f64).round() as usize;
-        let bar = format!("{}{}", "█".repeat(filled), "·".repeat(bar_w - filled.min(bar_w)));
+        let bar = format!(
+            "{}{}",
+            "█".repeat(filled),
+            "·".repeat(bar_w - filled.min(bar_w))
+        );
         let style = if is_actual {
             Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
         } else {
@@ -467,8 +477,21 @@ fn draw_sentence(frame: &mut Frame, app: &App, area: Rect) {
     };
     let (total, n_scored) = crate::report::totals(&scored.rows);
     let ppl = crate::stats::perplexity(total, n_scored);
-    let [chart_area, text_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(inner);
+    let [chart_area, legend_area, text_area] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(2),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("⠉⠒ entropy of p", style_fg(app, Color::Cyan)),
+            Span::from("   "),
+            Span::styled("• surprisal of the token", style_fg(app, Color::Yellow)),
+            Span::from("   █ selected").dim(),
+        ])),
+        legend_area,
+    );
     // x = token index j; entropy of p_{j-1}, surprisal of token j.
     let entropy: Vec<(f64, f64)> = scored
         .rows
@@ -481,8 +504,12 @@ fn draw_sentence(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
-            r.target
-                .map(|t| ((i + 1) as f64, (-t.logprob / std::f64::consts::LN_2).min(40.0)))
+            r.target.map(|t| {
+                (
+                    (i + 1) as f64,
+                    (-t.logprob / std::f64::consts::LN_2).min(40.0),
+                )
+            })
         })
         .collect();
     let y_max = entropy
@@ -510,7 +537,7 @@ fn draw_sentence(frame: &mut Frame, app: &App, area: Rect) {
             .data(&entropy),
         Dataset::default()
             .name("surprisal")
-            .marker(symbols::Marker::Braille)
+            .marker(symbols::Marker::Dot)
             .graph_type(GraphType::Line)
             .style(style(Color::Yellow))
             .data(&surprisal),
@@ -548,6 +575,14 @@ fn draw_sentence(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+fn style_fg(app: &App, c: Color) -> Style {
+    if app.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(c)
+    }
+}
+
 fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
     let title = match app.fill.progress {
         Some((b, d, t)) if t > 0 => format!(" fill-in: re-scoring blank {} … {d}/{t} ", b + 1),
@@ -557,8 +592,7 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [body, input] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let [body, input] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let mut lines = Vec::new();
     if let Some(err) = &app.fill.error {
         lines.push(Line::from(crate::vocab::sanitize_for_terminal(err)).red());
@@ -578,12 +612,15 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
         }
         let per_blank = (body.height as usize / report.blanks.len().max(1)).max(3);
         for b in &report.blanks {
-            lines.push(Line::from(format!(
-                "blank {}   {:<16} {:<22}",
-                b.index + 1,
-                "left only",
-                "whole sentence (posterior, move)"
-            )));
+            lines.push(
+                Line::from(format!(
+                    "blank {}: {:<15}  {}",
+                    b.index + 1,
+                    "left only, p",
+                    "whole sentence, posterior, move"
+                ))
+                .bold(),
+            );
             let n = per_blank.saturating_sub(1);
             for i in 0..n {
                 let left = b
@@ -591,8 +628,8 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
                     .get(i)
                     .map(|e| {
                         format!(
-                            "{:<10} {:.3}",
-                            truncate_to_width(&chip_label(vocab.bytes(e.id)), 10),
+                            "{:<9} {:.3}",
+                            truncate_to_width(&chip_label(vocab.bytes(e.id)), 9),
                             e.logprob.exp()
                         )
                     })
@@ -608,18 +645,18 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
                             m => format!("↓{}", -m),
                         };
                         format!(
-                            "{:<12} {:.3} {:>4}{}",
-                            truncate_to_width(&crate::vocab::sanitize_for_terminal(&c.text), 12),
+                            "{}{:<9} {:.3} {:>3}",
+                            if c.source == "user" { "*" } else { " " },
+                            truncate_to_width(&crate::vocab::sanitize_for_terminal(&c.text), 9),
                             c.posterior,
                             mv,
-                            if c.source == "user" { " *" } else { "" }
                         )
                     })
                     .unwrap_or_default();
                 if left.is_empty() && right.is_empty() {
                     break;
                 }
-                lines.push(Line::from(format!("   {i:>2} {left:<17} {right}", i = i + 1)));
+                lines.push(Line::from(format!("{i:>2} {left:<15} {right}", i = i + 1)));
             }
         }
     } else if app.fill.error.is_none() {
@@ -627,7 +664,11 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
     }
     frame.render_widget(Paragraph::new(lines), body);
     let focused = app.focus == Focus::Candidates;
-    let prefix = if focused { "+ " } else { "Tab: add candidates " };
+    let prefix = if focused {
+        "+ "
+    } else {
+        "Tab: add candidates "
+    };
     let w = body.width.saturating_sub(prefix.width() as u16) as usize;
     let vp = app.fill.input.viewport(w, app.fill.input_scroll);
     let mut spans = vec![Span::from(prefix).dim()];
@@ -639,12 +680,25 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), input);
     if focused && !app.help {
-        frame.set_cursor_position((input.x + prefix.width() as u16 + vp.cursor_col as u16, input.y));
+        frame.set_cursor_position((
+            input.x + prefix.width() as u16 + vp.cursor_col as u16,
+            input.y,
+        ));
     }
 }
 
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
-    let mut parts = Vec::new();
+    let mut parts = vec!["F1 help".to_owned()];
+    parts.push(format!("T {}", crate::report::tidy_temp(app.view.temp)));
+    parts.push(format!("k {}", app.view.n_probs));
+    if let Some(s) = &app.scored {
+        parts.push(format!("{} tokens", s.tokens.len()));
+        parts.push(format!(
+            "{:.0} ms ({} decoded)",
+            s.elapsed.as_secs_f64() * 1000.0,
+            s.decoded
+        ));
+    }
     if let Some((info, vocab, n_ctx)) = &app.model {
         parts.push(info.file_name.clone());
         parts.push(format!("|V| {}", vocab.len()));
@@ -655,17 +709,6 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             "CPU".into()
         });
     }
-    if let Some(s) = &app.scored {
-        parts.push(format!("{} tokens", s.tokens.len()));
-        parts.push(format!(
-            "{:.0} ms ({} decoded)",
-            s.elapsed.as_secs_f64() * 1000.0,
-            s.decoded
-        ));
-    }
-    parts.push(format!("T {}", crate::report::tidy_temp(app.view.temp)));
-    parts.push(format!("k {}", app.view.n_probs));
-    parts.push("F1 help".into());
     let mut line = parts.join(" │ ");
     if let Some(w) = &app.warning {
         line = format!("⚠ {} │ {line}", crate::vocab::sanitize_for_terminal(w));
@@ -680,25 +723,25 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 
 /// Every key, for the help overlay and the README.
 pub const KEYS: &[(&str, &str)] = &[
-    ("type, paste", "edit the sentence; it is re-scored as you type"),
-    ("← → Home End", "move the text cursor (by grapheme cluster)"),
+    ("type, paste", "edit the sentence; re-scored as you type"),
+    ("← → Home End", "move the cursor by grapheme cluster"),
     ("Ctrl-← Ctrl-→", "move by word"),
     ("Backspace Delete", "delete one grapheme cluster"),
-    ("Ctrl-W / Ctrl-U", "delete the word before the cursor / the whole line"),
-    ("↑ ↓", "sentence history (Enter saves a sentence to it)"),
-    ("Shift/Alt-← →, PgUp PgDn", "select the previous / next token"),
-    ("Shift/Alt-Home End", "select the first token / the prediction after the text"),
-    ("mouse click, wheel", "select a token"),
-    ("F2 / F3", "temperature down / up (every number updates)"),
-    ("F4 / F5", "fewer / more top-k rows"),
-    ("F6", "colour: GLTR rank buckets / continuous heat"),
-    ("Tab", "with a blank (____ or [MASK]): type candidates, Enter adds them"),
-    ("F1, or ? on an empty line", "this help"),
-    ("Esc, Ctrl-C (q in help)", "quit"),
+    ("Ctrl-W  Ctrl-U", "delete a word / the whole line"),
+    ("↑ ↓   Enter", "sentence history / save to history"),
+    ("Shift-← →  PgUp PgDn", "select previous / next token"),
+    ("Shift-Home End", "select first token / what comes next"),
+    ("click, wheel", "select a token"),
+    ("F2 F3", "temperature down / up"),
+    ("F4 F5", "fewer / more top-k rows"),
+    ("F6", "colour: GLTR buckets / heat scale"),
+    ("Tab, Enter", "blank: type candidates (a,b), add them"),
+    ("F1, ? on empty line", "this help"),
+    ("Esc  Ctrl-C  (q here)", "quit"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let w = area.width.saturating_sub(4).min(76);
+    let w = area.width.saturating_sub(2).min(66);
     let h = (KEYS.len() as u16 + 4).min(area.height.saturating_sub(2));
     let rect = Rect::new(
         area.x + (area.width - w) / 2,
@@ -708,15 +751,15 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     );
     let lines: Vec<Line> = KEYS
         .iter()
-        .map(|(k, d)| Line::from(vec![Span::from(format!("{k:<26}")).bold(), Span::from(*d)]))
+        .map(|(k, d)| Line::from(vec![Span::from(format!("{k:<22}")).bold(), Span::from(*d)]))
         .collect();
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
             .block(
-                Block::bordered()
-                    .title(" keys ")
-                    .title_bottom(Line::from(" any key closes · q quits ").alignment(Alignment::Right)),
+                Block::bordered().title(" keys ").title_bottom(
+                    Line::from(" any key closes · q quits ").alignment(Alignment::Right),
+                ),
             )
             .wrap(Wrap { trim: false }),
         rect,

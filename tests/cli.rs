@@ -12,7 +12,12 @@ use logitscope::gguf::synth;
 fn salt_is_the_top_prediction_after_a_pinch_of() {
     let model = common::model_arg();
     let out = common::run(
-        &["score", "-m", &model, "The chef carefully seasoned the soup with a pinch of"],
+        &[
+            "score",
+            "-m",
+            &model,
+            "The chef carefully seasoned the soup with a pinch of",
+        ],
         None,
     );
     assert!(out.status.success());
@@ -44,7 +49,11 @@ fn no_llama_cpp_log_reaches_the_terminal_without_verbose() {
     let model = common::model_arg();
     let out = common::run(&["score", "-m", &model, "Hello there"], None);
     assert!(out.status.success());
-    assert!(out.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
     let verbose = common::run(&["score", "-v", "-m", &model, "Hello there"], None);
     assert!(verbose.status.success());
@@ -59,7 +68,11 @@ fn stdin_lines_give_one_output_line_each_in_order_and_errors_do_not_stop_the_run
     let model = common::model_arg();
     let input = b"first line\n\nthird \xff line\nlast line\n";
     let out = common::run(&["score", "-m", &model], Some(input));
-    assert_eq!(out.status.code(), Some(1), "a failed line makes the exit status non-zero");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed line makes the exit status non-zero"
+    );
     let lines = common::json_lines(&out);
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["text"], "first line");
@@ -72,7 +85,17 @@ fn stdin_lines_give_one_output_line_each_in_order_and_errors_do_not_stop_the_run
 #[test]
 fn table_format_is_readable() {
     let model = common::model_arg();
-    let out = common::run(&["score", "--format", "table", "-m", &model, "The cat sat on the mat."], None);
+    let out = common::run(
+        &[
+            "score",
+            "--format",
+            "table",
+            "-m",
+            &model,
+            "The cat sat on the mat.",
+        ],
+        None,
+    );
     assert!(out.status.success());
     let s = String::from_utf8(out.stdout).unwrap();
     assert!(s.contains("␣cat"), "{s}");
@@ -97,12 +120,17 @@ fn vocab_only_gguf() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
     let src = home.join("registry/src");
     for index in std::fs::read_dir(&src).unwrap().flatten() {
-        let p = index.path().join("llama-cpp-2-0.1.160/src/gguf/ggml-vocab-bert-bge.gguf");
+        let p = index
+            .path()
+            .join("llama-cpp-2-0.1.160/src/gguf/ggml-vocab-bert-bge.gguf");
         if p.is_file() {
             return p;
         }
     }
-    panic!("llama-cpp-2's vocab-only GGUF not found under {}", src.display());
+    panic!(
+        "llama-cpp-2's vocab-only GGUF not found under {}",
+        src.display()
+    );
 }
 
 /// Every bad model input, what it is, and a phrase its one-line error must contain.
@@ -129,20 +157,44 @@ fn bad_models(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
         ("missing path", dir.join("nope.gguf"), "no such file"),
         ("directory", sub, "directory"),
         ("empty file", write(dir, "empty.gguf", b""), "empty"),
-        ("random bytes", write(dir, "random.gguf", &random), "not a GGUF"),
-        ("text with a .gguf name", write(dir, "readme.gguf", b"# just some text\nhello\n"), "not a GGUF"),
-        ("header cut", write(dir, "header.gguf", &real[..10]), "truncated in its header"),
-        ("metadata cut", write(dir, "meta.gguf", &real[..4096]), "truncated in its metadata"),
+        (
+            "random bytes",
+            write(dir, "random.gguf", &random),
+            "not a GGUF",
+        ),
+        (
+            "text with a .gguf name",
+            write(dir, "readme.gguf", b"# just some text\nhello\n"),
+            "not a GGUF",
+        ),
+        (
+            "header cut",
+            write(dir, "header.gguf", &real[..10]),
+            "truncated in its header",
+        ),
+        (
+            "metadata cut",
+            write(dir, "meta.gguf", &real[..4096]),
+            "truncated in its metadata",
+        ),
         (
             "tensor data cut",
             write(dir, "data.gguf", &real[..(info.data_end as usize) / 2]),
             "truncated in its tensor data",
         ),
-        ("synthetic index cut", write(dir, "index.gguf", &layout.bytes[..layout.index_end - 3]), "truncated in its tensor index"),
+        (
+            "synthetic index cut",
+            write(dir, "index.gguf", &layout.bytes[..layout.index_end - 3]),
+            "truncated in its tensor index",
+        ),
         ("vocab-only GGUF", vocab_only_gguf(), "no tensors"),
         (
             "unknown architecture",
-            write(dir, "arch.gguf", &synth::synthetic_gguf("notanarch", &[("output.weight", &[64, 8], 0)])),
+            write(
+                dir,
+                "arch.gguf",
+                &synth::synthetic_gguf("notanarch", &[("output.weight", &[64, 8], 0)]),
+            ),
             "notanarch",
         ),
         (
@@ -168,9 +220,16 @@ fn bad_model_files_give_one_clear_line_and_exit_status_2() {
         // reject is checked in a real terminal (tests/pty.rs).
         let explorer_too = !phrase.contains("llama.cpp") && what != "unknown architecture";
         let runs = if explorer_too {
-            vec![vec!["score", "-m", &p, "hello"], vec!["fill", "-m", &p, "a ____"], vec!["-m", &p]]
+            vec![
+                vec!["score", "-m", &p, "hello"],
+                vec!["fill", "-m", &p, "a ____"],
+                vec!["-m", &p],
+            ]
         } else {
-            vec![vec!["score", "-m", &p, "hello"], vec!["fill", "-m", &p, "a ____"]]
+            vec![
+                vec!["score", "-m", &p, "hello"],
+                vec!["fill", "-m", &p, "a ____"],
+            ]
         };
         for args in runs {
             let out = common::run(&args, None);

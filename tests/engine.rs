@@ -22,27 +22,45 @@ const WORDS: &str = "the chef carefully seasoned a pot of soup with salt while r
     old town and a cat watched people hurry home with bread under their arms as a bell rang";
 
 fn text_with_words(n: usize) -> String {
-    WORDS.split(' ').cycle().take(n).collect::<Vec<_>>().join(" ")
+    WORDS
+        .split(' ')
+        .cycle()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn assert_same(a: &Evaluation, b: &Evaluation, what: &str) {
     assert_eq!(a.tokens, b.tokens, "{what}");
     assert_eq!(a.rows.len(), b.rows.len(), "{what}");
     for (i, (x, y)) in a.rows.iter().zip(&b.rows).enumerate() {
-        let (tx, ty) = (x.target.map(|t| (t.id, t.logprob, t.rank)), y.target.map(|t| (t.id, t.logprob, t.rank)));
+        let (tx, ty) = (
+            x.target.map(|t| (t.id, t.logprob, t.rank)),
+            y.target.map(|t| (t.id, t.logprob, t.rank)),
+        );
         match (tx, ty) {
             (Some((ix, lx, rx)), Some((iy, ly, ry))) => {
                 assert_eq!((ix, rx), (iy, ry), "{what}: row {i}");
-                assert!((lx - ly).abs() <= 1e-6, "{what}: row {i}: logprob {lx} vs {ly}");
+                assert!(
+                    (lx - ly).abs() <= 1e-6,
+                    "{what}: row {i}: logprob {lx} vs {ly}"
+                );
             }
             (None, None) => {}
             _ => panic!("{what}: row {i}: target presence differs"),
         }
-        assert!((x.entropy_bits - y.entropy_bits).abs() <= 1e-6, "{what}: row {i} entropy");
-        let ids = |r: &logitscope::stats::RowSummary| r.top.iter().map(|e| e.id).collect::<Vec<_>>();
+        assert!(
+            (x.entropy_bits - y.entropy_bits).abs() <= 1e-6,
+            "{what}: row {i} entropy"
+        );
+        let ids =
+            |r: &logitscope::stats::RowSummary| r.top.iter().map(|e| e.id).collect::<Vec<_>>();
         assert_eq!(ids(x), ids(y), "{what}: row {i} top-k");
         for (ex, ey) in x.top.iter().zip(&y.top) {
-            assert!((ex.logprob - ey.logprob).abs() <= 1e-6, "{what}: row {i} top logprob");
+            assert!(
+                (ex.logprob - ey.logprob).abs() <= 1e-6,
+                "{what}: row {i} top logprob"
+            );
         }
     }
 }
@@ -61,7 +79,10 @@ fn prefix_reuse_decodes_only_the_tail_and_matches_a_fresh_evaluation() {
         let mid = base[..mid].rfind(' ').unwrap_or(0);
         let edits = [
             ("end", format!("{base} tonight")),
-            ("middle", format!("{} quietly{}", &base[..mid], &base[mid..])),
+            (
+                "middle",
+                format!("{} quietly{}", &base[..mid], &base[mid..]),
+            ),
             ("start", format!("Yesterday {base}")),
         ];
         for (where_, edited) in edits {
@@ -76,10 +97,21 @@ fn prefix_reuse_decodes_only_the_tail_and_matches_a_fresh_evaluation() {
             let expected = b.len() - plan_start(common, b.len());
             assert_eq!(inc.decoded, expected, "{where_} edit of {} tokens", a.len());
             if where_ == "end" && b.len() > 2 * MIN_DECODE {
-                assert!(inc.decoded <= b.len() - common + MIN_DECODE, "decoded {}", inc.decoded);
-                assert!(inc.decoded < b.len() / 2, "reuse must skip most of a long text");
+                assert!(
+                    inc.decoded <= b.len() - common + MIN_DECODE,
+                    "decoded {}",
+                    inc.decoded
+                );
+                assert!(
+                    inc.decoded < b.len() / 2,
+                    "reuse must skip most of a long text"
+                );
             }
-            assert_same(&inc, &whole, &format!("{where_} edit of {} tokens", a.len()));
+            assert_same(
+                &inc,
+                &whole,
+                &format!("{where_} edit of {} tokens", a.len()),
+            );
             report.push(format!("{}+{where_}: {}/{}", a.len(), inc.decoded, b.len()));
         }
     }
@@ -91,7 +123,10 @@ fn typing_character_by_character_gives_the_whole_text_numbers() {
     let model = model();
     let mut typed = model.session().unwrap();
     let mut fresh = model.session().unwrap();
-    let view = ViewOptions { temp: 0.7, n_probs: 5 };
+    let view = ViewOptions {
+        temp: 0.7,
+        n_probs: 5,
+    };
     let text = "The chef carefully seasoned the soup with a pinch of salt.";
     let mut last = None;
     for end in 1..=text.len() {
@@ -101,7 +136,9 @@ fn typing_character_by_character_gives_the_whole_text_numbers() {
         }
         last = Some(typed.evaluate(&tokens, view, &|| false).unwrap());
     }
-    let whole = fresh.evaluate(&model.tokenize(text), view, &|| false).unwrap();
+    let whole = fresh
+        .evaluate(&model.tokenize(text), view, &|| false)
+        .unwrap();
     assert_same(&last.unwrap(), &whole, "typed one character at a time");
 }
 
@@ -118,7 +155,11 @@ fn a_cancelled_evaluation_leaves_a_usable_cache() {
     let done = s.evaluate(&tokens, view, &|| false).unwrap();
     assert!(!done.cancelled);
     let mut fresh = model.session().unwrap();
-    assert_same(&done, &fresh.evaluate(&tokens, view, &|| false).unwrap(), "after cancel");
+    assert_same(
+        &done,
+        &fresh.evaluate(&tokens, view, &|| false).unwrap(),
+        "after cancel",
+    );
 }
 
 #[test]
@@ -134,7 +175,9 @@ fn text_longer_than_the_context_is_truncated_not_aborted() {
     let model = Model::load(&options, |_| true).unwrap();
     let mut s = model.session().unwrap();
     let tokens = model.tokenize(&text_with_words(700));
-    let ev = s.evaluate(&tokens, ViewOptions::default(), &|| false).unwrap();
+    let ev = s
+        .evaluate(&tokens, ViewOptions::default(), &|| false)
+        .unwrap();
     assert_eq!(ev.tokens.len(), s.n_ctx());
     assert_eq!(ev.n_tokens_total, tokens.len());
     assert!(ev.truncated());

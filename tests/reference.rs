@@ -25,7 +25,11 @@ fn scored() -> Vec<Value> {
     .unwrap();
     let model = common::model_arg();
     let out = common::run(&["score", "-m", &model], Some(sentences.as_bytes()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = common::json_lines(&out);
     assert_eq!(lines.len(), sentences.lines().count());
     lines
@@ -52,7 +56,10 @@ fn score_matches_the_exact_reference() {
             .map(|t| t.as_u64().unwrap())
             .collect();
         assert_eq!(ids, ref_ids, "tokenization of {}", s["text"]);
-        assert!(line["tokens"][0]["logprob"].is_null(), "no BOS: nothing predicts token 0");
+        assert!(
+            line["tokens"][0]["logprob"].is_null(),
+            "no BOS: nothing predicts token 0"
+        );
         let positions = s["positions"].as_array().unwrap();
         for (i, pos) in positions.iter().enumerate() {
             // Token-centric JSON: p_i is carried by token i+1, the last one by `next`.
@@ -61,13 +68,26 @@ fn score_matches_the_exact_reference() {
                 let next = &pos["next"];
                 let dp = (f(&tok["prob"]) - f(&next["p"])).abs();
                 worst_p = worst_p.max(dp);
-                assert!(dp <= 1e-4, "{}: token {} p {} vs {}", s["text"], i + 1, tok["prob"], next["p"]);
+                assert!(
+                    dp <= 1e-4,
+                    "{}: token {} p {} vs {}",
+                    s["text"],
+                    i + 1,
+                    tok["prob"],
+                    next["p"]
+                );
                 if f(&next["p"]) >= 1e-6 {
                     let dl = (f(&tok["logprob"]) - f(&next["logprob"])).abs();
                     worst_lp = worst_lp.max(dl);
                     assert!(dl <= 1e-3, "{}: token {} logprob", s["text"], i + 1);
                 }
-                assert_eq!(tok["rank"], next["rank"], "{}: token {} rank", s["text"], i + 1);
+                assert_eq!(
+                    tok["rank"],
+                    next["rank"],
+                    "{}: token {} rank",
+                    s["text"],
+                    i + 1
+                );
                 (&tok["entropy_bits"], &tok["top_logprobs"])
             } else {
                 (&line["next"]["entropy_bits"], &line["next"]["top_logprobs"])
@@ -79,7 +99,13 @@ fn score_matches_the_exact_reference() {
             let top = top.as_array().unwrap();
             assert_eq!(top.len(), 10);
             for (rank, (a, b)) in top.iter().zip(ref_top).enumerate() {
-                assert_eq!(a["id"], b["id"], "{}: position {i} top rank {}", s["text"], rank + 1);
+                assert_eq!(
+                    a["id"],
+                    b["id"],
+                    "{}: position {i} top rank {}",
+                    s["text"],
+                    rank + 1
+                );
                 let dp = (f(&a["logprob"]).exp() - f(&b["p"])).abs();
                 worst_p = worst_p.max(dp);
                 assert!(dp <= 1e-4);
@@ -109,7 +135,11 @@ fn score_is_close_to_another_llama_cpp_version() {
             let ref_top = pos["top"].as_array().unwrap();
             if f(&ref_top[0]["p"]) - f(&ref_top[1]["p"]) >= 0.1 {
                 leaders += 1;
-                assert_eq!(top[0]["id"], ref_top[0]["id"], "{}: position {i} top-1", s["text"]);
+                assert_eq!(
+                    top[0]["id"], ref_top[0]["id"],
+                    "{}: position {i} top-1",
+                    s["text"]
+                );
             }
             for t in ref_top {
                 if let Some(ours) = top.as_array().unwrap().iter().find(|o| o["id"] == t["id"]) {

@@ -1,9 +1,9 @@
 //! Shared by the integration tests: the real default model and the real binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::io::Write;
 
 /// The default model, fetched by `./dev test` (or `logitscope fetch`) before the tests run.
 /// Its absence is a failure, not a skip: these tests are the proof that the program works.
@@ -25,7 +25,11 @@ pub fn bin() -> &'static str {
 pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(bin());
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start logitscope");

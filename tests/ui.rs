@@ -1,0 +1,236 @@
+//! The explorer's screen on ratatui's TestBackend: snapshots of each state, and a fuzz run of
+//! random events through the real `update` and `draw`. The model is a test double here (a tiny
+//! vocabulary and hand-made rows); tests/pty.rs runs the real thing.
+#![allow(clippy::unwrap_used)]
+
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use logitscope::app::fixtures::*;
+use logitscope::app::{update, App, EngineMsg, Msg};
+use logitscope::engine::ViewOptions;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn screen(app: &App) -> String {
+    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    t.draw(|f| logitscope::view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
+
+fn scored_app(w: u16, h: u16) -> App {
+    let mut app = ready(w, h);
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    let g = app.generation;
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(scored(SENTENCE)),
+        }),
+    );
+    app
+}
+
+#[test]
+fn snapshot_loading() {
+    let mut app = App::new(ViewOptions::default(), vec![], true);
+    app.size = (80, 24);
+    update(&mut app, Msg::Engine(EngineMsg::LoadProgress(0.42)));
+    insta::assert_snapshot!("loading", screen(&app));
+}
+
+#[test]
+fn snapshot_empty_input() {
+    insta::assert_snapshot!("empty", screen(&ready(80, 24)));
+}
+
+#[test]
+fn snapshot_scored_sentence_with_a_selected_position() {
+    let mut app = scored_app(100, 30);
+    // Select " pinch" (token 7): the distribution that predicted it.
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    assert_eq!(app.selected, 7);
+    let s = screen(&app);
+    assert!(s.contains("token 7 ␣pinch"));
+    assert!(s.contains("◂ actual"));
+    insta::assert_snapshot!("scored_selected", s);
+}
+
+#[test]
+fn snapshot_next_prediction_narrow() {
+    let app = scored_app(60, 24);
+    let s = screen(&app);
+    assert!(s.contains("what comes next"));
+    assert!(s.contains("␣salt"));
+    insta::assert_snapshot!("scored_next_narrow", s);
+}
+
+#[test]
+fn snapshot_help_overlay() {
+    let mut app = scored_app(80, 24);
+    update(&mut app, key(KeyCode::F(1)));
+    let s = screen(&app);
+    assert!(s.contains("F2 F3") && s.contains("quit"));
+    insta::assert_snapshot!("help", s);
+}
+
+#[test]
+fn snapshot_too_small() {
+    let app = scored_app(30, 8);
+    let s = screen(&app);
+    assert!(s.contains("too small"));
+    insta::assert_snapshot!("too_small", s);
+}
+
+#[test]
+fn a_click_selects_the_chip_under_the_mouse() {
+    let mut app = scored_app(100, 30);
+    let s = screen(&app);
+    let row = s.lines().position(|l| l.contains("␣soup")).unwrap() as u16;
+    let line = s.lines().nth(row as usize).unwrap();
+    let byte = line.find("␣soup").unwrap();
+    let col = line[..byte].chars().count() as u16 + 1;
+    update(
+        &mut app,
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: col,
+            row,
+            modifiers: KeyModifiers::NONE,
+        }),
+    );
+    assert_eq!(app.selected, 4, "clicked ␣soup");
+}
+
+/// A small deterministic generator (no extra dependency for randomness).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
+    let mut rng = Rng(0x2545F4914F6CDD1D);
+    let mut app = scored_app(80, 24);
+    let texts = [
+        "👩‍👩‍👧‍👦",
+        "e\u{301}",
+        "🇯🇵",
+        "日本語",
+        "مرحبا",
+        "\u{1b}[2J",
+        "\0",
+        "____",
+        "[MASK]",
+        "<|im_start|>",
+        " ",
+        "x",
+    ];
+    let keys = [
+        KeyCode::Left,
+        KeyCode::Right,
+        KeyCode::Home,
+        KeyCode::End,
+        KeyCode::Backspace,
+        KeyCode::Delete,
+        KeyCode::Up,
+        KeyCode::Down,
+        KeyCode::Enter,
+        KeyCode::Tab,
+        KeyCode::PageUp,
+        KeyCode::PageDown,
+        KeyCode::F(1),
+        KeyCode::F(2),
+        KeyCode::F(3),
+        KeyCode::F(4),
+        KeyCode::F(5),
+        KeyCode::F(6),
+        KeyCode::Esc,
+    ];
+    let mods = [
+        KeyModifiers::NONE,
+        KeyModifiers::SHIFT,
+        KeyModifiers::CONTROL,
+        KeyModifiers::ALT,
+    ];
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    for i in 0..10_000 {
+        let msg = match rng.below(10) {
+            0..=2 => key(KeyCode::Char(
+                char::from_u32(0x20 + rng.below(0x60) as u32).unwrap(),
+            )),
+            3..=4 => key_mod(
+                keys[rng.below(keys.len() as u64) as usize],
+                mods[rng.below(4) as usize],
+            ),
+            5 => Msg::Paste(
+                texts[rng.below(texts.len() as u64) as usize].repeat(1 + rng.below(40) as usize),
+            ),
+            6 => {
+                let (w, h) = if rng.below(3) == 0 {
+                    (1 + rng.below(4) as u16, 1 + rng.below(4) as u16)
+                } else {
+                    (1 + rng.below(500) as u16, 1 + rng.below(200) as u16)
+                };
+                Msg::Resize(w, h)
+            }
+            7 => Msg::Mouse(MouseEvent {
+                kind: if rng.below(2) == 0 {
+                    MouseEventKind::Down(MouseButton::Left)
+                } else {
+                    MouseEventKind::ScrollDown
+                },
+                column: rng.below(520) as u16,
+                row: rng.below(220) as u16,
+                modifiers: KeyModifiers::NONE,
+            }),
+            8 => {
+                // The engine answers, sometimes late, sometimes for text long gone.
+                let g = app.generation.saturating_sub(rng.below(3));
+                Msg::Engine(EngineMsg::Evaluated {
+                    generation: g,
+                    result: Ok(scored(SENTENCE)),
+                })
+            }
+            _ => Msg::Engine(EngineMsg::Evaluated {
+                generation: app.generation,
+                result: Err("context full".into()),
+            }),
+        };
+        if let Msg::Resize(w, h) = msg {
+            terminal.backend_mut().resize(w, h);
+        }
+        update(&mut app, msg);
+        // Esc or q may quit: start again, as a user would.
+        if app.quit {
+            app = scored_app(app.size.0, app.size.1);
+        }
+        terminal.draw(|f| logitscope::view::draw(f, &app)).unwrap();
+        assert!(app.selected <= app.n_chips(), "event {i}");
+    }
+    app.help = false;
+    update(&mut app, Msg::Resize(80, 24));
+    let s = screen(&app);
+    assert!(s.contains("type a sentence"), "{s}");
+    assert!(s.contains("F1 help"));
+}
