@@ -572,12 +572,14 @@ fn candidate_key(app: &mut App, key: KeyEvent, ctrl: bool) -> Vec<Command> {
                 return request(app);
             }
         }
-        KeyCode::Char('u') if ctrl
+        KeyCode::Char('u')
+            if ctrl
             // Ctrl-U on an empty candidate line forgets the user's candidates.
-            && !ed.clear() && !app.fill.candidates.is_empty() => {
-                app.fill.candidates.clear();
-                return request(app);
-            }
+            && !ed.clear() && !app.fill.candidates.is_empty() =>
+        {
+            app.fill.candidates.clear();
+            return request(app);
+        }
         KeyCode::Char('w') if ctrl => {
             ed.delete_word_before();
         }

@@ -115,8 +115,16 @@ fn send(tx: &Sender<Msg>, m: EngineMsg) {
 
 fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
     let progress_tx = tx.clone();
+    // Test hook: stretch the load so a test can act while it is in progress.
+    let slow_ms: u64 = std::env::var("LOGITSCOPE_TEST_SLOW_LOAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let model = match crate::cli::load_model(&options, move |p| {
         let _ = progress_tx.send(Msg::Engine(EngineMsg::LoadProgress(p)));
+        if slow_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(slow_ms));
+        }
         true
     }) {
         Ok(m) => m,

@@ -181,9 +181,8 @@ fn degenerate_blanks_are_per_line_errors() {
         .as_str()
         .unwrap()
         .contains("too many blanks"));
-    assert!(
-        !lines[2]["blanks"][0]["candidates"]
-            .as_array()
-            .unwrap().is_empty()
-    );
+    assert!(!lines[2]["blanks"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }

@@ -1,0 +1,278 @@
+//! The real binary in a real pseudo-terminal (tmux), on the real default model: type, read the
+//! screen, quit, and check the terminal was given back — also after signals and load failures.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Start `logitscope ARGS` in a detached tmux session of the given size. Afterwards the
+    /// shell prints the exit status and the terminal's modes, so the test can read them.
+    fn start(tag: &str, args: &str, w: u16, h: u16) -> Tmux {
+        Self::start_env(tag, "", args, w, h)
+    }
+
+    fn start_env(tag: &str, env: &str, args: &str, w: u16, h: u16) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("ls-{tag}-{}", std::process::id());
+        let d = dir.path().display();
+        let script = format!(
+            "cd {d}; echo $$ > pid; export LOGITSCOPE_DATA_DIR={d}/data LOGITSCOPE_STATE_DIR={d}; \
+             {env} {bin} {args}; echo EXIT=$? > status; stty -a > stty; sleep 600",
+            bin = common::bin(),
+        );
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &name])
+            .output();
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+            ])
+            .arg(format!("sh -c '{}'", script.replace('\'', "'\\''")))
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "tmux is needed for these tests (./dev test installs it)"
+        );
+        Tmux { name, dir }
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-J", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .unwrap();
+    }
+
+    fn literal(&self, text: &str) {
+        Command::new("tmux")
+            .args(["send-keys", "-l", "-t", &self.name, text])
+            .status()
+            .unwrap();
+    }
+
+    fn flag(&self, f: &str) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "display-message",
+                "-p",
+                "-t",
+                &self.name,
+                &format!("#{{{f}}}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join(name)).ok()
+    }
+
+    /// Wait until the program exited; return its exit status.
+    fn exit_status(&self) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.file("status") {
+                if self.file("stty").is_some_and(|s| !s.is_empty()) {
+                    return s.trim().trim_start_matches("EXIT=").parse().unwrap();
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the program did not exit:\n{}",
+                self.capture()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The terminal is back to normal: main screen, no mouse reporting, canonical mode with echo.
+    fn assert_restored(&self) {
+        assert_eq!(self.flag("alternate_on"), "0", "left the alternate screen");
+        assert_eq!(self.flag("mouse_any_flag"), "0", "mouse reporting off");
+        let stty = self.file("stty").unwrap();
+        assert!(
+            stty.contains(" icanon") && stty.contains(" echo "),
+            "cooked mode: {stty}"
+        );
+    }
+
+    fn pid(&self) -> String {
+        // The shell's pid; the program is its only child.
+        let Some(sh) = self.file("pid") else {
+            return String::new();
+        };
+        let out = Command::new("pgrep")
+            .args(["-P", sh.trim()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .output();
+    }
+}
+
+fn model_flag() -> String {
+    format!("-m {}", common::model_path().display())
+}
+
+#[test]
+fn typing_a_sentence_shows_salt_with_its_probability_and_quitting_restores_the_terminal() {
+    let t = Tmux::start("salt", &model_flag(), 100, 30);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The chef carefully seasoned the soup with a pinch of");
+    let screen = t.wait_for("salt", Duration::from_secs(30), |s| {
+        s.lines().any(|l| l.contains("␣salt") && l.contains("0.62"))
+    });
+    let line = screen.lines().find(|l| l.contains("␣salt")).unwrap();
+    assert!(
+        line.trim_start_matches('│')
+            .trim_start()
+            .starts_with("1 ␣salt"),
+        "{line}"
+    );
+    assert!(screen.contains("what comes next"));
+    assert!(screen.contains("|V| 49152"));
+    assert_eq!(t.flag("alternate_on"), "1");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
+
+#[test]
+fn signals_during_load_and_evaluation_restore_the_terminal() {
+    for (signal, during_eval) in [
+        ("TERM", false),
+        ("HUP", false),
+        ("INT", false),
+        ("TERM", true),
+        ("HUP", true),
+        ("INT", true),
+    ] {
+        // During load: the load is stretched (test hook) so the signal lands while the
+        // loading screen is up.
+        let args = model_flag();
+        let t = if during_eval {
+            Tmux::start(&format!("sig{signal}{during_eval}"), &args, 80, 24)
+        } else {
+            Tmux::start_env(
+                &format!("sig{signal}{during_eval}"),
+                "LOGITSCOPE_TEST_SLOW_LOAD_MS=40",
+                &args,
+                80,
+                24,
+            )
+        };
+        if during_eval {
+            t.wait_for("ready", Duration::from_secs(30), |s| {
+                s.contains("type a sentence")
+            });
+            // A long paste keeps the engine busy for seconds.
+            let long = "the cat sat on the mat and ".repeat(150);
+            Command::new("tmux")
+                .args(["set-buffer", "-b", "long", &long])
+                .status()
+                .unwrap();
+            Command::new("tmux")
+                .args(["paste-buffer", "-p", "-b", "long", "-t", &t.name])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        } else {
+            t.wait_for("the loading screen", Duration::from_secs(30), |s| {
+                s.contains("loading")
+            });
+        }
+        let pid = {
+            let start = Instant::now();
+            loop {
+                let p = t.pid();
+                if !p.is_empty() || start.elapsed() > Duration::from_secs(5) {
+                    break p;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        if !pid.is_empty() {
+            Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status()
+                .unwrap();
+        }
+        let status = t.exit_status();
+        assert!(!pid.is_empty(), "SIG{signal}: the program was running");
+        assert!(status == 0 || status >= 128, "SIG{signal}: exit {status}");
+        t.assert_restored();
+        assert!(!t.capture().contains("panicked"));
+    }
+}
+
+#[test]
+fn a_model_llama_cpp_rejects_ends_the_explorer_with_one_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arch.gguf");
+    std::fs::write(
+        &path,
+        logitscope::gguf::synth::synthetic_gguf("notanarch", &[("output.weight", &[64, 8], 0)]),
+    )
+    .unwrap();
+    let t = Tmux::start("reject", &format!("-m {}", path.display()), 80, 24);
+    assert_eq!(t.exit_status(), 2);
+    t.assert_restored();
+    let screen = t.capture();
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{screen}");
+    assert!(lines[0].contains("notanarch") && lines[0].contains(&path.display().to_string()));
+}
