@@ -219,7 +219,12 @@ fn memory_probe(settings: &Settings, n: usize) -> Result<ExitCode, Fatal> {
 
 fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
     let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
-    let left = "After a long day at work, she went to the kitchen and made herself a cup of";
+    // A paragraph of left context (≈ 100 tokens), the blank, a 10-token suffix.
+    let left = format!(
+        "{}After a long day at work, she went to the kitchen and made herself a cup of",
+        PASSAGE
+    );
+    let left = left.as_str();
     let suffix = " tea with milk and honey before going to bed.";
     let mut main = model.session().map_err(e)?;
     let wide = ViewOptions {
