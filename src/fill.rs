@@ -177,8 +177,10 @@ pub enum FillError {
     Engine(#[from] EngineError),
     #[error("too many blanks ({0}); at most {MAX_BLANKS} per text")]
     TooManyBlanks(usize),
-    #[error("blank {0} has no candidates: it has no left context to propose any; give some with --candidates")]
-    NoCandidates(usize),
+    #[error("blank {} has no candidates: it has no left context to propose any; give some with --candidates", .0 + 1)]
+    NoLeftContext(usize),
+    #[error("blank {} has no candidates: its left context proposes no word-like token; give some with --candidates", .0 + 1)]
+    NoWordlike(usize),
     #[error("cancelled")]
     Cancelled,
 }
@@ -232,7 +234,8 @@ pub fn fill_text(
         } else {
             let wide = ViewOptions {
                 temp: view.temp,
-                n_probs: (n_candidates * 4).max(view.n_probs),
+                // Room to skip punctuation and whitespace pieces.
+                n_probs: (n_candidates * 4).max(view.n_probs).max(200),
             };
             let ev = main.evaluate(&left_tokens, wide, cancel)?;
             if ev.cancelled {
@@ -255,7 +258,11 @@ pub fn fill_text(
         }
         candidates.truncate(MAX_CANDIDATES);
         if candidates.is_empty() {
-            return Err(FillError::NoCandidates(index));
+            return Err(if left_tokens.is_empty() {
+                FillError::NoLeftContext(index)
+            } else {
+                FillError::NoWordlike(index)
+            });
         }
 
         let seqs: Vec<Vec<u32>> = candidates

@@ -240,3 +240,35 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     tmp.as_file().sync_all()?;
     tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn history_is_replaced_atomically_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/history.txt");
+        write_atomically(&path, b"first\nsecond").unwrap();
+        write_atomically(&path, b"third").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "third\n");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("history.txt")]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.txt");
+        write_atomically(&path, b"kept").unwrap();
+        // A directory where the file should go makes the rename fail.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write_atomically(&blocked, b"new").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\n");
+    }
+}

@@ -271,11 +271,25 @@ fn bucket_style(app: &App, rank: Option<u32>, prob: Option<f64>) -> Style {
 }
 
 fn draw_strip(frame: &mut Frame, app: &App, area: Rect) {
-    let title = if app.stale() {
-        Line::from(vec![" tokens ".into(), Span::from("evaluating… ").italic()])
-    } else {
-        Line::from(" tokens ")
-    };
+    let mut title = vec![Span::from(" tokens ")];
+    if let Some(s) = app
+        .scored
+        .as_ref()
+        .filter(|s| s.tokens.len() < s.n_tokens_total)
+    {
+        title.push(
+            Span::from(format!(
+                "· first {} of {} (context full, -c to enlarge) ",
+                s.tokens.len(),
+                s.n_tokens_total
+            ))
+            .bold(),
+        );
+    }
+    if app.stale() {
+        title.push(Span::from("evaluating… ").italic());
+    }
+    let title = Line::from(title);
     let block = Block::bordered().title(title).title_bottom(
         Line::from(match app.color {
             ColorMode::Buckets => " █ top-1  ▆ top-10  ▃ top-100  ▁ beyond ",

@@ -276,3 +276,62 @@ fn a_model_llama_cpp_rejects_ends_the_explorer_with_one_line_and_status_2() {
     assert_eq!(lines.len(), 1, "{screen}");
     assert!(lines[0].contains("notanarch") && lines[0].contains(&path.display().to_string()));
 }
+
+#[test]
+fn hostile_pastes_leave_the_explorer_sane() {
+    let t = Tmux::start("hostile", &format!("{} -c 512", model_flag()), 100, 30);
+    t.wait_for("ready", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("ANSI escapes", b"\x1b[31mred\x1b[0m \x1b[2J clear".to_vec()),
+        ("NUL and controls", b"a\x00b\x07c\x08d".to_vec()),
+        ("ZWJ emoji and flags", "👩‍👩‍👧‍👦 🇯🇵 e\u{301}".as_bytes().to_vec()),
+        ("right to left", "مرحبا بالعالم".as_bytes().to_vec()),
+        ("special tokens", b"<|im_start|>user <s>".to_vec()),
+        ("a blank alone", b"____".to_vec()),
+        ("many blanks", "x ____ ".repeat(40).into_bytes()),
+        ("multi-line paste", b"one\ntwo\r\nthree\tfour".to_vec()),
+        ("invalid UTF-8", b"bad \xff\xfe bytes".to_vec()),
+        (
+            "200,000 characters",
+            "lorem ipsum dolor ".repeat(11_112).into_bytes(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let file = t.dir.path().join("paste");
+        std::fs::write(&file, &bytes).unwrap();
+        Command::new("tmux")
+            .args(["load-buffer", "-b", "h"])
+            .arg(&file)
+            .status()
+            .unwrap();
+        Command::new("tmux")
+            .args(["paste-buffer", "-p", "-b", "h", "-t", &t.name])
+            .status()
+            .unwrap();
+        let screen = t.wait_for(name, Duration::from_secs(30), |s| {
+            s.contains("F1 help") && s.contains("type a sentence") && !s.contains("evaluating")
+        });
+        assert_eq!(t.flag("alternate_on"), "1", "{name}: still running");
+        if name == "ANSI escapes" {
+            // ESC itself becomes a space in the input line: the rest shows as plain text.
+            assert!(
+                screen.contains("[31mred") && screen.contains("[2J clear"),
+                "{name}:\n{screen}"
+            );
+        }
+        if name == "200,000 characters" {
+            t.wait_for("truncation", Duration::from_secs(60), |s| {
+                s.contains("context full")
+            });
+        }
+        if name == "multi-line paste" {
+            assert!(screen.contains("one two  three four"), "{name}:\n{screen}");
+        }
+        t.keys(&["C-u"]);
+    }
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
