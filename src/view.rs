@@ -626,12 +626,13 @@ fn draw_fill(frame: &mut Frame, app: &App, area: Rect) {
         }
         let per_blank = (body.height as usize / report.blanks.len().max(1)).max(3);
         for b in &report.blanks {
+            if report.blanks.len() > 1 {
+                lines.push(Line::from(format!("blank {}", b.index + 1)).bold());
+            }
             lines.push(
                 Line::from(format!(
-                    "blank {}: {:<15}  {}",
-                    b.index + 1,
-                    "left only, p",
-                    "whole sentence, posterior, move"
+                    "{:>2} {:<9} {:>5}  {:<9} {:>5} {:>3}",
+                    "#", "left only", "p", "sentence", "post.", "mv"
                 ))
                 .bold(),
             );

@@ -298,7 +298,10 @@ fn hostile_pastes_leave_the_explorer_sane() {
             "lorem ipsum dolor ".repeat(11_112).into_bytes(),
         ),
     ];
-    for (name, bytes) in cases {
+    for (i, (name, mut bytes)) in cases.into_iter().enumerate() {
+        // A marker at the end shows when the paste has landed on screen.
+        let marker = format!(" zq{i}");
+        bytes.extend_from_slice(marker.as_bytes());
         let file = t.dir.path().join("paste");
         std::fs::write(&file, &bytes).unwrap();
         Command::new("tmux")
@@ -310,8 +313,11 @@ fn hostile_pastes_leave_the_explorer_sane() {
             .args(["paste-buffer", "-p", "-b", "h", "-t", &t.name])
             .status()
             .unwrap();
-        let screen = t.wait_for(name, Duration::from_secs(30), |s| {
-            s.contains("F1 help") && s.contains("type a sentence") && !s.contains("evaluating")
+        let screen = t.wait_for(name, Duration::from_secs(60), |s| {
+            s.contains("F1 help")
+                && s.contains("type a sentence")
+                && s.contains(marker.trim())
+                && !s.contains("evaluating")
         });
         assert_eq!(t.flag("alternate_on"), "1", "{name}: still running");
         if name == "ANSI escapes" {

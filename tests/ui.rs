@@ -234,3 +234,59 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
     assert!(s.contains("type a sentence"), "{s}");
     assert!(s.contains("F1 help"));
 }
+
+#[test]
+fn snapshot_fill_panel() {
+    use logitscope::fill::{BlankReport, CandidateReport, FillReport};
+    use logitscope::report::TopLogprob;
+    let mut app = scored_app(100, 30);
+    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    update(
+        &mut app,
+        Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
+    );
+    let g = app.fill.generation;
+    let cand = |text: &str, post: f64, left_rank: usize, user: bool| CandidateReport {
+        text: text.into(),
+        left_logprob: -1.0,
+        sentence_logprob: post.ln() - 40.0,
+        posterior: post,
+        left_rank,
+        source: if user { "user" } else { "left" },
+    };
+    let top = |id: u32, p: f64| TopLogprob {
+        id,
+        token: String::new(),
+        bytes: vec![],
+        logprob: p.ln(),
+    };
+    let report = FillReport {
+        text: app.editor.text().into(),
+        model: "tiny-test.gguf".into(),
+        temperature: 1.0,
+        order: "left to right",
+        blanks: vec![BlankReport {
+            index: 0,
+            byte_offset: 43,
+            left_top_logprobs: vec![top(9, 0.62), top(10, 0.05), top(11, 0.04)],
+            left_entropy_bits: Some(3.7),
+            candidates: vec![
+                cand("salt", 0.85, 1, false),
+                cand("sugar", 0.10, 2, false),
+                cand("pepper", 0.05, 5, true),
+            ],
+            scored_text: "The chef seasoned the soup with a pinch of salt.".into(),
+        }],
+        filled_text: "The chef seasoned the soup with a pinch of salt.".into(),
+    };
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Filled {
+            generation: g,
+            result: Ok(Box::new(report)),
+        }),
+    );
+    let s = screen(&app);
+    assert!(s.contains("salt") && s.contains("0.850"));
+    insta::assert_snapshot!("fill_panel", s);
+}
