@@ -2,21 +2,9 @@
 //! The whole-program figures against llama.cpp's decode come from `logitscope bench`.
 use criterion::{criterion_group, criterion_main, Criterion};
 
-fn row(n: usize) -> Vec<f32> {
-    let mut x = n as u64;
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 12.0
-        })
-        .collect()
-}
-
 fn stats(c: &mut Criterion) {
     for n in [49_152usize, 262_144] {
-        let r = row(n);
+        let r = logitscope::bench::synthetic_row(n, n as u64);
         c.bench_function(&format!("summarize_row/{n}"), |b| {
             b.iter(|| logitscope::stats::summarize_row(std::hint::black_box(&r), 1.0, 10, Some(7)))
         });

@@ -72,6 +72,15 @@ pub struct Scored {
 /// What the explorer asks the outside world to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
+    /// Work for the engine thread (latest wins, see `worker`).
+    Run(Job),
+    SaveHistory(Vec<String>),
+    Quit,
+}
+
+/// A piece of engine work, tagged with the generation of the text it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
     Evaluate {
         generation: u64,
         text: String,
@@ -83,8 +92,6 @@ pub enum Command {
         candidates: Vec<String>,
         view: ViewOptions,
     },
-    SaveHistory(Vec<String>),
-    Quit,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -344,20 +351,20 @@ fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     }
     app.generation += 1;
-    let mut cmds = vec![Command::Evaluate {
+    let mut cmds = vec![Command::Run(Job::Evaluate {
         generation: app.generation,
         text: app.editor.text().to_owned(),
         view: app.view,
-    }];
+    })];
     if app.has_blank() {
         app.fill.generation = app.generation;
         app.fill.progress = Some((0, 0, 0));
-        cmds.push(Command::Fill {
+        cmds.push(Command::Run(Job::Fill {
             generation: app.generation,
             text: app.editor.text().to_owned(),
             candidates: app.fill.candidates.clone(),
             view: app.view,
-        });
+        }));
     } else {
         app.fill.report = None;
         app.fill.progress = None;
@@ -809,16 +816,16 @@ mod tests {
         assert_eq!(
             cmds,
             vec![
-                Command::Evaluate {
+                Command::Run(Job::Evaluate {
                     generation: 1,
                     text: "a".into(),
                     view: ViewOptions::default()
-                },
-                Command::Evaluate {
+                }),
+                Command::Run(Job::Evaluate {
                     generation: 2,
                     text: "ab".into(),
                     view: ViewOptions::default()
-                },
+                }),
             ]
         );
         assert!(app.stale());
@@ -838,7 +845,7 @@ mod tests {
                 n_ctx: 64,
             }),
         );
-        assert!(matches!(&cmds[..], [Command::Evaluate { text, .. }] if text == "hi"));
+        assert!(matches!(&cmds[..], [Command::Run(Job::Evaluate { text, .. })] if text == "hi"));
     }
 
     #[test]
@@ -941,7 +948,9 @@ mod tests {
         let mut app = ready(80, 24);
         type_text(&mut app, SENTENCE);
         let cmds = update(&mut app, key(KeyCode::F(3)));
-        assert!(matches!(&cmds[..], [Command::Evaluate { view, .. }] if view.temp == 1.2));
+        assert!(
+            matches!(&cmds[..], [Command::Run(Job::Evaluate { view, .. })] if view.temp == 1.2)
+        );
         update(&mut app, key(KeyCode::F(2)));
         update(&mut app, key(KeyCode::F(2)));
         assert_eq!(app.view.temp, 0.85);
@@ -950,7 +959,9 @@ mod tests {
         }
         assert_eq!(app.view.temp, TEMPS[0]);
         let cmds = update(&mut app, key(KeyCode::F(5)));
-        assert!(matches!(&cmds[..], [Command::Evaluate { view, .. }] if view.n_probs == 11));
+        assert!(
+            matches!(&cmds[..], [Command::Run(Job::Evaluate { view, .. })] if view.n_probs == 11)
+        );
         for _ in 0..100 {
             update(&mut app, key(KeyCode::F(4)));
         }
@@ -990,7 +1001,7 @@ mod tests {
         type_text(&mut app, "draft");
         let cmds = update(&mut app, key(KeyCode::Up));
         assert_eq!(app.editor.text(), "an older sentence");
-        assert!(matches!(&cmds[..], [Command::Evaluate { .. }]));
+        assert!(matches!(&cmds[..], [Command::Run(Job::Evaluate { .. })]));
         update(&mut app, key(KeyCode::Down));
         assert_eq!(app.editor.text(), "draft");
         let cmds = update(&mut app, key(KeyCode::Enter));
@@ -1007,13 +1018,15 @@ mod tests {
     fn a_blank_asks_for_fill_and_candidates_can_be_added() {
         let mut app = ready(80, 24);
         let cmds = type_text(&mut app, "The ____ barked");
-        assert!(cmds.iter().any(|c| matches!(c, Command::Fill { .. })));
+        assert!(cmds
+            .iter()
+            .any(|c| matches!(c, Command::Run(Job::Fill { .. }))));
         update(&mut app, key(KeyCode::Tab));
         assert_eq!(app.focus, Focus::Candidates);
         type_text(&mut app, "dog, cat");
         let cmds = update(&mut app, key(KeyCode::Enter));
         assert!(cmds.iter().any(
-            |c| matches!(c, Command::Fill { candidates, .. } if candidates == &["dog", "cat"])
+            |c| matches!(c, Command::Run(Job::Fill { candidates, .. }) if candidates == &["dog", "cat"])
         ));
         assert_eq!(
             app.editor.text(),

@@ -63,7 +63,8 @@ fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
     (text, tokens)
 }
 
-fn synthetic_row(n: usize, seed: u64) -> Vec<f32> {
+/// Logits spread like a real row's (uniform over 20 nats), reproducible without a model.
+pub fn synthetic_row(n: usize, seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     (0..n)
         .map(|_| {

@@ -102,25 +102,31 @@ pub fn summarize_row(
         None => None,
     };
 
-    let (max, beats_target, nan) = max_and_count(logits, target_logit.unwrap_or(f32::INFINITY));
-    if nan {
-        return Err(RowError::NaN);
-    }
-    if max == f32::NEG_INFINITY {
-        return Err(RowError::AllNegInfinite);
-    }
-
-    // 1/T, kept finite so that (z - max) * inv_t is 0 for the maximum even as T → 0.
-    let inv_t = if temp > 0.0 {
-        (1.0 / temp).min(f32::MAX)
-    } else {
-        f32::MAX
+    // Pass 1 also ranks the target: logits before it that are >= its logit (ties are broken by
+    // id) plus logits after it that are > it. x >= z is x > next_down(z).
+    let (max, rank_ahead, nan) = match (target, target_logit) {
+        (Some(id), Some(z)) if z > f32::NEG_INFINITY => {
+            let (before, after) = logits.split_at(id as usize);
+            let (m1, c1, n1) = max_and_count(before, z.next_down());
+            let (m2, c2, n2) = max_and_count(after, z);
+            (m1.max(m2), c1 + c2, n1 || n2)
+        }
+        (Some(id), Some(z)) => {
+            // An impossible target (-inf): count the finite ones and the -inf ties before it.
+            let (m, c, n) = max_and_count(logits, z);
+            let ties = logits[..id as usize].iter().filter(|&&x| x == z).count();
+            (m, c + ties, n)
+        }
+        _ => max_and_count(logits, f32::INFINITY),
     };
-    let (sum, sum_ey) = exp_sums(logits, max, inv_t);
-    let ln_s = sum.ln();
+    let Normaliser {
+        inv_temp,
+        ln_s,
+        sum,
+        sum_ey,
+    } = normalise(logits, temp, max, nan)?;
     // H = ln S - Σ e·y / S (nats); clamp tiny negative rounding to 0.
     let entropy_nats = (ln_s - sum_ey / sum).max(0.0);
-    let inv_temp = f64::from(inv_t);
     let summary_logprob = |z: f32| scaled_logprob(z, max, inv_temp, ln_s);
 
     let top = top_k(logits, k)
@@ -133,14 +139,12 @@ pub fn summarize_row(
 
     let target = match (target, target_logit) {
         (Some(id), Some(z)) => {
-            // Stable ties: an equal logit at a lower id ranks before the target.
-            let ties_before = logits[..id as usize].iter().filter(|&&x| x == z).count();
             let logprob = summary_logprob(z);
             Some(TargetStats {
                 id,
                 logprob,
                 prob: logprob.exp(),
-                rank: u32::try_from(1 + beats_target + ties_before).unwrap_or(u32::MAX),
+                rank: u32::try_from(1 + rank_ahead).unwrap_or(u32::MAX),
             })
         }
         _ => None,
@@ -163,28 +167,47 @@ pub fn logprobs_of(logits: &[f32], temp: f32, targets: &[u32]) -> Result<Vec<f64
         return Err(RowError::Empty);
     }
     let (max, _, nan) = max_and_count(logits, f32::INFINITY);
-    if nan {
-        return Err(RowError::NaN);
-    }
-    if max == f32::NEG_INFINITY {
-        return Err(RowError::AllNegInfinite);
-    }
-    let inv_t = if temp > 0.0 {
-        (1.0 / temp).min(f32::MAX)
-    } else {
-        f32::MAX
-    };
-    let (sum, _) = exp_sums(logits, max, inv_t);
-    let ln_s = sum.ln();
+    let Normaliser { inv_temp, ln_s, .. } = normalise(logits, temp, max, nan)?;
     targets
         .iter()
         .map(|&t| {
             let z = *logits
                 .get(t as usize)
                 .ok_or(RowError::TargetOutOfRange(t))?;
-            Ok(scaled_logprob(z, max, f64::from(inv_t), ln_s))
+            Ok(scaled_logprob(z, max, inv_temp, ln_s))
         })
         .collect()
+}
+
+/// Pass 2's results: what turns a logit into a log-probability.
+struct Normaliser {
+    inv_temp: f64,
+    ln_s: f64,
+    sum: f64,
+    sum_ey: f64,
+}
+
+/// Check pass 1's findings, then run pass 2.
+fn normalise(logits: &[f32], temp: f32, max: f32, nan: bool) -> Result<Normaliser, RowError> {
+    if nan {
+        return Err(RowError::NaN);
+    }
+    if max == f32::NEG_INFINITY {
+        return Err(RowError::AllNegInfinite);
+    }
+    // 1/T, kept finite so that (z - max) * inv_t is 0 for the maximum even as T → 0.
+    let inv_t = if temp > 0.0 {
+        (1.0 / temp).min(f32::MAX)
+    } else {
+        f32::MAX
+    };
+    let (sum, sum_ey) = exp_sums(logits, max, inv_t);
+    Ok(Normaliser {
+        inv_temp: f64::from(inv_t),
+        ln_s: sum.ln(),
+        sum,
+        sum_ey,
+    })
 }
 
 /// `(z - max) / T - ln S`, relative to the maximum so that no large numbers cancel as T → 0.

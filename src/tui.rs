@@ -19,7 +19,7 @@ use ratatui::Terminal;
 
 use crate::app::{update, App, Command, EngineMsg, Msg, Phase};
 use crate::cli::{Fatal, Settings};
-use crate::worker::{Job, JobSlot};
+use crate::worker::JobSlot;
 
 pub fn run(settings: Settings, warning: Option<String>) -> Result<ExitCode, Fatal> {
     // Everything that can fail before the screen is taken fails here, as a plain line.
@@ -177,26 +177,7 @@ fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> Result<(), Fatal> 
 
 fn execute_command(c: Command, jobs: &JobSlot) {
     match c {
-        Command::Evaluate {
-            generation,
-            text,
-            view,
-        } => jobs.submit(Job::Evaluate {
-            generation,
-            text,
-            view,
-        }),
-        Command::Fill {
-            generation,
-            text,
-            candidates,
-            view,
-        } => jobs.submit(Job::Fill {
-            generation,
-            text,
-            candidates,
-            view,
-        }),
+        Command::Run(job) => jobs.submit(job),
         Command::SaveHistory(entries) => {
             if let Err(e) = save_history(&entries) {
                 tracing::warn!("cannot save history: {e}");

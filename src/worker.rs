@@ -11,23 +11,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use crate::app::{EngineMsg, Msg, Scored};
-use crate::engine::{ModelOptions, Session, ViewOptions};
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Job {
-    Evaluate {
-        generation: u64,
-        text: String,
-        view: ViewOptions,
-    },
-    Fill {
-        generation: u64,
-        text: String,
-        candidates: Vec<String>,
-        view: ViewOptions,
-    },
-}
+use crate::app::{EngineMsg, Job, Msg, Scored};
+use crate::engine::{ModelOptions, Session};
 
 impl Job {
     fn generation(&self) -> u64 {
@@ -248,6 +233,7 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::engine::ViewOptions;
 
     fn eval(g: u64) -> Job {
         Job::Evaluate {

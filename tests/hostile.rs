@@ -7,46 +7,6 @@ mod common;
 
 use serde_json::Value;
 
-/// (name, text). Texts with a newline cannot be a stdin line; they go as arguments.
-fn inputs() -> Vec<(&'static str, String)> {
-    vec![
-        ("empty", String::new()),
-        ("whitespace only", "   \t  ".into()),
-        ("200,000 characters", "lorem ipsum dolor ".repeat(11_112)),
-        ("NUL bytes", "a\0b\0c".into()),
-        ("control characters", "bell\x07 back\x08 del\x7f".into()),
-        (
-            "ANSI escapes",
-            "\x1b[31mred\x1b[0m \x1b[2J\x1b]0;title\x07".into(),
-        ),
-        ("ZWJ emoji", "family 👩‍👩‍👧‍👦 here".into()),
-        ("flags", "🇯🇵🇫🇷🏴‍☠️".into()),
-        (
-            "combining marks",
-            "e\u{301}\u{302}\u{303} Z\u{351}\u{34f}\u{35c}".into(),
-        ),
-        ("right to left", "مرحبا بالعالم שלום".into()),
-        (
-            "special-token lookalikes",
-            "<|im_start|>user hi<|im_end|>".into(),
-        ),
-        ("BOS/EOS lookalikes", "<s> hello </s> <|endoftext|>".into()),
-        ("a blank alone", "____".into()),
-        ("a mask alone", "[MASK]".into()),
-        ("1,000 blanks", "x ".to_owned() + &"____ ".repeat(1000)),
-        ("byte-order mark", "\u{feff}Hello".into()),
-        ("CJK", "日本語のテキストです".into()),
-        ("zero-width only", "\u{200d}\u{200b}\u{2060}".into()),
-        ("one long word", "a".repeat(5000)),
-        ("digits and punctuation", "1, 2, 3... ?!?! ((([[[".into()),
-        ("lone combining mark", "\u{301}".into()),
-        (
-            "private use and noncharacters",
-            "\u{e000}\u{fdd0}\u{10ffff}".into(),
-        ),
-    ]
-}
-
 fn run_lines(cmd: &str, extra: &[&str], lines: &[Vec<u8>]) -> (Option<i32>, Vec<Value>) {
     let model = common::model_arg();
     let mut args = vec![cmd, "-m", &model, "-c", "256"];
@@ -65,7 +25,7 @@ fn run_lines(cmd: &str, extra: &[&str], lines: &[Vec<u8>]) -> (Option<i32>, Vec<
 }
 
 fn stdin_lines() -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = inputs()
+    let mut v: Vec<(String, Vec<u8>)> = common::hostile_inputs()
         .into_iter()
         .map(|(n, t)| (n.to_owned(), t.into_bytes()))
         .collect();
