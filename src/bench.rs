@@ -118,8 +118,8 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
     if let Ok(n) = std::env::var("LOGITSCOPE_BENCH_PROBE") {
         return memory_probe(settings, n.parse().unwrap_or(16));
     }
-    println!("{}", stats_table());
     if stats_only {
+        println!("{}", stats_table());
         return Ok(ExitCode::SUCCESS);
     }
     let path = crate::cli::resolve_model_path(settings)?;
@@ -184,6 +184,8 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
             ms(full)
         );
     }
+
+    println!("\n{}", stats_table().trim_end());
 
     println!(
         "\n4. peak resident memory (fresh process each, same n_ctx {})",
@@ -263,7 +265,7 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         seqs.first().map_or(0, Vec::len)
     );
     println!(
-        "batched (shared prefix once): {:.0} ms   one full evaluation each: {:.0} ms   speed-up {:.1}×",
+        "shared prefix decoded once: {:.0} ms   one full evaluation each: {:.0} ms   speed-up {:.1}×",
         ms(batched),
         ms(separate),
         separate.as_secs_f64() / batched.as_secs_f64()

@@ -236,7 +236,14 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// A progress printer for stderr: one line per stage, and a percentage that rewrites itself.
 pub fn stderr_progress() -> impl FnMut(FetchEvent) {
+    use std::io::IsTerminal;
     let mut last_pct = None;
+    // A terminal gets a percentage that rewrites itself; a log gets a line per quarter.
+    let step = if std::io::stderr().is_terminal() {
+        1
+    } else {
+        25
+    };
     move |ev| {
         let mut err = std::io::stderr();
         match ev {
@@ -247,12 +254,16 @@ pub fn stderr_progress() -> impl FnMut(FetchEvent) {
                 );
             }
             FetchEvent::Extracting { done, total } => {
-                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                let pct = (done * 100).checked_div(total).unwrap_or(100) / step * step;
                 if last_pct != Some(pct) {
                     last_pct = Some(pct);
-                    let _ = write!(err, "\rlogitscope: extracting and verifying… {pct:3}%");
-                    if pct == 100 {
-                        let _ = writeln!(err);
+                    if step == 1 {
+                        let _ = write!(err, "\rlogitscope: extracting and verifying… {pct:3}%");
+                        if pct == 100 {
+                            let _ = writeln!(err);
+                        }
+                    } else {
+                        let _ = writeln!(err, "logitscope: extracting and verifying… {pct:3}%");
                     }
                 }
             }
