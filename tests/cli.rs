@@ -137,10 +137,15 @@ fn vocab_only_gguf() -> PathBuf {
     );
 }
 
-/// Root reads a mode-000 file anyway: the unreadable case runs as `nobody` then.
-fn run_unprivileged(args: &[&str]) -> std::process::Output {
+/// Root reads a mode-000 file anyway: the unreadable case runs as `nobody` then, from a copy
+/// of the binary that `nobody` can reach (the checkout may sit in root's home).
+fn run_unprivileged(args: &[&str], scratch: &Path) -> std::process::Output {
     use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(common::bin());
+    let bin = scratch.join("logitscope-copy");
+    if !bin.exists() {
+        std::fs::copy(common::bin(), &bin).unwrap();
+    }
+    let mut cmd = std::process::Command::new(&bin);
     cmd.args(args)
         .env("LOGITSCOPE_STATE_DIR", "/nonexistent-state")
         .env("LOGITSCOPE_CONFIG_DIR", "/nonexistent-config")
@@ -257,7 +262,7 @@ fn bad_model_files_give_one_clear_line_and_exit_status_2() {
         };
         for args in runs {
             let out = if what == "unreadable file" {
-                run_unprivileged(&args)
+                run_unprivileged(&args, dir.path())
             } else {
                 common::run(&args, None)
             };

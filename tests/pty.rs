@@ -137,20 +137,25 @@ impl Tmux {
         );
     }
 
+    /// The program's pid: the child of the shell (found in /proc, no procps needed).
     fn pid(&self) -> String {
-        // The shell's pid; the program is its only child.
         let Some(sh) = self.file("pid") else {
             return String::new();
         };
-        let out = Command::new("pgrep")
-            .args(["-P", sh.trim()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
+        let sh = sh.trim().to_owned();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may hold spaces, so split after the last ')'.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if after.split_whitespace().nth(1) == Some(sh.as_str()) {
+                return entry.file_name().to_string_lossy().into_owned();
+            }
+        }
+        String::new()
     }
 }
 
@@ -246,8 +251,9 @@ fn signals_during_load_and_evaluation_restore_the_terminal() {
             }
         };
         if !pid.is_empty() {
-            Command::new("kill")
-                .args([&format!("-{signal}"), &pid])
+            // The shell's kill builtin: no procps needed.
+            Command::new("sh")
+                .args(["-c", &format!("kill -{signal} {pid}")])
                 .status()
                 .unwrap();
         }
