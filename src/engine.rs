@@ -370,10 +370,11 @@ impl<'m> Session<'m> {
     /// enough of the prefix to hold [`MIN_DECODE`] tokens, so every sequence is computed exactly
     /// as `evaluate` computes it (llama.cpp's numbers depend on decode sizes).
     ///
-    /// Why not several llama.cpp sequences in one batch: with llama-cpp-2 0.1.160, tails of
-    /// different sequences in the same KV cache changed each other's numbers by up to 0.25 in
-    /// logprob (measured on the default model, unified and per-sequence caches alike), while
-    /// one tail at a time reproduces `score` exactly.
+    /// Why not several llama.cpp sequences in one batch: with llama-cpp-2 0.1.160, sequences
+    /// sharing the prefix's cells in a unified KV cache changed each other's numbers by up to
+    /// 0.25 in logprob on the default model, while one tail at a time reproduces `score`
+    /// exactly. (One KV stream per sequence with the prefix copied was exact in an experiment;
+    /// it is not used yet.)
     pub fn sequence_logprobs(
         &mut self,
         seqs: &[Vec<u32>],
