@@ -114,7 +114,11 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, Fatal> {
+pub fn bench_command(
+    settings: &Settings,
+    stats_only: bool,
+    fill_only: bool,
+) -> Result<ExitCode, Fatal> {
     if let Ok(n) = std::env::var("LOGITSCOPE_BENCH_PROBE") {
         return memory_probe(settings, n.parse().unwrap_or(16));
     }
@@ -125,8 +129,13 @@ pub fn bench_command(settings: &Settings, stats_only: bool) -> Result<ExitCode, 
     let path = crate::cli::resolve_model_path(settings)?;
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
-    let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let view = settings.view;
+    if fill_only {
+        println!("5. fill-in: 50 candidates, 10-token suffix");
+        fill_bench(&model, view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
 
     println!(
@@ -246,12 +255,20 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         .map(|c| model.tokenize(&format!("{left} {c}{suffix}")))
         .collect();
     let suffix_tokens = model.tokenize(suffix).len();
-    let mut batch: Session<'_> = model.session().map_err(e)?;
-    let batched = time(3, || {
-        batch
-            .sequence_logprobs(&seqs, view.temp, &|| false, &mut |_, _| {})
-            .ok()
-    });
+    let max_len = seqs.iter().map(Vec::len).max().unwrap_or(1);
+    let (streams, per_seq) = crate::fill::batch_shape(max_len, main.n_ctx()).map_err(e)?;
+    let time_with = |streams: usize, reps: usize| -> Result<Duration, Fatal> {
+        let mut batch: Session<'_> = model
+            .batch_session(streams as u32, per_seq as u32)
+            .map_err(e)?;
+        Ok(time(reps, || {
+            batch
+                .sequence_logprobs(&seqs, view.temp, &|| false, &mut |_, _| {})
+                .ok()
+        }))
+    };
+    let batched = time_with(streams, 3)?;
+    let one_stream = time_with(1, 3)?;
     let separate = time(1, || {
         for s in &seqs {
             main.reset();
@@ -265,8 +282,16 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         seqs.first().map_or(0, Vec::len)
     );
     println!(
-        "shared prefix decoded once: {:.0} ms   one full evaluation each: {:.0} ms   speed-up {:.1}×",
-        ms(batched),
+        "batched (prefix decoded once, up to {} tails side by side): {:.0} ms",
+        streams.saturating_sub(1).max(1),
+        ms(batched)
+    );
+    println!(
+        "prefix decoded once, one tail at a time: {:.0} ms",
+        ms(one_stream)
+    );
+    println!(
+        "one full evaluation each: {:.0} ms   speed-up of batched {:.1}×",
         ms(separate),
         separate.as_secs_f64() / batched.as_secs_f64()
     );

@@ -92,8 +92,11 @@ pub enum Cmd {
     /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
     Bench {
         /// Only run the quick statistics table (no model needed)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fill_only")]
         stats_only: bool,
+        /// Only run the fill-in table (batched vs one evaluation per candidate)
+        #[arg(long)]
+        fill_only: bool,
     },
 }
 
@@ -249,7 +252,10 @@ pub fn run() -> ExitCode {
                     candidates,
                     n_candidates,
                 } => crate::fill::fill_command(&settings, texts, candidates, n_candidates as usize),
-                Cmd::Bench { stats_only } => crate::bench::bench_command(&settings, stats_only),
+                Cmd::Bench {
+                    stats_only,
+                    fill_only,
+                } => crate::bench::bench_command(&settings, stats_only, fill_only),
                 Cmd::Fetch => unreachable!("handled above"),
             }
         }

@@ -35,6 +35,9 @@ pub const MIN_DECODE: usize = 16;
 /// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 12.6 MB for the
 /// default model) and lets a long evaluation notice a newer request between chunks.
 pub const MAX_DECODE: usize = 64;
+/// The most tokens of one multi-sequence decode when scoring fill-in candidates: 8 tails of
+/// [`MIN_DECODE`] tokens side by side; on two CPU cores ≈ 0.6 s, the longest a cancel waits.
+pub const MAX_WAVE: usize = 128;
 
 /// How a model is loaded and its context made; llama.cpp's own flag names in the CLI.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,9 +176,26 @@ impl Model {
 
     /// A new evaluation session with its own llama.cpp context (one sequence).
     pub fn session(&self) -> Result<Session<'_>, EngineError> {
-        let n_ctx = self.options.ctx_size.max(16);
+        self.make_session(self.options.ctx_size.max(16), 1)
+    }
+
+    /// A session for scoring several texts side by side: `n_seq` llama.cpp sequences, each in
+    /// its own KV-cache stream of `per_seq_ctx` tokens (used by fill-in).
+    ///
+    /// Separate streams, not one unified cache: with llama-cpp-2 0.1.160, sequences that share
+    /// prefix cells in a unified cache changed each other's numbers (up to 0.25 in logprob on
+    /// the default model); with a stream per sequence and the prefix copied, every sequence
+    /// gets exactly the numbers of a single-sequence decode.
+    pub fn batch_session(&self, n_seq: u32, per_seq_ctx: u32) -> Result<Session<'_>, EngineError> {
+        let n_seq = n_seq.clamp(1, 64);
+        self.make_session(per_seq_ctx.max(16).saturating_mul(n_seq), n_seq)
+    }
+
+    fn make_session(&self, n_ctx: u32, n_seq: u32) -> Result<Session<'_>, EngineError> {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_seq_max(n_seq)
+            .with_kv_unified(n_seq == 1)
             .with_n_batch(512)
             .with_n_ubatch(512)
             .with_n_threads(self.options.threads as i32)
@@ -189,15 +209,17 @@ impl Model {
                 n_ctx,
                 detail: crate::logging::last_llama_error(),
             })?;
-        let n_ctx = ctx.n_ctx() as usize;
+        // Tokens one sequence may hold.
+        let n_ctx = ctx.n_ctx() as usize / n_seq as usize;
         // llama.cpp aborts (GGML_ASSERT) on a decode larger than n_batch, which it clamps to
         // n_ctx: every decode below stays within it.
         let batch_capacity = (ctx.n_batch() as usize).clamp(1, 512);
         Ok(Session {
             model: self,
             ctx,
-            batch: LlamaBatch::new(batch_capacity, 1),
+            batch: LlamaBatch::new(batch_capacity, n_seq as i32),
             batch_capacity,
+            n_seq: n_seq as usize,
             n_ctx,
             cached_tokens: Vec::new(),
             cached_rows: Vec::new(),
@@ -256,6 +278,8 @@ pub struct Session<'m> {
     batch: LlamaBatch<'static>,
     /// Tokens the batch (and one decode) holds at most.
     batch_capacity: usize,
+    /// Sequences (KV-cache streams) of the context; 1 except for fill-in batches.
+    n_seq: usize,
     n_ctx: usize,
     /// Tokens whose keys and values are in the KV cache of sequence 0, in order.
     cached_tokens: Vec<u32>,
@@ -270,13 +294,25 @@ impl<'m> Session<'m> {
         self.model
     }
 
+    /// Tokens one sequence may hold.
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
+    }
+
+    /// Sequences (KV-cache streams) the session scores side by side.
+    pub fn n_seq(&self) -> usize {
+        self.n_seq
     }
 
     /// The largest single decode: [`MAX_DECODE`], or less when the context is tiny.
     fn max_decode(&self) -> usize {
         MAX_DECODE.min(self.batch_capacity)
+    }
+
+    /// The most tokens one wave of [`Session::sequence_logprobs`] decodes: [`MAX_WAVE`], or
+    /// less when the batch is smaller.
+    fn max_wave(&self) -> usize {
+        MAX_WAVE.min(self.batch_capacity)
     }
 
     /// Forget the cached text (the next evaluation decodes from scratch).
@@ -349,7 +385,7 @@ impl<'m> Session<'m> {
         len: usize,
         view: ViewOptions,
     ) -> Result<(), EngineError> {
-        self.decode_tokens(&tokens[pos..pos + len], pos, |_| true)?;
+        self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
         for i in 0..len {
             let logits = self.ctx.get_logits_ith(i as i32);
             let target = tokens.get(pos + i + 1).copied();
@@ -365,16 +401,12 @@ impl<'m> Session<'m> {
     /// `out[s][j] = ln p(seqs[s][j] | seqs[s][..j])` for j ≥ 1 (`None` for j = 0, which nothing
     /// predicts). Returns `None` when cancelled. The cached text is forgotten.
     ///
-    /// The shared prefix is decoded once; then each sequence's tail is decoded on top of it,
-    /// the cache after the prefix being removed between sequences. Each tail decode re-decodes
-    /// enough of the prefix to hold [`MIN_DECODE`] tokens, so every sequence is computed exactly
-    /// as `evaluate` computes it (llama.cpp's numbers depend on decode sizes).
-    ///
-    /// Why not several llama.cpp sequences in one batch: with llama-cpp-2 0.1.160, sequences
-    /// sharing the prefix's cells in a unified KV cache changed each other's numbers by up to
-    /// 0.25 in logprob on the default model, while one tail at a time reproduces `score`
-    /// exactly. (One KV stream per sequence with the prefix copied was exact in an experiment;
-    /// it is not used yet.)
+    /// The shared prefix is decoded once, on sequence 0. In a session with several KV-cache
+    /// streams ([`Model::batch_session`]) the tails are then decoded side by side in waves,
+    /// one sequence per stream on a copy of the prefix; with one stream, one tail at a time on
+    /// top of the prefix. Every decode holds at least [`MIN_DECODE`] tokens (a short tail
+    /// re-decodes the end of the prefix), so every sequence gets the numbers `evaluate` gives
+    /// it (llama.cpp's numbers depend on decode sizes: tests/engine.rs).
     pub fn sequence_logprobs(
         &mut self,
         seqs: &[Vec<u32>],
@@ -396,14 +428,19 @@ impl<'m> Session<'m> {
         let Some(first) = seqs.first() else {
             return Ok(Some(out));
         };
-        // The shared prefix, cut back so that every tail decode is at least MIN_DECODE long
-        // and every sequence keeps a token of its own.
+        // With spare streams the tails go to streams 1.., sequence 0 keeping the whole shared
+        // prefix; with one stream the tails replace each other on sequence 0, so the prefix
+        // stops MIN_DECODE tokens before the shortest sequence ends.
+        let spare = self.n_seq > 1;
+        let (first_slot, slots) = if spare { (1, self.n_seq - 1) } else { (0, 1) };
+        let margin = if spare { 1 } else { MIN_DECODE };
+        // Every sequence keeps at least one token of its own.
         let base = seqs
             .iter()
             .map(|s| {
                 common_prefix(first, s)
                     .min(s.len() - 1)
-                    .min(s.len().saturating_sub(MIN_DECODE))
+                    .min(s.len().saturating_sub(margin))
             })
             .min()
             .unwrap_or(0);
@@ -417,7 +454,7 @@ impl<'m> Session<'m> {
                 self.reset();
                 return Ok(None);
             }
-            self.decode_tokens(&first[pos..pos + len], pos, |_| true)?;
+            self.decode_tokens(&first[pos..pos + len], pos, 0)?;
             for i in 0..len {
                 let j = pos + i + 1;
                 let row = self.ctx.get_logits_ith(i as i32);
@@ -432,46 +469,114 @@ impl<'m> Session<'m> {
             progress(done, total);
         }
 
-        // 2. Each tail on top of the prefix.
-        for (s, seq) in seqs.iter().enumerate() {
-            self.ctx
-                .kv_cache_seq_rm(0, Some(base as u32), None)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-            let mut pos = base;
-            for len in plan_chunks(seq.len() - base, self.max_decode()) {
-                if cancel() {
+        // 2. The tails, in waves: sequences of the same length (llama.cpp then keeps a wave in
+        //    one micro-batch instead of splitting it into tiny ones), at most MAX_WAVE tokens
+        //    (a cancel waits for one wave at most).
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&s| seqs[s].len());
+        for group in order.chunk_by(|&a, &b| seqs[a].len() == seqs[b].len()) {
+            let len = seqs[group[0]].len();
+            let per_wave = slots.min(self.max_wave() / (len - base)).max(1);
+            for wave in group.chunks(per_wave) {
+                // Short tails start earlier so that the wave's decode is not tiny.
+                let start = base.min(len.saturating_sub(MIN_DECODE.div_ceil(wave.len())));
+                let tails = Wave {
+                    seqs,
+                    members: wave,
+                    first_slot,
+                    start,
+                    base,
+                };
+                let mut step = |wave_done: usize| progress(done + wave_done, total);
+                if !self.decode_wave(&tails, temp, cancel, &mut step, &mut out)? {
                     self.reset();
                     return Ok(None);
                 }
-                self.decode_tokens(&seq[pos..pos + len], pos, |_| true)?;
-                for i in 0..len {
-                    let j = pos + i + 1;
-                    if j < seq.len() {
-                        let row = self.ctx.get_logits_ith(i as i32);
-                        out[s][j] = Some(crate::stats::logprobs_of(row, temp, &[seq[j]])?[0]);
-                    }
-                }
-                pos += len;
-                done += len;
-                progress(done, total);
+                done += (len - base) * wave.len();
             }
         }
         self.reset();
         Ok(Some(out))
     }
 
-    /// One decode of `tokens` at positions `pos..` on sequence 0; `logits(i)` says whether row
-    /// i is wanted.
-    fn decode_tokens(
+    /// Decode the tails of one wave, member k on sequence (and stream) `first_slot + k`, and
+    /// write the log-probability of each token after `base` into `out`. A lone member is
+    /// decoded in chunks (it may be long), asking `cancel` between them; several members in
+    /// one batch. Returns false when cancelled.
+    fn decode_wave(
         &mut self,
-        tokens: &[u32],
-        pos: usize,
-        logits: impl Fn(usize) -> bool,
-    ) -> Result<(), EngineError> {
+        w: &Wave<'_>,
+        temp: f32,
+        cancel: &dyn Fn() -> bool,
+        progress: &mut dyn FnMut(usize),
+        out: &mut [Vec<Option<f64>>],
+    ) -> Result<bool, EngineError> {
+        let err = |e: &dyn std::fmt::Display| EngineError::Decode(e.to_string());
+        // Each member's sequence: the prefix up to `start`, nothing else.
+        for slot in w.slots() {
+            if slot == 0 {
+                self.ctx
+                    .kv_cache_seq_rm(0, Some(w.start as u32), None)
+                    .map_err(|e| err(&e))?;
+            } else {
+                self.ctx
+                    .clear_kv_cache_seq(Some(slot as u32), None, None)
+                    .map_err(|e| err(&e))?;
+                if w.start > 0 {
+                    self.ctx
+                        .copy_kv_cache_seq(0, slot as i32, None, None)
+                        .map_err(|e| err(&e))?;
+                    self.ctx
+                        .kv_cache_seq_rm(slot as i32, Some(w.start as u32), None)
+                        .map_err(|e| err(&e))?;
+                }
+            }
+        }
+        if let ([s], Some(slot)) = (w.members, w.slots().next()) {
+            let seq = &w.seqs[*s];
+            let mut pos = w.start;
+            for len in plan_chunks(seq.len() - w.start, self.max_decode()) {
+                if cancel() {
+                    return Ok(false);
+                }
+                self.decode_tokens(&seq[pos..pos + len], pos, slot as i32)?;
+                for i in 0..len {
+                    w.record(&self.ctx, i as i32, *s, pos + i, temp, out)?;
+                }
+                pos += len;
+                progress(pos.saturating_sub(w.base));
+            }
+            return Ok(true);
+        }
+        if cancel() {
+            return Ok(false);
+        }
+        self.batch.clear();
+        for (&s, slot) in w.members.iter().zip(w.slots()) {
+            for (j, &t) in w.seqs[s].iter().enumerate().skip(w.start) {
+                self.batch
+                    .add(LlamaToken(t as i32), j as i32, &[slot as i32], true)
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        self.ctx.decode(&mut self.batch).map_err(|e| err(&e))?;
+        let mut i = 0;
+        for &s in w.members {
+            for j in w.start..w.seqs[s].len() {
+                w.record(&self.ctx, i, s, j, temp, out)?;
+                i += 1;
+            }
+        }
+        progress(w.members.len() * (w.seqs[w.members[0]].len() - w.base));
+        Ok(true)
+    }
+
+    /// One decode of `tokens` at positions `pos..` on sequence `seq`, logits for every row.
+    fn decode_tokens(&mut self, tokens: &[u32], pos: usize, seq: i32) -> Result<(), EngineError> {
         self.batch.clear();
         for (i, &t) in tokens.iter().enumerate() {
             self.batch
-                .add(LlamaToken(t as i32), (pos + i) as i32, &[0], logits(i))
+                .add(LlamaToken(t as i32), (pos + i) as i32, &[seq], true)
                 .map_err(|e| EngineError::Decode(e.to_string()))?;
         }
         self.ctx
@@ -487,7 +592,7 @@ impl<'m> Session<'m> {
         let mut checksum = 0f32;
         let mut pos = 0;
         for len in plan_chunks(tokens.len(), self.max_decode()) {
-            self.decode_tokens(&tokens[pos..pos + len], pos, |_| true)?;
+            self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
             for i in 0..len {
                 checksum += self.ctx.get_logits_ith(i as i32)[0];
             }
@@ -495,6 +600,43 @@ impl<'m> Session<'m> {
         }
         self.reset();
         Ok(checksum)
+    }
+}
+
+/// One wave of [`Session::sequence_logprobs`]: the sequences `members` (indices into `seqs`,
+/// all of one length) decoded from position `start`, member k on sequence `first_slot + k`.
+/// Rows up to `base` came from the shared prefix already.
+struct Wave<'a> {
+    seqs: &'a [Vec<u32>],
+    members: &'a [usize],
+    first_slot: usize,
+    start: usize,
+    base: usize,
+}
+
+impl Wave<'_> {
+    fn slots(&self) -> std::ops::Range<usize> {
+        self.first_slot..self.first_slot + self.members.len()
+    }
+
+    /// Batch row `i` holds member `s`'s token at position `j`: its logits predict token j + 1.
+    fn record(
+        &self,
+        ctx: &LlamaContext<'_>,
+        i: i32,
+        s: usize,
+        j: usize,
+        temp: f32,
+        out: &mut [Vec<Option<f64>>],
+    ) -> Result<(), EngineError> {
+        match self.seqs[s].get(j + 1) {
+            Some(&next) if j >= self.base => {
+                let row = ctx.get_logits_ith(i);
+                out[s][j + 1] = Some(crate::stats::logprobs_of(row, temp, &[next])?[0]);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -206,10 +206,10 @@ fn token_offsets(vocab: &Vocab, tokens: &[u32]) -> Vec<(usize, usize)> {
 /// Fill every blank of `text`. `cancel` and `progress(blank, done, total)` come from the
 /// caller (the explorer cancels on typing and shows progress).
 #[allow(clippy::too_many_arguments)]
-pub fn fill_text(
-    model: &Model,
-    main: &mut Session<'_>,
-    batch: &mut Session<'_>,
+pub fn fill_text<'m>(
+    model: &'m Model,
+    main: &mut Session<'m>,
+    batch: &mut Option<Session<'m>>,
     text: &str,
     user_candidates: &[String],
     n_candidates: usize,
@@ -269,6 +269,8 @@ pub fn fill_text(
             .iter()
             .map(|(c, _)| model.tokenize(&fr.filled(c)))
             .collect();
+        let max_len = seqs.iter().map(Vec::len).max().unwrap_or(1);
+        let batch = batch_session(model, batch, max_len, main.n_ctx())?;
         let lps = batch
             .sequence_logprobs(&seqs, view.temp, cancel, &mut |d, t| progress(index, d, t))?
             .ok_or(FillError::Cancelled)?;
@@ -338,6 +340,46 @@ pub fn fill_text(
     })
 }
 
+/// KV-cache cells the candidate-scoring context holds in all (≈ 94 MB for the default model at
+/// f16): up to [`MAX_STREAMS`] short texts side by side, fewer long ones.
+const BATCH_CELLS: usize = 4096;
+/// Sequences scored side by side at most.
+const MAX_STREAMS: usize = 8;
+
+/// The shape of the candidate-scoring context for texts of up to `max_len` tokens, when one
+/// sequence may hold `limit` tokens (the `-c` of the main context): `(streams, cells per
+/// stream)`. Texts longer than `limit` are refused, as `score` would truncate them.
+pub fn batch_shape(max_len: usize, limit: usize) -> Result<(usize, usize), EngineError> {
+    if max_len > limit {
+        return Err(EngineError::TooLong {
+            n_tokens: max_len,
+            n_ctx: limit,
+        });
+    }
+    let per_seq = (max_len.max(1).div_ceil(256) * 256).min(limit);
+    let streams = (BATCH_CELLS / per_seq).clamp(1, MAX_STREAMS);
+    Ok((streams, per_seq))
+}
+
+/// The multi-sequence session for texts of up to `max_len` tokens: the one in `slot` when it
+/// is large enough, else a new one (the old context is freed first).
+fn batch_session<'a, 'm>(
+    model: &'m Model,
+    slot: &'a mut Option<Session<'m>>,
+    max_len: usize,
+    limit: usize,
+) -> Result<&'a mut Session<'m>, EngineError> {
+    let (streams, per_seq) = batch_shape(max_len, limit)?;
+    if slot
+        .as_ref()
+        .is_none_or(|s| s.n_ctx() < max_len || s.n_seq() < streams)
+    {
+        *slot = None;
+        *slot = Some(model.batch_session(streams as u32, per_seq as u32)?);
+    }
+    slot.as_mut().ok_or(EngineError::Empty)
+}
+
 /// posterior_i = exp(s_i - max) / Σ exp(s_j - max).
 pub fn normalise_posterior(c: &mut [CandidateReport]) {
     let max = c
@@ -360,7 +402,7 @@ pub fn fill_command(
     let options = crate::cli::model_options(settings, path);
     let model = crate::cli::load_model(&options, |_| true)?;
     let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
-    let mut batch = model.session().map_err(|e| Fatal::other(e.to_string()))?;
+    let mut batch = None;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     for text in crate::cli::input_texts(texts) {
@@ -420,6 +462,37 @@ pub const DEFAULT_CANDIDATES: usize = 50;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn batch_shape_fits_short_texts_side_by_side_and_respects_the_context() {
+        assert_eq!(batch_shape(20, 4096).ok(), Some((MAX_STREAMS, 256)));
+        assert_eq!(batch_shape(600, 4096).ok(), Some((5, 768)));
+        assert_eq!(batch_shape(4000, 4096).ok(), Some((1, 4096)));
+        assert_eq!(batch_shape(200, 200).ok(), Some((MAX_STREAMS, 200)));
+        assert!(matches!(
+            batch_shape(257, 256),
+            Err(EngineError::TooLong {
+                n_tokens: 257,
+                n_ctx: 256
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn batch_shape_holds_every_text_within_budget(max_len in 1usize..20_000, limit in 1usize..20_000) {
+            match batch_shape(max_len, limit) {
+                Ok((streams, per_seq)) => {
+                    prop_assert!(max_len <= limit);
+                    prop_assert!(per_seq >= max_len && per_seq <= limit);
+                    prop_assert!((1..=MAX_STREAMS).contains(&streams));
+                    prop_assert!(streams == 1 || streams * per_seq <= BATCH_CELLS);
+                }
+                Err(_) => prop_assert!(max_len > limit),
+            }
+        }
+    }
 
     #[test]
     fn blanks_are_runs_of_underscores_or_mask() {

@@ -182,3 +182,122 @@ fn text_longer_than_the_context_is_truncated_not_aborted() {
     assert_eq!(ev.n_tokens_total, tokens.len());
     assert!(ev.truncated());
 }
+
+/// Candidate scoring gives every sequence the numbers `evaluate` gives it alone, both with
+/// several sequences side by side (one KV-cache stream each, the prefix decoded once and
+/// copied) and with one stream (one tail at a time): tails of equal length share a batch,
+/// short tails re-decode the end of the prefix, texts shorter than MIN_DECODE still share
+/// theirs, and a tail longer than a wave is decoded in chunks.
+#[test]
+fn batched_sequences_match_one_evaluation_each() {
+    let model = model();
+    let view = ViewOptions {
+        temp: 1.0,
+        n_probs: 5,
+    };
+    let prefix = text_with_words(60);
+    let texts: Vec<String> = [
+        " salt and pepper.",
+        " bread.",
+        " bread!",
+        " rain on the roofs of the town.",
+        " a cat that watched.",
+        " a dog that barked.",
+        " a bell rang and the chef looked up from the pot.",
+        " it.",
+    ]
+    .iter()
+    .map(|tail| format!("{prefix}{tail}"))
+    .collect();
+    let short = |w: &str| model.tokenize(&format!("A pinch of {w}."));
+    let sets: Vec<Vec<Vec<u32>>> = vec![
+        // A shared prefix of ≈ 60 tokens: decoded once, the tails side by side.
+        texts.iter().map(|t| model.tokenize(t)).collect(),
+        // Short texts that differ near the end (a fill-in at the end of a short sentence).
+        [
+            "salt",
+            "sugar",
+            "pepper",
+            "toothpaste",
+            "saffron",
+            "New York",
+        ]
+        .iter()
+        .map(|w| short(w))
+        .collect(),
+        // Nothing shared: a short text, and a tail longer than a wave.
+        vec![
+            model.tokenize("A short one."),
+            model.tokenize(&texts[1]),
+            model.tokenize(&text_with_words(620)),
+        ],
+    ];
+    let lens: Vec<usize> = sets[0].iter().map(Vec::len).collect();
+    assert!(
+        lens.iter()
+            .any(|&l| lens.iter().filter(|&&m| m == l).count() > 1),
+        "some tails of equal length share a batch: {lens:?}"
+    );
+    let max_len = sets.iter().flatten().map(Vec::len).max().unwrap();
+    let (streams, per_seq) = logitscope::fill::batch_shape(max_len, 2048).unwrap();
+    assert!(streams > 2, "{streams} streams");
+    let mut main = model.session().unwrap();
+    let mut alone = |seq: &[u32]| -> Vec<f64> {
+        main.reset();
+        let ev = main.evaluate(seq, view, &|| false).unwrap();
+        ev.rows[..seq.len() - 1]
+            .iter()
+            .map(|r| r.target.unwrap().logprob)
+            .collect()
+    };
+    let want: Vec<Vec<Vec<f64>>> = sets
+        .iter()
+        .map(|set| set.iter().map(|s| alone(s)).collect())
+        .collect();
+
+    for streams in [streams, 1] {
+        let mut batch = model.batch_session(streams as u32, per_seq as u32).unwrap();
+        assert_eq!(batch.n_seq(), streams);
+        let mut worst = 0f64;
+        for (set, want) in sets.iter().zip(&want) {
+            let mut steps = 0;
+            let out = batch
+                .sequence_logprobs(set, view.temp, &|| false, &mut |_, _| steps += 1)
+                .unwrap()
+                .unwrap();
+            assert!(steps > 1, "progress reported");
+            for (s, (got, want)) in out.iter().zip(want).enumerate() {
+                assert_eq!(got.len(), want.len() + 1);
+                assert_eq!(got[0], None);
+                for (j, (g, w)) in got[1..].iter().zip(want).enumerate() {
+                    let g = g.unwrap();
+                    worst = worst.max((g - w).abs());
+                    assert!(
+                        (g - w).abs() <= 1e-4,
+                        "{streams} streams, text {s} token {}: batched {g} vs alone {w}",
+                        j + 1
+                    );
+                }
+            }
+        }
+        eprintln!("{streams} streams: worst |Δlogprob| vs one evaluation each: {worst:e}");
+
+        // Cancelled part-way (after the first wave): nothing returned, the session still exact.
+        let steps = std::cell::Cell::new(0);
+        let cancelled = batch
+            .sequence_logprobs(&sets[0], view.temp, &|| steps.get() >= 2, &mut |_, _| {
+                steps.set(steps.get() + 1)
+            })
+            .unwrap();
+        assert!(cancelled.is_none());
+        let after = batch
+            .sequence_logprobs(&sets[0], view.temp, &|| false, &mut |_, _| {})
+            .unwrap()
+            .unwrap();
+        for (got, want) in after.iter().zip(&want[0]) {
+            for (g, w) in got[1..].iter().zip(want) {
+                assert!((g.unwrap() - w).abs() <= 1e-4);
+            }
+        }
+    }
+}
