@@ -127,7 +127,7 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
             n_ctx: main.n_ctx(),
         },
     );
-    // The multi-sequence context for fill-in candidates is made on first use.
+    // The multi-sequence context for fill-in candidates is made on first use (fill sizes it).
     let mut batch: Option<Session<'_>> = None;
     while let Some(job) = jobs.take() {
         if jobs.superseded(&job) {
@@ -174,35 +174,20 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
                 candidates,
                 view,
             } => {
-                if batch.is_none() {
-                    match model.session() {
-                        Ok(s) => batch = Some(s),
-                        Err(e) => {
-                            send(
-                                tx,
-                                EngineMsg::Filled {
-                                    generation: *generation,
-                                    result: Err(e.to_string()),
-                                },
-                            );
-                            continue;
-                        }
-                    }
-                }
-                let Some(batch) = batch.as_mut() else {
-                    continue;
-                };
                 let g = *generation;
+                let started = std::time::Instant::now();
+                let mut last = (0, 0);
                 let result = crate::fill::fill_text(
                     &model,
                     &mut main,
-                    batch,
+                    &mut batch,
                     text,
                     candidates,
                     crate::fill::DEFAULT_CANDIDATES,
                     *view,
                     &|| jobs.superseded(&job),
                     &mut |blank, done, total| {
+                        last = (done, total);
                         send(
                             tx,
                             EngineMsg::FillProgress {
@@ -214,6 +199,20 @@ fn serve(options: ModelOptions, jobs: &JobSlot, tx: &Sender<Msg>) {
                         )
                     },
                 );
+                let ms = started.elapsed().as_millis();
+                match &result {
+                    Err(crate::fill::FillError::Cancelled) => tracing::info!(
+                        "fill {g} cancelled by newer input after {ms} ms ({}/{} tokens)",
+                        last.0,
+                        last.1
+                    ),
+                    Err(e) => tracing::info!("fill {g} failed after {ms} ms: {e}"),
+                    Ok(r) => tracing::info!(
+                        "fill {g} done in {ms} ms: {} blank(s), {} candidates",
+                        r.blanks.len(),
+                        r.blanks.iter().map(|b| b.candidates.len()).sum::<usize>()
+                    ),
+                }
                 match result {
                     Err(crate::fill::FillError::Cancelled) => {}
                     other => send(

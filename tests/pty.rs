@@ -350,3 +350,55 @@ fn hostile_pastes_leave_the_explorer_sane() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// Fill-in in the explorer: a long text's re-scoring shows its progress, typing cancels it (the
+/// log says so), and the new blank's candidates arrive re-ranked, salt first.
+#[test]
+fn fill_in_shows_progress_is_cancelled_by_typing_and_ranks_salt_first() {
+    let t = Tmux::start("fill", &model_flag(), 120, 40);
+    t.wait_for("ready", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    // A blank near the start of a long text: every candidate re-scores ≈ 60 tokens.
+    t.literal(
+        "The ____ barked at the mailman all morning, and the neighbours, who had been trying \
+         to sleep after a long night shift at the hospital on the other side of the town, \
+         finally came out in their dressing gowns to complain to the owner about the noise.",
+    );
+    let progress = |s: &str| -> Option<(usize, usize)> {
+        let rest = s.split("re-scoring blank 1 … ").nth(1)?;
+        let (done, rest) = rest.split_once('/')?;
+        let total = rest.split_whitespace().next()?;
+        Some((done.parse().ok()?, total.parse().ok()?))
+    };
+    let screen = t.wait_for("fill progress", Duration::from_secs(60), |s| {
+        progress(s).is_some_and(|(d, total)| d > 0 && d < total)
+    });
+    let (done, total) = progress(&screen).unwrap();
+    t.keys(&["C-u"]);
+    t.literal("The chef carefully seasoned the soup with a pinch of ____.");
+    let screen = t.wait_for("the re-ranked candidates", Duration::from_secs(60), |s| {
+        s.contains("left context vs whole sentence") && s.contains("salt")
+    });
+    // The first candidate row: left-only ␣salt, and salt first by the whole sentence.
+    let row = screen
+        .lines()
+        .find(|l| l.contains("│ 1 ␣salt"))
+        .unwrap_or_else(|| panic!("no first row:\n{screen}"));
+    let sentence_col: Vec<&str> = row
+        .split("│ 1 ␣salt")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(sentence_col.get(1), Some(&"salt"), "{row}");
+    let log = t.file("logitscope.log").unwrap_or_default();
+    assert!(
+        log.contains("cancelled by newer input"),
+        "the long fill ({done}/{total} when typing resumed) was cancelled:\n{log}"
+    );
+    assert!(log.contains("1 blank(s), 50 candidates"), "{log}");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
