@@ -1,29 +1,34 @@
 //! logitscope: what a language model believes at every position of a sentence.
 //!
+//! The tree is the architecture. Each folder is a layer; a layer uses only the layers below it
+//! (`tests/layers.rs` enforces this, file by file):
+//!
 //! ```text
-//! keystroke ─> tui (input thread) ─Msg─> app::update (pure) ─Command─> worker (engine thread)
-//!                                          ▲                                   │
-//!                                          └──────── Msg::Evaluated ───────────┘
-//! score / fill ─────────────────────────────> engine ─> stats ─> report (JSON)
+//! main ─> cli        argument parsing, settings, one file per subcommand (score, fill, …)
+//!          │ └──────> explorer   the TUI: state + pure update, key map, one view per panel,
+//!          │             │       the engine worker thread, terminal set-up
+//!          ▼             ▼
+//!         engine     what both front ends ask of a model: score a text, fill blanks
+//!          │
+//!          ▼
+//!         model      the only code that touches llama.cpp or reads GGUF: loading, sessions,
+//!          │         prefix reuse, batched sequences, pre-flight checks, abort handling
+//!          ▼
+//!         analysis   pure math and report shapes over logit rows and token ids
+//!          │
+//!          ▼
+//!         support    paths, config file, logging, fetching the default model, atomic files
 //! ```
-//! - [`engine`] is the only module that talks to llama.cpp.
-//! - [`stats`] is the math of one logit row, pure and tested without a model.
-//! - [`report`] and [`fill`] turn evaluations into what is printed or drawn.
+//!
+//! Nothing imports `cli` but `main`; `analysis` never sees a terminal, clap or llama.cpp; the
+//! explorer's state never imports drawing code (hit testing lives in `explorer::layout`, which
+//! both use).
 
-pub mod app;
-pub mod bench;
+extern crate self as logitscope;
+
+pub mod analysis;
 pub mod cli;
-pub mod config;
-pub mod editor;
 pub mod engine;
-pub mod fetch;
-pub mod fill;
-pub mod gguf;
-pub mod logging;
-pub mod paths;
-pub mod report;
-pub mod stats;
-pub mod tui;
-pub mod view;
-pub mod vocab;
-pub mod worker;
+pub mod explorer;
+pub mod model;
+pub mod support;

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use logitscope::gguf::synth;
+use common::synth;
 
 #[test]
 fn salt_is_the_top_prediction_after_a_pinch_of() {
@@ -168,7 +168,7 @@ fn running_as_root() -> bool {
 /// Every bad model input, what it is, and a phrase its one-line error must contain.
 fn bad_models(dir: &Path) -> Vec<(&'static str, PathBuf, &'static str)> {
     let real = std::fs::read(common::model_path()).unwrap();
-    let info = logitscope::gguf::inspect(&common::model_path()).unwrap();
+    let info = logitscope::model::gguf::inspect(&common::model_path()).unwrap();
     let layout = synth::synthetic_gguf_layout("llama", &[("output.weight", &[64, 8], 0)]);
     let sub = dir.join("a-directory.gguf");
     std::fs::create_dir_all(&sub).unwrap();

@@ -275,7 +275,7 @@ fn models_llama_cpp_rejects_end_the_explorer_with_one_line_and_status_2() {
         let path = dir.path().join(name);
         std::fs::write(
             &path,
-            logitscope::gguf::synth::synthetic_gguf(arch, &[("output.weight", &[64, 8], 0)]),
+            common::synth::synthetic_gguf(arch, &[("output.weight", &[64, 8], 0)]),
         )
         .unwrap();
         let t = Tmux::start(
@@ -351,20 +351,25 @@ fn hostile_pastes_leave_the_explorer_sane() {
     t.assert_restored();
 }
 
-/// Fill-in in the explorer: a long text's re-scoring shows its progress, typing cancels it (the
-/// log says so), and the new blank's candidates arrive re-ranked, salt first.
-#[test]
-fn fill_in_shows_progress_is_cancelled_by_typing_and_ranks_salt_first() {
-    let t = Tmux::start("fill", &model_flag(), 120, 40);
+/// Wait for the explorer, then type a text with a blank near its start: every candidate
+/// re-scores ≈ 60 tokens, so its fill takes a while.
+fn type_a_long_text_with_an_early_blank(t: &Tmux) {
     t.wait_for("ready", Duration::from_secs(30), |s| {
         s.contains("type a sentence")
     });
-    // A blank near the start of a long text: every candidate re-scores ≈ 60 tokens.
     t.literal(
         "The ____ barked at the mailman all morning, and the neighbours, who had been trying \
          to sleep after a long night shift at the hospital on the other side of the town, \
          finally came out in their dressing gowns to complain to the owner about the noise.",
     );
+}
+
+/// Fill-in in the explorer: a long text's re-scoring shows its progress, typing cancels it (the
+/// log says so), and the new blank's candidates arrive re-ranked, salt first.
+#[test]
+fn fill_in_shows_progress_is_cancelled_by_typing_and_ranks_salt_first() {
+    let t = Tmux::start("fill", &model_flag(), 120, 40);
+    type_a_long_text_with_an_early_blank(&t);
     let progress = |s: &str| -> Option<(usize, usize)> {
         let rest = s.split("re-scoring blank 1 … ").nth(1)?;
         let (done, rest) = rest.split_once('/')?;
@@ -401,4 +406,162 @@ fn fill_in_shows_progress_is_cancelled_by_typing_and_ranks_salt_first() {
     t.keys(&["Escape"]);
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
+}
+
+/// The display column where each top-k row of the distribution panel prints its probability.
+fn p_columns(screen: &str) -> Vec<usize> {
+    use unicode_width::UnicodeWidthStr;
+    screen
+        .lines()
+        .filter_map(|l| {
+            // "│  1 <U+FE0F>       ████···  0.5091   -0.675"
+            let bar = l.find(['█', '·'])?;
+            let after = &l[bar..];
+            let p = after.find(" 0.").or_else(|| after.find(" 1."))?;
+            Some(l[..bar + p].width())
+        })
+        .collect()
+}
+
+/// Defect: after "I ❤" the top prediction is U+FE0F (zero display width); its label was
+/// invisible and every column after it moved left.
+#[test]
+fn i_heart_keeps_the_distribution_columns_aligned() {
+    let t = Tmux::start("heart", &model_flag(), 100, 30);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("I ❤");
+    let screen = t.wait_for("the prediction", Duration::from_secs(30), |s| {
+        s.contains("what comes next") && s.contains("<U+FE0F>")
+    });
+    let cols = p_columns(&screen);
+    assert!(cols.len() >= 8, "rows found: {cols:?}\n{screen}");
+    assert!(cols.iter().all(|&c| c == cols[0]), "{cols:?}\n{screen}");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
+
+fn patched_model(dir: &std::path::Path, layers: u32) -> std::path::PathBuf {
+    let real = std::fs::read(common::model_path()).unwrap();
+    let path = dir.join(format!("layers-{layers}.gguf"));
+    std::fs::write(
+        &path,
+        common::gguf_edit::edit(
+            &real,
+            &[("llama.block_count", Some(common::gguf_edit::V::U32(layers)))],
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The explorer on the default model patched to 0 and 1000 layers: refused with one line and
+/// status 2 by the pre-flight check; and, with that check switched off (a test hook), by
+/// ggml's abort callback while the screen is taken — the terminal is given back either way.
+#[test]
+fn patched_layer_counts_end_the_explorer_with_one_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (layers, env, phrase) in [
+        (0, "", "llama.block_count is 0"),
+        (1000, "", "llama.block_count is 1000"),
+        (
+            1000,
+            "LOGITSCOPE_TEST_SKIP_PREFLIGHT=1",
+            "llama.cpp aborted: llama-model.cpp:1330: GGML_ASSERT",
+        ),
+    ] {
+        let path = patched_model(dir.path(), layers);
+        let t = Tmux::start_env(
+            &format!("layers-{layers}-{}", env.len()),
+            env,
+            &format!("-m {}", path.display()),
+            100,
+            24,
+        );
+        assert_eq!(t.exit_status(), 2, "{}", t.capture());
+        t.assert_restored();
+        let screen = t.capture();
+        let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{screen}");
+        assert!(lines[0].contains(phrase), "{screen}");
+    }
+}
+
+/// Defect: a panic on the engine thread left the explorer waiting forever for an answer. Now
+/// it ends with the panic's message, the log's path and status 2.
+#[test]
+fn an_engine_panic_ends_the_explorer_with_its_message_and_status_2() {
+    let t = Tmux::start_env(
+        "panic",
+        "LOGITSCOPE_TEST_ENGINE_PANIC=1",
+        &model_flag(),
+        100,
+        30,
+    );
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("boom \u{1F4A5}panic-the-engine\u{1F4A5}");
+    assert_eq!(t.exit_status(), 2, "{}", t.capture());
+    t.assert_restored();
+    let screen = t.capture();
+    assert!(
+        screen.contains("the engine thread panicked: test hook: the engine was asked to panic"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("logitscope.log"),
+        "the log is named: {screen}"
+    );
+}
+
+/// Defect: a fill kept running after its blank was deleted. Deleting the blank now cancels it
+/// (the worker logs the cancel), and the evaluation of the text is not kept waiting.
+#[test]
+fn deleting_the_blank_cancels_a_running_fill() {
+    let t = Tmux::start("unblank", &model_flag(), 120, 40);
+    type_a_long_text_with_an_early_blank(&t);
+    t.wait_for("fill progress", Duration::from_secs(60), |s| {
+        s.contains("re-scoring blank 1 … ") && !s.contains("… 0/")
+    });
+    // One edit that removes the blank: the cursor after "The ____", Ctrl-W deletes back over
+    // the underscores and "The".
+    t.keys(&["Home"]);
+    for _ in 0.."The ____".len() {
+        t.keys(&["Right"]);
+    }
+    let before = t.file("logitscope.log").unwrap_or_default().len();
+    t.keys(&["C-w"]);
+    t.wait_for("the sentence chart", Duration::from_secs(30), |s| {
+        s.contains("sentence: entropy and surprisal") && !s.contains("evaluating…")
+    });
+    // The fill either stops (cancelled) or runs to its end ("done"): wait for one of them.
+    let start = Instant::now();
+    let log = loop {
+        let log = t.file("logitscope.log").unwrap_or_default();
+        let log = log.get(before..).unwrap_or_default().to_owned();
+        if log.contains("cancelled by newer input") || log.contains(" done in ") {
+            break log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the fill never ended:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        log.contains("cancelled by newer input") && !log.contains(" done in "),
+        "the fill of a deleted blank ran to its end:\n{log}"
+    );
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+    // Defect: quitting through process::exit skipped the log guard; the last line is there.
+    let log = t.file("logitscope.log").unwrap_or_default();
+    assert!(
+        log.trim_end().ends_with("explorer closed"),
+        "the log's last line was lost:\n{log}"
+    );
 }

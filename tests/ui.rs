@@ -3,16 +3,23 @@
 //! vocabulary and hand-made rows); tests/pty.rs runs the real thing.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::ui::*;
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
-use logitscope::app::fixtures::*;
-use logitscope::app::{update, App, EngineMsg, Msg};
-use logitscope::engine::ViewOptions;
+use logitscope::analysis::blanks::{BlankReport, CandidateReport, FillReport};
+use logitscope::analysis::report::TopLogprob;
+use logitscope::analysis::stats::ViewOptions;
+use logitscope::explorer::state::App;
+use logitscope::explorer::update::{update, Msg};
+use logitscope::explorer::worker::protocol::EngineMsg;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn screen(app: &App) -> String {
     let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
-    t.draw(|f| logitscope::view::draw(f, app)).unwrap();
+    t.draw(|f| logitscope::explorer::views::draw(f, app))
+        .unwrap();
     let buf = t.backend().buffer().clone();
     let mut out = String::new();
     for y in 0..buf.area.height {
@@ -27,6 +34,40 @@ fn screen(app: &App) -> String {
 }
 
 const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
+
+/// The cell columns where each top-k row of the distribution panel starts its bar and its
+/// probability: (first bar cell, the probability's decimal point), one pair per row.
+fn distribution_columns(app: &App) -> Vec<(u16, u16)> {
+    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    t.draw(|f| logitscope::explorer::views::draw(f, app))
+        .unwrap();
+    columns_in(t.backend().buffer())
+}
+
+fn columns_in(buf: &ratatui::buffer::Buffer) -> Vec<(u16, u16)> {
+    let area = logitscope::explorer::layout::areas(buf.area).dist;
+    if area.height < 3 || area.width < 3 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for y in area.y + 2..area.y + area.height - 1 {
+        let cells: Vec<(u16, String)> = (area.x + 1..area.x + area.width - 1)
+            .map(|x| (x, buf[(x, y)].symbol().to_owned()))
+            .collect();
+        let Some(bar) = cells.iter().position(|(_, s)| s == "█" || s == "·") else {
+            continue;
+        };
+        let Some(dot) = cells[bar..]
+            .iter()
+            .position(|(_, s)| s == ".")
+            .map(|i| i + bar)
+        else {
+            continue;
+        };
+        out.push((cells[bar].0, cells[dot].0));
+    }
+    out
+}
 
 fn scored_app(w: u16, h: u16) -> App {
     let mut app = ready(w, h);
@@ -128,6 +169,111 @@ impl Rng {
     }
 }
 
+/// A fill report for the current text, with candidates drawn from `vocab`'s awkward pieces.
+fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
+    let vocab = app.vocab().cloned().unwrap_or_else(vocab);
+    let cand = |i: u32, post: f64| CandidateReport {
+        text: vocab.text(i % 12),
+        left_logprob: -1.0,
+        sentence_logprob: post.ln() - 30.0,
+        posterior: post,
+        left_rank: 1 + i as usize,
+        source: if i.is_multiple_of(3) { "user" } else { "left" },
+    };
+    let top = |id: u32, p: f64| TopLogprob {
+        id: id % 12,
+        token: String::new(),
+        bytes: vec![],
+        logprob: p.ln(),
+    };
+    let n = 1 + rng.below(12) as u32;
+    FillReport {
+        text: app.editor.text().into(),
+        model: "tiny-test.gguf".into(),
+        temperature: 1.0,
+        order: "left to right",
+        blanks: (0..1 + rng.below(3) as usize)
+            .map(|index| BlankReport {
+                index,
+                byte_offset: 0,
+                left_top_logprobs: (0..n).map(|i| top(i, 0.5 / f64::from(i + 1))).collect(),
+                left_entropy_bits: Some(2.0),
+                candidates: (0..n).map(|i| cand(i, 0.5 / f64::from(i + 1))).collect(),
+                scored_text: String::new(),
+            })
+            .collect(),
+        filled_text: String::new(),
+    }
+}
+
+/// What must hold of every screen: panels keep their borders (nothing drawn over another
+/// panel), every chip the layout places is drawn where a click would find it, and the status
+/// bar counts the tokens the state holds.
+fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
+    use logitscope::explorer::layout::{areas, chip_layout, strip_inner, MIN_HEIGHT, MIN_WIDTH};
+    use logitscope::explorer::state::Phase;
+    if buf.area.width < MIN_WIDTH
+        || buf.area.height < MIN_HEIGHT
+        || app.phase != Phase::Ready
+        || app.help
+    {
+        return;
+    }
+    let a = areas(buf.area);
+    for (name, r) in [
+        ("input", a.input),
+        ("strip", a.strip),
+        ("distribution", a.dist),
+        ("side", a.side),
+    ] {
+        let corners = [
+            (r.x, r.y, "┌"),
+            (r.x + r.width - 1, r.y, "┐"),
+            (r.x, r.y + r.height - 1, "└"),
+            (r.x + r.width - 1, r.y + r.height - 1, "┘"),
+        ];
+        for (x, y, want) in corners {
+            assert_eq!(
+                buf[(x, y)].symbol(),
+                want,
+                "event {event}: the {name} panel's corner at ({x},{y}) was drawn over"
+            );
+        }
+    }
+    let cols = columns_in(buf);
+    assert!(
+        cols.iter().all(|c| *c == cols[0]),
+        "event {event}: distribution columns differ between rows: {cols:?}"
+    );
+    let status: String = (0..buf.area.width)
+        .map(|x| buf[(x, a.status.y)].symbol())
+        .collect();
+    if let Some(s) = &app.scored {
+        let want = format!("{} tokens", s.tokens.len());
+        assert!(
+            status.contains(&want),
+            "event {event}: status {status:?} lacks {want:?}"
+        );
+        let glyphs = ["█", "▆", "▃", "▁", "·", " "];
+        for chip in chip_layout(app, strip_inner(app)) {
+            let sym = buf[(chip.x, chip.y)].symbol();
+            assert!(
+                glyphs.contains(&sym),
+                "event {event}: chip {} not drawn at ({}, {}): {sym:?}",
+                chip.index,
+                chip.x,
+                chip.y
+            );
+            assert!(
+                chip.index < app.n_chips(),
+                "event {event}: chip {} beyond the state's {} chips",
+                chip.index,
+                app.n_chips()
+            );
+        }
+    }
+}
+
 #[test]
 fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
     let mut rng = Rng(0x2545F4914F6CDD1D);
@@ -145,6 +291,8 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         "<|im_start|>",
         " ",
         "x",
+        "I ❤\u{fe0f}",
+        "\u{200b}\u{301}",
     ];
     let keys = [
         KeyCode::Left,
@@ -174,8 +322,9 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyModifiers::ALT,
     ];
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut fills = 0;
     for i in 0..10_000 {
-        let msg = match rng.below(10) {
+        let msg = match rng.below(14) {
             0..=2 => key(KeyCode::Char(
                 char::from_u32(0x20 + rng.below(0x60) as u32).unwrap(),
             )),
@@ -212,10 +361,38 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     result: Ok(scored(SENTENCE)),
                 })
             }
-            _ => Msg::Engine(EngineMsg::Evaluated {
+            9 => Msg::Engine(EngineMsg::Evaluated {
                 generation: app.generation,
                 result: Err("context full".into()),
             }),
+            10 => Msg::Engine(EngineMsg::FillProgress {
+                generation: app.fill.generation.saturating_sub(rng.below(2)),
+                blank: rng.below(3) as usize,
+                done: rng.below(500) as usize,
+                total: rng.below(500) as usize,
+            }),
+            11 => {
+                fills += 1;
+                let result = if rng.below(5) == 0 {
+                    Err("blank 1 has no candidates".into())
+                } else {
+                    Ok(Box::new(fill_report(&app, &mut rng)))
+                };
+                Msg::Engine(EngineMsg::Filled {
+                    generation: app.fill.generation.saturating_sub(rng.below(2)),
+                    result,
+                })
+            }
+            12 => Msg::Engine(EngineMsg::Loaded {
+                info: info(),
+                vocab: if rng.below(2) == 0 {
+                    awkward_vocab()
+                } else {
+                    vocab()
+                },
+                n_ctx: 4096,
+            }),
+            _ => Msg::Engine(EngineMsg::LoadProgress(rng.below(100) as f32 / 100.0)),
         };
         if let Msg::Resize(w, h) = msg {
             terminal.backend_mut().resize(w, h);
@@ -225,9 +402,13 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         if app.quit {
             app = scored_app(app.size.0, app.size.1);
         }
-        terminal.draw(|f| logitscope::view::draw(f, &app)).unwrap();
+        terminal
+            .draw(|f| logitscope::explorer::views::draw(f, &app))
+            .unwrap();
         assert!(app.selected <= app.n_chips(), "event {i}");
+        check_screen(&app, terminal.backend().buffer(), i);
     }
+    assert!(fills > 500, "fill results were sent: {fills}");
     app.help = false;
     update(&mut app, Msg::Resize(80, 24));
     let s = screen(&app);
@@ -235,10 +416,39 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
     assert!(s.contains("F1 help"));
 }
 
+/// Defect: a zero-width piece (U+FE0F, the top prediction after "I ❤") printed an invisible
+/// label and every column after it moved left; wide and combining pieces misaligned too.
+#[test]
+fn awkward_pieces_keep_the_distribution_columns_aligned() {
+    let mut app = ready_with(awkward_vocab(), 100, 30);
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    let mut s = scored(SENTENCE);
+    for r in &mut s.rows {
+        *r = row(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10], None);
+    }
+    let g = app.generation;
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(s),
+        }),
+    );
+    let cols = distribution_columns(&app);
+    assert_eq!(cols.len(), 10, "ten top-k rows drawn: {cols:?}");
+    assert!(
+        cols.iter().all(|c| *c == cols[0]),
+        "columns differ between rows: {cols:?}\n{}",
+        screen(&app)
+    );
+    let text = screen(&app);
+    assert!(text.contains("<U+FE0F>"), "{text}");
+    assert!(text.contains("␣<U+200B>"), "{text}");
+    assert!(text.contains("<0xE3>"), "{text}");
+}
+
 #[test]
 fn snapshot_fill_panel() {
-    use logitscope::fill::{BlankReport, CandidateReport, FillReport};
-    use logitscope::report::TopLogprob;
     let mut app = scored_app(100, 30);
     update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
     update(

@@ -1,6 +1,10 @@
 //! Shared by the integration tests: the real default model and the real binary.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod gguf_edit;
+pub mod synth;
+pub mod ui;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -8,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 /// The default model, fetched by `./dev test` (or `logitscope fetch`) before the tests run.
 /// Its absence is a failure, not a skip: these tests are the proof that the program works.
 pub fn model_path() -> PathBuf {
-    let p = logitscope::fetch::default_model_path().expect("a data directory");
+    let p = logitscope::support::fetch::default_model_path().expect("a data directory");
     assert!(
         p.is_file(),
         "the default model is missing at {}: run `./dev test` (or `logitscope fetch`) first",

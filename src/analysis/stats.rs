@@ -22,6 +22,22 @@ const LANES: usize = 8;
 /// finite numbers, so `0 · y` never becomes `0 · -inf = NaN` in the entropy sum.
 const Y_FLOOR: f32 = -104.0;
 
+/// How each row is summarised: the temperature of the softmax and the top-k kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewOptions {
+    pub temp: f32,
+    pub n_probs: usize,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            temp: 1.0,
+            n_probs: 10,
+        }
+    }
+}
+
 /// One entry of a top-k list: a token id and its log-probability (natural log).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TopEntry {
@@ -508,6 +524,20 @@ pub fn perplexity(total_logprob: f64, n_scored: usize) -> Option<f64> {
     (n_scored > 0).then(|| (-total_logprob / n_scored as f64).exp())
 }
 
+/// Logits spread like a real row's (uniform over 20 nats), reproducible without a model: the
+/// input of the statistics benchmarks (`bench`, `cargo bench`).
+pub fn synthetic_row(n: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 12.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -651,17 +681,43 @@ mod tests {
         })
     }
 
+    #[cfg(target_arch = "x86_64")]
+    fn simd_available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+
+    /// Fails where the SIMD comparison above cannot run, so that a machine without AVX2 + FMA
+    /// shows a failing test that names the reason rather than a property that compared the
+    /// portable code with itself. Set LOGITSCOPE_NO_SIMD_OK=1 to accept such a machine.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn simd_comparison_runs_here() {
+        let accepted = std::env::var_os("LOGITSCOPE_NO_SIMD_OK").is_some_and(|v| v == "1");
+        assert!(
+            simd_available() || accepted,
+            "this CPU has no AVX2 + FMA: the SIMD-vs-portable property compared nothing \
+             (set LOGITSCOPE_NO_SIMD_OK=1 to accept)"
+        );
+    }
+
     proptest! {
-        /// The SIMD passes (used where the CPU has AVX2) and the portable ones agree.
+        /// The AVX2 passes, called directly (not through the dispatch), agree with the
+        /// portable ones. On a CPU without AVX2 + FMA there is nothing to compare: see
+        /// `simd_comparison_runs_here`, which says so instead of passing quietly.
         #[test]
+        #[cfg(target_arch = "x86_64")]
         fn simd_and_portable_passes_agree(row in row_strategy(), t in 0.05f32..20.0, thr in -30.0f32..30.0) {
-            let (max, count, nan) = max_and_count(&row, thr);
-            prop_assert_eq!((max, count, nan), max_and_count_generic(&row, thr));
-            let inv = 1.0 / t;
-            let (a, b) = exp_sums(&row, max, inv);
-            let (c, d) = exp_sums_generic(&row, max, inv);
-            prop_assert!((a - c).abs() <= 1e-6 * c, "{} vs {}", a, c);
-            prop_assert!((b - d).abs() <= 1e-5 * d.abs().max(1.0), "{} vs {}", b, d);
+            if simd_available() {
+                // SAFETY: the CPU has the features the functions were compiled for.
+                let (max, count, nan) = unsafe { max_and_count_avx2(&row, thr) };
+                prop_assert_eq!((max, count, nan), max_and_count_generic(&row, thr));
+                let inv = 1.0 / t;
+                // SAFETY: as above.
+                let (a, b) = unsafe { exp_sums_avx2(&row, max, inv) };
+                let (c, d) = exp_sums_generic(&row, max, inv);
+                prop_assert!((a - c).abs() <= 1e-6 * c, "{} vs {}", a, c);
+                prop_assert!((b - d).abs() <= 1e-5 * d.abs().max(1.0), "{} vs {}", b, d);
+            }
         }
 
         #[test]

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use crate::stats::{perplexity, RowSummary, TopEntry};
-use crate::vocab::Vocab;
+use crate::analysis::stats::{perplexity, RowSummary, TopEntry};
+use crate::analysis::vocab::{display_bytes, pad_to_width, Vocab};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TopLogprob {
@@ -139,16 +139,23 @@ pub fn score_report(
 /// The `--format table` rendering: one row per token, then the prediction for what follows.
 pub fn table(report: &ScoreReport) -> String {
     use std::fmt::Write;
-    let shown = |s: &str| crate::vocab::display_bytes(s.as_bytes()).replace(' ', "␣");
+    // Pieces as the explorer shows them (bytes that are not whole characters as <0xE3>,
+    // invisible ones as <U+FE0F>), spaces as ␣, padded by display width.
+    let shown = |b: &[u8]| display_bytes(b).replace(' ', "␣");
+    let col = |b: &[u8]| pad_to_width(&shown(b), 16);
     let top3 = |t: &[TopLogprob]| {
         t.iter()
             .take(3)
-            .map(|e| format!("{} {:.3}", shown(&e.token), e.logprob.exp()))
+            .map(|e| format!("{} {:.3}", shown(&e.bytes), e.logprob.exp()))
             .collect::<Vec<_>>()
             .join("  ")
     };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", crate::vocab::sanitize_for_terminal(&report.text));
+    let _ = writeln!(
+        out,
+        "{}",
+        crate::analysis::vocab::sanitize_for_terminal(&report.text)
+    );
     let _ = writeln!(
         out,
         "{:>4}  {:<16} {:>9} {:>7} {:>7}  top-3",
@@ -158,9 +165,9 @@ pub fn table(report: &ScoreReport) -> String {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:>4}  {:<16} {:>9} {:>7} {:>7}  {}",
+            "{:>4}  {} {:>9} {:>7} {:>7}  {}",
             t.index,
-            shown(&t.token),
+            col(&t.bytes),
             opt(t.prob.map(|p| format!("{p:.5}"))),
             opt(t.rank.map(|r| r.to_string())),
             opt(t.entropy_bits.map(|h| format!("{h:.3}"))),
@@ -170,9 +177,9 @@ pub fn table(report: &ScoreReport) -> String {
     if let Some(next) = &report.next {
         let _ = writeln!(
             out,
-            "{:>4}  {:<16} {:>9} {:>7} {:>7.3}  {}",
+            "{:>4}  {} {:>9} {:>7} {:>7.3}  {}",
             "next",
-            "",
+            col(b""),
             "",
             "",
             next.entropy_bits,
@@ -198,4 +205,53 @@ pub fn table(report: &ScoreReport) -> String {
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::stats::summarize_row;
+    use unicode_width::UnicodeWidthStr;
+
+    /// Every row of the table has its probability at the same display column, whatever the
+    /// token: invisible (U+FE0F), a byte piece, wide, combining.
+    #[test]
+    fn table_columns_line_up_for_awkward_tokens() {
+        let pieces: [&[u8]; 6] = [
+            b"I",
+            " \u{2764}".as_bytes(),
+            "\u{fe0f}".as_bytes(),
+            &[0xE3],
+            "\u{65e5}\u{672c}".as_bytes(),
+            "\u{301}".as_bytes(),
+        ];
+        let vocab = Vocab::from_bytes(pieces);
+        let tokens = [0u32, 1, 2, 3, 4, 5];
+        let logits = [1.0f32, 2.0, 3.0, 0.5, 0.25, 0.1];
+        let rows: Vec<_> = (0..tokens.len())
+            .map(|i| {
+                summarize_row(&logits, 1.0, 3, tokens.get(i + 1).copied())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let report = score_report("I ❤", "m", &vocab, 1.0, &tokens, &rows, tokens.len());
+        let text = table(&report);
+        assert!(
+            text.contains("<U+FE0F>") && text.contains("<0xE3>") && text.contains("<U+0301>"),
+            "{text}"
+        );
+        let p_columns: Vec<usize> = text
+            .lines()
+            .skip(3)
+            .take(tokens.len() - 1)
+            .map(|l| {
+                let at = l.find(" 0.").unwrap_or_else(|| panic!("no p in {l:?}"));
+                l[..at].width()
+            })
+            .collect();
+        assert!(
+            p_columns.iter().all(|&c| c == p_columns[0]),
+            "{p_columns:?}\n{text}"
+        );
+    }
 }

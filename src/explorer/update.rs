@@ -1,22 +1,18 @@
-//! The explorer's state and its one transition function.
+//! The explorer's one transition function.
 //!
 //! `update(&mut App, Msg) -> Vec<Command>` is pure: keys, pastes, mouse clicks, resizes and the
-//! engine's answers come in as [`Msg`]; what should happen outside (evaluate a text, fill a
-//! blank, save history, quit) goes out as [`Command`]s. Nothing here waits on the model, which is
-//! why typing always feels instant, and why all of it is tested without one.
+//! engine's answers come in as [`Msg`]; what should happen outside (run or cancel engine work,
+//! save history, quit) goes out as [`Command`]s. Nothing here waits on the model, which is why
+//! typing always feels instant, and why all of it is tested without one. Keys go through the
+//! [`keymap`](crate::explorer::keymap) table.
 
-use std::sync::Arc;
-use std::time::Duration;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 
-use crossterm::event::{
-    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
-
-use crate::editor::{History, LineEditor};
-use crate::engine::{ModelInfo, ViewOptions};
-use crate::fill::FillReport;
-use crate::stats::RowSummary;
-use crate::vocab::Vocab;
+use crate::engine::fill::{FillRequest, DEFAULT_CANDIDATES};
+use crate::explorer::keymap::{self, Action};
+use crate::explorer::layout;
+use crate::explorer::state::{App, ColorMode, FillState, Focus, LoadedModel, Phase, MAX_K, TEMPS};
+use crate::explorer::worker::protocol::{EngineMsg, Job, JobKind};
 
 /// Everything that can happen to the explorer.
 #[derive(Debug, Clone)]
@@ -30,205 +26,37 @@ pub enum Msg {
     Engine(EngineMsg),
 }
 
-/// What the engine thread reports.
-#[derive(Debug, Clone)]
-pub enum EngineMsg {
-    LoadProgress(f32),
-    Loaded {
-        info: ModelInfo,
-        vocab: Arc<Vocab>,
-        n_ctx: usize,
-    },
-    LoadFailed(String),
-    Evaluated {
-        generation: u64,
-        result: Result<Scored, String>,
-    },
-    FillProgress {
-        generation: u64,
-        blank: usize,
-        done: usize,
-        total: usize,
-    },
-    Filled {
-        generation: u64,
-        result: Result<Box<FillReport>, String>,
-    },
-}
-
-/// A scored text as the explorer keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scored {
-    pub text: String,
-    pub tokens: Vec<u32>,
-    /// `rows[i]` = p_i, the distribution after token i.
-    pub rows: Vec<RowSummary>,
-    pub n_tokens_total: usize,
-    pub view: ViewOptions,
-    pub elapsed: Duration,
-    pub decoded: usize,
-}
-
 /// What the explorer asks the outside world to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Work for the engine thread (latest wins, see `worker`).
+    /// Work for the engine thread (latest wins per kind, see `worker::queue`).
     Run(Job),
+    /// Work of this kind for texts older than `generation` is no longer wanted.
+    Cancel {
+        kind: JobKind,
+        generation: u64,
+    },
     SaveHistory(Vec<String>),
     Quit,
 }
 
-/// A piece of engine work, tagged with the generation of the text it is for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Job {
-    Evaluate {
-        generation: u64,
-        text: String,
-        view: ViewOptions,
-    },
-    Fill {
-        generation: u64,
-        text: String,
-        candidates: Vec<String>,
-        view: ViewOptions,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
-    Loading { progress: f32 },
-    Ready,
-    Failed(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColorMode {
-    /// GLTR buckets: top-1, top-10, top-100, beyond.
-    Buckets,
-    /// A continuous scale over log p.
-    Heat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Text,
-    Candidates,
-}
-
-/// The fill panel's state.
-#[derive(Debug, Clone, Default)]
-pub struct FillState {
-    pub generation: u64,
-    pub progress: Option<(usize, usize, usize)>,
-    pub report: Option<Box<FillReport>>,
-    pub error: Option<String>,
-    pub candidates: Vec<String>,
-    pub input: LineEditor,
-    pub input_scroll: usize,
-}
-
-/// The temperatures the view steps through.
-pub const TEMPS: [f32; 12] = [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0];
-pub const MAX_K: usize = 50;
-
-#[derive(Debug, Clone)]
-pub struct App {
-    pub phase: Phase,
-    pub model: Option<(ModelInfo, Arc<Vocab>, usize)>,
-    pub editor: LineEditor,
-    pub input_scroll: usize,
-    pub history: History,
-    pub view: ViewOptions,
-    /// Generation of the newest evaluation asked for.
-    pub generation: u64,
-    /// Generation of the evaluation shown.
-    pub shown_generation: u64,
-    /// The newest evaluation received (possibly of an older text: then the view is stale).
-    pub scored: Option<Scored>,
-    pub eval_error: Option<String>,
-    /// Selected chip: token j (showing p_{j-1}), or `n` = the prediction after the last token.
-    pub selected: usize,
-    /// Keep the selection on the "next" chip while typing.
-    pub follow_end: bool,
-    pub color: ColorMode,
-    pub no_color: bool,
-    pub help: bool,
-    pub focus: Focus,
-    pub fill: FillState,
-    pub size: (u16, u16),
-    pub warning: Option<String>,
-    /// The model's file name, shown while it loads.
-    pub model_name: String,
-    pub quit: bool,
-}
-
-impl App {
-    pub fn new(view: ViewOptions, history: Vec<String>, no_color: bool) -> Self {
-        Self {
-            phase: Phase::Loading { progress: 0.0 },
-            model: None,
-            editor: LineEditor::new(),
-            input_scroll: 0,
-            history: History::new(history, 1000),
-            view,
-            generation: 0,
-            shown_generation: 0,
-            scored: None,
-            eval_error: None,
-            selected: 0,
-            follow_end: true,
-            color: ColorMode::Buckets,
-            no_color,
-            help: false,
-            focus: Focus::Text,
-            fill: FillState::default(),
-            size: (80, 24),
-            warning: None,
-            model_name: "model".into(),
-            quit: false,
-        }
-    }
-
-    /// The view shows an older text (or older settings) than the one typed.
-    pub fn stale(&self) -> bool {
-        match &self.scored {
-            Some(s) => s.text != self.editor.text() || s.view != self.view,
-            None => !self.editor.text().is_empty(),
-        }
-    }
-
-    /// Number of chips in the token strip: the tokens plus the "next" chip.
-    pub fn n_chips(&self) -> usize {
-        self.scored.as_ref().map_or(0, |s| s.tokens.len() + 1)
-    }
-
-    pub fn has_blank(&self) -> bool {
-        !crate::fill::find_blanks(self.editor.text()).is_empty()
-    }
-}
-
 /// The single transition function.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
-    match msg {
+    let cmds = match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Paste(s) => {
             if app.help {
                 return Vec::new();
             }
-            let changed = match app.focus {
+            match app.focus {
                 Focus::Text => {
                     app.editor.insert_str(&s);
-                    true
+                    text_changed(app)
                 }
                 Focus::Candidates => {
                     app.fill.input.insert_str(&s);
-                    false
+                    Vec::new()
                 }
-            };
-            if changed {
-                text_changed(app)
-            } else {
-                Vec::new()
             }
         }
         Msg::Mouse(m) => on_mouse(app, m),
@@ -236,15 +64,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
             app.size = (w, h);
             Vec::new()
         }
-        Msg::Signal => {
-            app.quit = true;
-            vec![
-                Command::SaveHistory(app.history.entries().to_vec()),
-                Command::Quit,
-            ]
-        }
+        Msg::Signal => quit(app),
         Msg::Engine(e) => on_engine(app, e),
-    }
+    };
+    // Keep the input line's horizontal scroll so the cursor stays visible.
+    let width = layout::input_text_width(app.size);
+    app.input_scroll = app.editor.viewport(width, app.input_scroll).scroll;
+    cmds
 }
 
 fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
@@ -256,7 +82,7 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             Vec::new()
         }
         EngineMsg::Loaded { info, vocab, n_ctx } => {
-            app.model = Some((info, vocab, n_ctx));
+            app.model = Some(LoadedModel { info, vocab, n_ctx });
             app.phase = Phase::Ready;
             // Text typed while loading is evaluated now.
             if app.editor.text().is_empty() {
@@ -269,9 +95,19 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             app.phase = Phase::Failed(msg);
             Vec::new()
         }
+        EngineMsg::Crashed(msg) => {
+            let log = app
+                .log_file
+                .as_ref()
+                .map(|l| format!("; the log is {l}"))
+                .unwrap_or_default();
+            app.phase = Phase::Failed(format!("the engine thread panicked: {msg}{log}"));
+            Vec::new()
+        }
         EngineMsg::Evaluated { generation, result } => {
-            // A result older than the one shown is dropped; a newer request may still be
-            // running, in which case this one is shown (marked stale) until it lands.
+            // A result older than the one shown (or than a cleared line) is dropped; a newer
+            // request may still be running, in which case this one is shown (marked stale)
+            // until it lands.
             if generation < app.shown_generation {
                 return Vec::new();
             }
@@ -328,24 +164,40 @@ fn clamp_selection(app: &mut App) {
     }
 }
 
-/// The text or the view settings changed: ask for a new evaluation (latest wins).
+/// The text changed: ask for a new evaluation (latest wins), or, for an empty line, forget
+/// the old one and everything still on its way.
 fn text_changed(app: &mut App) -> Vec<Command> {
     app.history.reset_navigation();
     if app.editor.text().is_empty() {
-        app.generation += 1;
-        app.scored = None;
-        app.eval_error = None;
-        app.selected = 0;
-        app.follow_end = true;
-        app.fill = FillState {
-            candidates: std::mem::take(&mut app.fill.candidates),
-            ..FillState::default()
-        };
-        return Vec::new();
+        return clear(app);
     }
     request(app)
 }
 
+/// The line is empty: nothing to show, and results still in flight for older text must not
+/// bring it back.
+fn clear(app: &mut App) -> Vec<Command> {
+    app.generation += 1;
+    app.shown_generation = app.generation;
+    app.scored = None;
+    app.eval_error = None;
+    app.selected = 0;
+    app.follow_end = true;
+    app.fill = FillState {
+        candidates: std::mem::take(&mut app.fill.candidates),
+        ..FillState::default()
+    };
+    JobKind::ALL
+        .iter()
+        .map(|&kind| Command::Cancel {
+            kind,
+            generation: app.generation,
+        })
+        .collect()
+}
+
+/// Ask for the current text to be evaluated, and filled when it has a blank; cancel a fill
+/// still running for a blank that is gone.
 fn request(app: &mut App) -> Vec<Command> {
     if app.phase != Phase::Ready || app.editor.text().is_empty() {
         return Vec::new();
@@ -361,11 +213,22 @@ fn request(app: &mut App) -> Vec<Command> {
         app.fill.progress = Some((0, 0, 0));
         cmds.push(Command::Run(Job::Fill {
             generation: app.generation,
-            text: app.editor.text().to_owned(),
-            candidates: app.fill.candidates.clone(),
-            view: app.view,
+            request: FillRequest {
+                text: app.editor.text().to_owned(),
+                user_candidates: app.fill.candidates.clone(),
+                n_candidates: DEFAULT_CANDIDATES,
+                view: app.view,
+            },
         }));
     } else {
+        if app.fill.progress.is_some() {
+            // The blank is gone while its fill is still running: stop it, so the engine is
+            // free for the evaluations of what is typed now.
+            cmds.push(Command::Cancel {
+                kind: JobKind::Fill,
+                generation: app.generation,
+            });
+        }
         app.fill.report = None;
         app.fill.progress = None;
         app.fill.error = None;
@@ -386,224 +249,191 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     if key.kind == KeyEventKind::Release {
         return Vec::new();
     }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    let alt = key.modifiers.contains(KeyModifiers::ALT);
-    let shift = key.modifiers.contains(KeyModifiers::SHIFT);
-
-    // Keys that work everywhere.
-    match key.code {
-        KeyCode::Char('c') if ctrl => return quit(app),
-        KeyCode::F(1) => {
-            app.help = !app.help;
-            return Vec::new();
+    let scopes = keymap::scopes(
+        app.help,
+        matches!(app.phase, Phase::Failed(_)),
+        app.focus == Focus::Candidates,
+    );
+    for action in keymap::candidates(&scopes, &key) {
+        if let Some(cmds) = apply(app, action, &key) {
+            return cmds;
         }
-        _ => {}
     }
-    if app.help {
-        return match key.code {
-            KeyCode::Char('q') => quit(app),
-            _ => {
-                app.help = false;
-                Vec::new()
-            }
-        };
-    }
-    if let Phase::Failed(_) = app.phase {
-        return match key.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => quit(app),
-            _ => Vec::new(),
-        };
-    }
+    Vec::new()
+}
 
-    // View controls.
-    match key.code {
-        KeyCode::F(2) => return set_temp(app, -1),
-        KeyCode::F(3) => return set_temp(app, 1),
-        KeyCode::F(4) => return set_k(app, -1),
-        KeyCode::F(5) => return set_k(app, 1),
-        KeyCode::F(6) => {
+/// Do what `action` says; `None` when it does not apply here (the lookup goes on).
+fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> {
+    let text_focus = app.focus == Focus::Text;
+    let none = Vec::new;
+    Some(match action {
+        Action::Quit => quit(app),
+        Action::ToggleHelp => {
+            app.help = !app.help;
+            none()
+        }
+        Action::CloseHelp => {
+            app.help = false;
+            none()
+        }
+        Action::HelpOnEmptyLine => {
+            if !app.editor.text().is_empty() {
+                return None;
+            }
+            app.help = true;
+            none()
+        }
+        Action::Ignore => none(),
+        Action::TempDown => set_temp(app, -1),
+        Action::TempUp => set_temp(app, 1),
+        Action::FewerRows => set_k(app, -1),
+        Action::MoreRows => set_k(app, 1),
+        Action::ToggleColor => {
             app.color = match app.color {
                 ColorMode::Buckets => ColorMode::Heat,
                 ColorMode::Heat => ColorMode::Buckets,
             };
-            return Vec::new();
+            none()
         }
-        KeyCode::Left if alt || shift => {
+        Action::SelectPrev => {
             select(app, app.selected.saturating_sub(1));
-            return Vec::new();
+            none()
         }
-        KeyCode::Right if alt || shift => {
+        Action::SelectNext => {
             select(app, app.selected + 1);
-            return Vec::new();
+            none()
         }
-        KeyCode::PageUp => {
-            select(app, app.selected.saturating_sub(1));
-            return Vec::new();
-        }
-        KeyCode::PageDown => {
-            select(app, app.selected + 1);
-            return Vec::new();
-        }
-        KeyCode::Home if alt || shift => {
+        Action::SelectFirst => {
             select(app, 0);
-            return Vec::new();
+            none()
         }
-        KeyCode::End if alt || shift => {
+        Action::SelectLast => {
             select(app, usize::MAX);
-            return Vec::new();
+            none()
         }
-        KeyCode::Tab | KeyCode::BackTab => {
+        Action::SwitchFocus => {
             app.focus = match app.focus {
                 Focus::Text if app.has_blank() => Focus::Candidates,
                 _ => Focus::Text,
             };
-            return Vec::new();
+            none()
         }
-        _ => {}
-    }
-
-    if app.focus == Focus::Candidates {
-        return candidate_key(app, key, ctrl);
-    }
-
-    if key.code == KeyCode::Char('?') && app.editor.text().is_empty() {
-        app.help = true;
-        return Vec::new();
-    }
-    let ed = &mut app.editor;
-    let changed = match key.code {
-        KeyCode::Esc => return quit(app),
-        KeyCode::Char('u') if ctrl => ed.clear(),
-        KeyCode::Char('w') if ctrl => ed.delete_word_before(),
-        KeyCode::Char('h') if ctrl => ed.backspace(),
-        KeyCode::Char('a') if ctrl => {
-            ed.home();
-            false
-        }
-        KeyCode::Char('e') if ctrl => {
-            ed.end();
-            false
-        }
-        KeyCode::Char(c) if !ctrl && !alt => {
-            ed.insert_char(c);
-            true
-        }
-        KeyCode::Backspace if ctrl || alt => ed.delete_word_before(),
-        KeyCode::Backspace => ed.backspace(),
-        KeyCode::Delete => ed.delete(),
-        KeyCode::Left if ctrl => {
-            ed.word_left();
-            false
-        }
-        KeyCode::Right if ctrl => {
-            ed.word_right();
-            false
-        }
-        KeyCode::Left => {
-            ed.left();
-            false
-        }
-        KeyCode::Right => {
-            ed.right();
-            false
-        }
-        KeyCode::Home => {
-            ed.home();
-            false
-        }
-        KeyCode::End => {
-            ed.end();
-            false
-        }
-        KeyCode::Up => {
-            let current = ed.text().to_owned();
-            if let Some(prev) = app.history.prev(&current).map(str::to_owned) {
-                app.editor.set_text(&prev);
-                return request_keep_history(app);
+        Action::Type => {
+            let KeyCode::Char(c) = key.code else {
+                return None;
+            };
+            if text_focus {
+                app.editor.insert_char(c);
+                text_changed(app)
+            } else {
+                app.fill.input.insert_char(c);
+                none()
             }
-            false
         }
-        KeyCode::Down => {
-            if let Some(next) = app.history.next().map(str::to_owned) {
-                app.editor.set_text(&next);
-                return request_keep_history(app);
+        Action::DeleteWord => edit(app, |ed| ed.delete_word_before()),
+        Action::ClearLine => edit(app, |ed| ed.clear()),
+        Action::Backspace => edit(app, |ed| ed.backspace()),
+        Action::Delete => edit(app, |ed| ed.delete()),
+        Action::Left => moved(app, |ed| ed.left()),
+        Action::Right => moved(app, |ed| ed.right()),
+        Action::WordLeft => moved(app, |ed| ed.word_left()),
+        Action::WordRight => moved(app, |ed| ed.word_right()),
+        Action::Home => moved(app, |ed| ed.home()),
+        Action::End => moved(app, |ed| ed.end()),
+        Action::HistoryPrev => {
+            let current = app.editor.text().to_owned();
+            match app.history.prev(&current).map(str::to_owned) {
+                Some(prev) => recall(app, &prev),
+                None => none(),
             }
-            false
         }
-        KeyCode::Enter => {
-            let text = ed.text().to_owned();
+        Action::HistoryNext => match app.history.next().map(str::to_owned) {
+            Some(next) => recall(app, &next),
+            None => none(),
+        },
+        Action::SaveToHistory => {
+            let text = app.editor.text().to_owned();
             app.history.push(&text);
             app.history.reset_navigation();
-            return vec![Command::SaveHistory(app.history.entries().to_vec())];
+            vec![Command::SaveHistory(app.history.entries().to_vec())]
         }
-        _ => false,
-    };
-    if changed {
-        text_changed(app)
-    } else {
-        Vec::new()
+        Action::LeaveCandidates => {
+            app.focus = Focus::Text;
+            none()
+        }
+        Action::AddCandidates => add_candidates(app),
+        Action::ClearCandidates => {
+            // Ctrl-U on an empty candidate line forgets the user's candidates.
+            if !app.fill.input.clear() && !app.fill.candidates.is_empty() {
+                app.fill.candidates.clear();
+                request(app)
+            } else {
+                none()
+            }
+        }
+    })
+}
+
+/// An edit of the focused line; the sentence is re-evaluated when it changed.
+fn edit(
+    app: &mut App,
+    f: impl FnOnce(&mut crate::explorer::editor::LineEditor) -> bool,
+) -> Vec<Command> {
+    match app.focus {
+        Focus::Text => {
+            if f(&mut app.editor) {
+                text_changed(app)
+            } else {
+                Vec::new()
+            }
+        }
+        Focus::Candidates => {
+            f(&mut app.fill.input);
+            Vec::new()
+        }
     }
 }
 
+/// A cursor motion in the focused line.
+fn moved(app: &mut App, f: impl FnOnce(&mut crate::explorer::editor::LineEditor)) -> Vec<Command> {
+    match app.focus {
+        Focus::Text => f(&mut app.editor),
+        Focus::Candidates => f(&mut app.fill.input),
+    }
+    Vec::new()
+}
+
 /// A history recall changes the text without leaving history navigation.
-fn request_keep_history(app: &mut App) -> Vec<Command> {
+fn recall(app: &mut App, text: &str) -> Vec<Command> {
+    app.editor.set_text(text);
     if app.editor.text().is_empty() {
-        app.scored = None;
-        return Vec::new();
+        return clear(app);
     }
     request(app)
 }
 
-fn candidate_key(app: &mut App, key: KeyEvent, ctrl: bool) -> Vec<Command> {
-    let ed = &mut app.fill.input;
-    match key.code {
-        KeyCode::Esc => {
-            app.focus = Focus::Text;
+fn add_candidates(app: &mut App) -> Vec<Command> {
+    let added: Vec<String> = app
+        .fill
+        .input
+        .text()
+        .split(',')
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    app.fill.input.clear();
+    let mut changed = false;
+    for c in added {
+        if !app.fill.candidates.contains(&c) {
+            app.fill.candidates.push(c);
+            changed = true;
         }
-        KeyCode::Enter => {
-            let added: Vec<String> = ed
-                .text()
-                .split(',')
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            ed.clear();
-            let mut changed = false;
-            for c in added {
-                if !app.fill.candidates.contains(&c) {
-                    app.fill.candidates.push(c);
-                    changed = true;
-                }
-            }
-            if changed {
-                return request(app);
-            }
-        }
-        KeyCode::Char('u')
-            if ctrl
-            // Ctrl-U on an empty candidate line forgets the user's candidates.
-            && !ed.clear() && !app.fill.candidates.is_empty() =>
-        {
-            app.fill.candidates.clear();
-            return request(app);
-        }
-        KeyCode::Char('w') if ctrl => {
-            ed.delete_word_before();
-        }
-        KeyCode::Char(c) if !ctrl => ed.insert_char(c),
-        KeyCode::Backspace => {
-            ed.backspace();
-        }
-        KeyCode::Delete => {
-            ed.delete();
-        }
-        KeyCode::Left => ed.left(),
-        KeyCode::Right => ed.right(),
-        KeyCode::Home => ed.home(),
-        KeyCode::End => ed.end(),
-        _ => {}
     }
-    Vec::new()
+    if changed {
+        request(app)
+    } else {
+        Vec::new()
+    }
 }
 
 fn quit(app: &mut App) -> Vec<Command> {
@@ -642,7 +472,7 @@ fn set_k(app: &mut App, dir: i32) -> Vec<Command> {
 fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
     match m.kind {
         MouseEventKind::Down(MouseButton::Left) => {
-            if let Some(i) = crate::view::chip_at(app, m.column, m.row) {
+            if let Some(i) = layout::chip_at(app, m.column, m.row) {
                 select(app, i);
             }
         }
@@ -653,149 +483,18 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
     Vec::new()
 }
 
-/// Test doubles shared by the UI tests: a tiny vocabulary and hand-made rows. They stand in
-/// for the model only where the screen is under test; the model itself is tested elsewhere.
-#[doc(hidden)]
-pub mod fixtures {
-    use super::*;
-    use crate::stats::{RowSummary, TargetStats, TopEntry};
-    use crate::vocab::Piece;
-
-    pub const WORDS: [&str; 12] = [
-        "The",
-        " chef",
-        " seasoned",
-        " the",
-        " soup",
-        " with",
-        " a",
-        " pinch",
-        " of",
-        " salt",
-        " sugar",
-        ".",
-    ];
-
-    pub fn vocab() -> Arc<Vocab> {
-        Arc::new(Vocab::new(
-            WORDS
-                .iter()
-                .map(|w| Piece {
-                    bytes: w.as_bytes().to_vec(),
-                    special: false,
-                })
-                .collect(),
-        ))
-    }
-
-    pub fn info() -> ModelInfo {
-        ModelInfo {
-            file_name: "tiny-test.gguf".into(),
-            n_vocab: WORDS.len(),
-            n_ctx_train: 2048,
-            n_params: 1,
-            gpu_layers: 0,
-            gpu_available: false,
-        }
-    }
-
-    /// A ready app (model loaded) of the given size.
-    pub fn ready(w: u16, h: u16) -> App {
-        let mut app = App::new(
-            ViewOptions::default(),
-            vec!["an older sentence".into()],
-            true,
-        );
-        app.size = (w, h);
-        update(
-            &mut app,
-            Msg::Engine(EngineMsg::Loaded {
-                info: info(),
-                vocab: vocab(),
-                n_ctx: 4096,
-            }),
-        );
-        app
-    }
-
-    /// A made-up but self-consistent row: `top` ids with decreasing probability, `target`'s
-    /// rank found in it (or 42 when absent).
-    pub fn row(top: &[u32], target: Option<u32>) -> RowSummary {
-        let probs = [0.55, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.01, 0.005, 0.005];
-        let top: Vec<TopEntry> = top
-            .iter()
-            .zip(probs)
-            .map(|(&id, p)| TopEntry {
-                id,
-                logprob: f64::ln(p),
-            })
-            .collect();
-        let target = target.map(|id| {
-            let (rank, logprob) = top
-                .iter()
-                .position(|e| e.id == id)
-                .map_or((42, -9.0), |i| (i as u32 + 1, top[i].logprob));
-            TargetStats {
-                id,
-                logprob,
-                prob: logprob.exp(),
-                rank,
-            }
-        });
-        RowSummary {
-            entropy_bits: 1.75,
-            max_logit: 10.0,
-            ln_sum: 0.0,
-            inv_temp: 1.0,
-            top,
-            target,
-        }
-    }
-
-    /// "The chef seasoned the soup with a pinch of" scored with plausible rows.
-    pub fn scored(text: &str) -> Scored {
-        let tokens: Vec<u32> = (0..9).collect();
-        let rows = (0..9u32)
-            .map(|i| {
-                let next = (i + 1 < 9).then_some(i + 1);
-                match i {
-                    8 => row(&[9, 10, 11], None),
-                    0 => row(&[3, 11, 5], next),
-                    _ => row(&[i + 1, 11, 9, 3], next),
-                }
-            })
-            .collect();
-        Scored {
-            text: text.into(),
-            tokens,
-            rows,
-            n_tokens_total: 9,
-            view: ViewOptions::default(),
-            elapsed: Duration::from_millis(12),
-            decoded: 9,
-        }
-    }
-
-    pub fn key(code: KeyCode) -> Msg {
-        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-    }
-
-    pub fn key_mod(code: KeyCode, m: KeyModifiers) -> Msg {
-        Msg::Key(KeyEvent::new(code, m))
-    }
-
-    pub fn type_text(app: &mut App, s: &str) -> Vec<Command> {
-        s.chars()
-            .flat_map(|c| update(app, key(KeyCode::Char(c))))
-            .collect()
-    }
-}
+#[cfg(test)]
+#[path = "../../tests/common/ui.rs"]
+mod fixtures;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::fixtures::*;
     use super::*;
+    use crate::analysis::stats::ViewOptions;
+    use crate::explorer::state::{App, Focus, TEMPS};
+    use crossterm::event::{KeyCode, KeyModifiers};
 
     const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
 
@@ -910,7 +609,10 @@ mod tests {
         assert_eq!(app.editor.cursor(), 4);
         let cmds = update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
         assert_eq!(app.editor.text(), "");
-        assert!(cmds.is_empty(), "an empty line is not evaluated");
+        assert!(
+            !cmds.iter().any(|c| matches!(c, Command::Run(_))),
+            "an empty line is not evaluated"
+        );
         assert!(app.scored.is_none());
     }
 
@@ -1014,19 +716,25 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_blank_asks_for_fill_and_candidates_can_be_added() {
+    /// "The ____ barked" typed: a fill was asked for.
+    fn app_with_a_blank() -> App {
         let mut app = ready(80, 24);
         let cmds = type_text(&mut app, "The ____ barked");
         assert!(cmds
             .iter()
             .any(|c| matches!(c, Command::Run(Job::Fill { .. }))));
+        app
+    }
+
+    #[test]
+    fn a_blank_asks_for_fill_and_candidates_can_be_added() {
+        let mut app = app_with_a_blank();
         update(&mut app, key(KeyCode::Tab));
         assert_eq!(app.focus, Focus::Candidates);
         type_text(&mut app, "dog, cat");
         let cmds = update(&mut app, key(KeyCode::Enter));
         assert!(cmds.iter().any(
-            |c| matches!(c, Command::Run(Job::Fill { candidates, .. }) if candidates == &["dog", "cat"])
+            |c| matches!(c, Command::Run(Job::Fill { request, .. }) if request.user_candidates == ["dog", "cat"])
         ));
         assert_eq!(
             app.editor.text(),
@@ -1070,5 +778,74 @@ mod tests {
         assert!(app.editor.text().is_empty());
         update(&mut app, key(KeyCode::Enter));
         assert!(app.quit);
+    }
+
+    /// Defect: clearing the line bumped `generation` but not `shown_generation`, so a result
+    /// still in flight for the old text was drawn again under an "evaluating…" that never
+    /// cleared.
+    #[test]
+    fn a_cleared_line_drops_results_still_in_flight() {
+        let mut app = ready(80, 24);
+        type_text(&mut app, SENTENCE);
+        let in_flight = app.generation;
+        update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        evaluated(&mut app, in_flight, SENTENCE);
+        assert!(app.scored.is_none(), "the old sentence came back");
+        assert!(!app.stale(), "an empty line has nothing to evaluate");
+        // The same through history: recalling an empty entry is a clear too.
+        type_text(&mut app, "abc");
+        let in_flight = app.generation;
+        app.editor.set_text("");
+        let cmds = recall(&mut app, "");
+        assert!(cmds.iter().all(|c| matches!(c, Command::Cancel { .. })));
+        evaluated(&mut app, in_flight, "abc");
+        assert!(app.scored.is_none());
+    }
+
+    /// Defect: deleting the blank sent no fill job, so a fill of several seconds kept the
+    /// engine busy while every keystroke's evaluation waited behind it.
+    #[test]
+    fn deleting_the_blank_cancels_its_fill() {
+        let mut app = app_with_a_blank();
+        let fill_generation = app.fill.generation;
+        // Delete the blank (and what follows): the text has no blank any more.
+        let mut cmds = Vec::new();
+        for _ in 0.."___ barked".len() {
+            cmds.extend(update(&mut app, key(KeyCode::Backspace)));
+        }
+        assert!(!app.has_blank());
+        let cancel = cmds.iter().find_map(|c| match c {
+            Command::Cancel {
+                kind: JobKind::Fill,
+                generation,
+            } => Some(*generation),
+            _ => None,
+        });
+        assert!(
+            cancel.is_some_and(|g| g > fill_generation),
+            "no cancel of the running fill in {cmds:?}"
+        );
+        // Typing on without a blank sends no further cancels.
+        let cmds = type_text(&mut app, "x");
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Cancel { .. })));
+    }
+
+    /// Defect: a panic on the engine thread left the explorer waiting forever.
+    #[test]
+    fn an_engine_crash_ends_the_explorer_with_the_message_and_the_log() {
+        let mut app = ready(80, 24);
+        app.log_file = Some("/tmp/x/logitscope.log".into());
+        type_text(&mut app, SENTENCE);
+        update(
+            &mut app,
+            Msg::Engine(EngineMsg::Crashed("index out of bounds".into())),
+        );
+        match &app.phase {
+            Phase::Failed(msg) => {
+                assert!(msg.contains("index out of bounds"), "{msg}");
+                assert!(msg.contains("/tmp/x/logitscope.log"), "{msg}");
+            }
+            other => panic!("not failed: {other:?}"),
+        }
     }
 }

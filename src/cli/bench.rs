@@ -9,8 +9,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Fatal, Settings};
-use crate::engine::{Model, Session, ViewOptions};
+use super::fatal::Fatal;
+use super::settings::Settings;
+use crate::analysis::stats::ViewOptions;
+use crate::model::{Model, ModelError, Session};
 
 /// Natural text to cut benchmark inputs from.
 const PASSAGE: &str = "The chef carefully seasoned the soup with a pinch of salt, then tasted it \
@@ -63,19 +65,6 @@ fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
     (text, tokens)
 }
 
-/// Logits spread like a real row's (uniform over 20 nats), reproducible without a model.
-pub fn synthetic_row(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 40) as f32 / (1u64 << 24) as f32) * 20.0 - 12.0
-        })
-        .collect()
-}
-
 /// Table 3 alone: needs no model.
 pub fn stats_table() -> String {
     let mut out = String::from(
@@ -83,11 +72,11 @@ pub fn stats_table() -> String {
          |V|        µs/row   rows/s\n",
     );
     for n in [49_152usize, 262_144] {
-        let row = synthetic_row(n, n as u64);
+        let row = crate::analysis::stats::synthetic_row(n, n as u64);
         let reps = if n > 100_000 { 400 } else { 2000 };
         let t = Instant::now();
         for i in 0..reps {
-            std::hint::black_box(crate::stats::summarize_row(
+            std::hint::black_box(crate::analysis::stats::summarize_row(
                 std::hint::black_box(&row),
                 1.0,
                 10,
@@ -114,11 +103,7 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn bench_command(
-    settings: &Settings,
-    stats_only: bool,
-    fill_only: bool,
-) -> Result<ExitCode, Fatal> {
+pub fn run(settings: &Settings, stats_only: bool, fill_only: bool) -> Result<ExitCode, Fatal> {
     if let Ok(n) = std::env::var("LOGITSCOPE_BENCH_PROBE") {
         return memory_probe(settings, n.parse().unwrap_or(16));
     }
@@ -126,9 +111,7 @@ pub fn bench_command(
         println!("{}", stats_table());
         return Ok(ExitCode::SUCCESS);
     }
-    let path = crate::cli::resolve_model_path(settings)?;
-    let options = crate::cli::model_options(settings, path);
-    let model = crate::cli::load_model(&options, |_| true)?;
+    let model = settings.load_model()?;
     let view = settings.view;
     if fill_only {
         println!("5. fill-in: 50 candidates, 10-token suffix");
@@ -136,7 +119,7 @@ pub fn bench_command(
         return Ok(ExitCode::SUCCESS);
     }
     let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
-    let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
+    let e = |e: ModelError| Fatal::other(e.to_string());
 
     println!(
         "machine: {} threads, model {}, n_ctx {}, flash attention {}",
@@ -218,9 +201,7 @@ pub fn bench_command(
 }
 
 fn memory_probe(settings: &Settings, n: usize) -> Result<ExitCode, Fatal> {
-    let path = crate::cli::resolve_model_path(settings)?;
-    let options = crate::cli::model_options(settings, path);
-    let model = crate::cli::load_model(&options, |_| true)?;
+    let model = settings.load_model()?;
     let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let (_, tokens) = text_of(&model, n);
     s.evaluate(&tokens, settings.view, &|| false)
@@ -230,7 +211,7 @@ fn memory_probe(settings: &Settings, n: usize) -> Result<ExitCode, Fatal> {
 }
 
 fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
-    let e = |e: crate::engine::EngineError| Fatal::other(e.to_string());
+    let e = |e: ModelError| Fatal::other(e.to_string());
     // A paragraph of left context (≈ 100 tokens), the blank, a 10-token suffix.
     let left = format!(
         "{}After a long day at work, she went to the kitchen and made herself a cup of",
@@ -249,14 +230,14 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         .rows
         .pop()
         .ok_or_else(|| Fatal::other("no row"))?;
-    let cands = crate::fill::left_candidates(model.vocab(), &row, 50);
+    let cands = crate::analysis::blanks::left_candidates(model.vocab(), &row, 50);
     let seqs: Vec<Vec<u32>> = cands
         .iter()
         .map(|c| model.tokenize(&format!("{left} {c}{suffix}")))
         .collect();
     let suffix_tokens = model.tokenize(suffix).len();
     let max_len = seqs.iter().map(Vec::len).max().unwrap_or(1);
-    let (streams, per_seq) = crate::fill::batch_shape(max_len, main.n_ctx()).map_err(e)?;
+    let (streams, per_seq) = crate::engine::fill::batch_shape(max_len, main.n_ctx()).map_err(e)?;
     let time_with = |streams: usize, reps: usize| -> Result<Duration, Fatal> {
         let mut batch: Session<'_> = model
             .batch_session(streams as u32, per_seq as u32)

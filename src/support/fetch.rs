@@ -24,7 +24,7 @@ pub struct Manifest {
     pub sha256: String,
 }
 
-const MANIFEST_TOML: &str = include_str!("../assets/model.toml");
+const MANIFEST_TOML: &str = include_str!("../../assets/model.toml");
 
 /// The default model's manifest, compiled in.
 pub fn manifest() -> Manifest {
@@ -72,7 +72,7 @@ pub enum FetchEvent {
 
 /// Where the default model lives once fetched.
 pub fn default_model_path() -> Result<PathBuf, FetchError> {
-    Ok(crate::paths::models_dir()
+    Ok(crate::support::paths::models_dir()
         .ok_or(FetchError::NoDataDir)?
         .join(manifest().file_name))
 }

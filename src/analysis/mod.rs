@@ -1,0 +1,11 @@
+//! Pure computations over logit rows and token ids: row statistics, the vocabulary as data,
+//! the report shapes that `score` prints and the explorer draws, and blanks with their
+//! candidate ranking. No terminal, no clap, no llama.cpp types: all of it is tested without a
+//! model.
+
+pub mod blanks;
+pub mod report;
+pub mod stats;
+pub mod vocab;
+
+pub use stats::ViewOptions;

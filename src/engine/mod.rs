@@ -1,0 +1,6 @@
+//! What both front ends ask of a model, built from model sessions and the pure analysis: score
+//! a text into a report, fill blanks. The explorer's worker thread and the scripting commands
+//! call the same functions, so the screen and the JSON show the same numbers.
+
+pub mod fill;
+pub mod score;

@@ -1,0 +1,145 @@
+//! The explorer (TUI).
+//!
+//! ```text
+//! keystroke ─> input thread ─Msg─> update(&mut App, Msg) -> Vec<Command>   (pure)
+//!                                      │ Command::Run(Job) / Cancel
+//!                                      ▼
+//!                        worker: engine thread, latest-wins JobQueue per job kind
+//!                                      │ Msg::Engine(EngineMsg)
+//!                                      ▼
+//!                        update drops stale generations; views::draw(frame, &App)
+//! ```
+//! - [`state`]: what the screen is drawn from; [`update`]: the one transition function;
+//!   [`keymap`]: the one table from keys to actions (help is drawn from it);
+//!   [`layout`]: where panels go (shared by the views and mouse hit testing);
+//!   [`views`]: one file per panel; [`editor`]: the line editor;
+//!   [`worker`]: the engine thread and its job queue; [`terminal`]: taking the terminal and
+//!   giving it back on every exit.
+
+pub mod editor;
+pub mod history;
+pub mod keymap;
+pub mod layout;
+pub mod state;
+pub mod terminal;
+pub mod update;
+pub mod views;
+pub mod worker;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+
+use crate::analysis::stats::ViewOptions;
+use crate::model::ModelOptions;
+use state::{App, Phase};
+use update::{update, Command, Msg};
+use worker::queue::JobQueue;
+
+/// What the explorer starts with.
+pub struct Config {
+    pub model: ModelOptions,
+    pub view: ViewOptions,
+    /// A warning to show in the status bar (a config file that could not be read).
+    pub warning: Option<String>,
+    pub log_file: Option<PathBuf>,
+}
+
+/// Why the explorer ended: 0 for a quit, 2 with a message for a failure.
+pub enum Outcome {
+    Quit,
+    Failed(String),
+}
+
+/// Run the explorer until the user quits. Everything that can fail before the screen is taken
+/// fails here, as a plain message.
+pub fn run(config: Config) -> Result<Outcome, String> {
+    let path = config.model.path.clone();
+    crate::model::preflight(&path).map_err(|e| e.to_string())?;
+    {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return Err(
+                "the explorer needs a terminal; for scripts use `logitscope score` or `logitscope fill`"
+                    .into(),
+            );
+        }
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let mut app = App::new(config.view, history::load(), no_color);
+    app.warning = config.warning;
+    app.log_file = config.log_file.map(|p| p.display().to_string());
+    app.model_name = path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+
+    let (tx, rx) = mpsc::channel();
+    let jobs = Arc::new(JobQueue::default());
+    worker::spawn(config.model, jobs.clone(), tx.clone())
+        .map_err(|e| format!("cannot start the engine thread: {e}"))?;
+    terminal::spawn_signal_thread(tx.clone())?;
+
+    let mut term = terminal::enter()?;
+    if let Ok(size) = term.size() {
+        app.size = (size.width, size.height);
+    }
+    terminal::spawn_input_thread(tx);
+    let result = event_loop(&mut term, &mut app, &rx, &jobs);
+    terminal::leave();
+    jobs.shutdown();
+    let _ = std::io::stdout().flush();
+    result?;
+    tracing::info!("explorer closed");
+    Ok(match app.phase {
+        Phase::Failed(msg) => Outcome::Failed(msg),
+        _ => Outcome::Quit,
+    })
+}
+
+/// Receive, update, execute, draw — coalescing every message already waiting into one draw.
+pub fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    rx: &Receiver<Msg>,
+    jobs: &JobQueue,
+) -> Result<(), String> {
+    draw(terminal, app)?;
+    while let Ok(msg) = rx.recv() {
+        let mut commands = update(app, msg);
+        while let Ok(more) = rx.try_recv() {
+            commands.extend(update(app, more));
+        }
+        for c in commands {
+            execute(c, jobs);
+        }
+        if app.quit || matches!(app.phase, Phase::Failed(_)) {
+            return Ok(());
+        }
+        draw(terminal, app)?;
+    }
+    Ok(())
+}
+
+fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> Result<(), String> {
+    terminal
+        .draw(|f| views::draw(f, app))
+        .map(|_| ())
+        .map_err(|e| format!("cannot draw: {e}"))
+}
+
+fn execute(c: Command, jobs: &JobQueue) {
+    match c {
+        Command::Run(job) => jobs.submit(job),
+        Command::Cancel { kind, generation } => jobs.cancel(kind, generation),
+        Command::SaveHistory(entries) => {
+            if let Err(e) = history::save(&entries) {
+                tracing::warn!("cannot save history: {e}");
+            }
+        }
+        Command::Quit => {}
+    }
+}

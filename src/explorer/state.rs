@@ -1,0 +1,158 @@
+//! The explorer's state: everything the screen is drawn from. Changed only by
+//! [`crate::explorer::update`].
+
+use std::sync::Arc;
+
+use crate::analysis::blanks::{find_blanks, FillReport};
+use crate::analysis::stats::ViewOptions;
+use crate::analysis::vocab::Vocab;
+use crate::explorer::editor::{History, LineEditor};
+use crate::explorer::worker::protocol::Scored;
+use crate::model::ModelInfo;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Loading { progress: f32 },
+    Ready,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    /// GLTR buckets: top-1, top-10, top-100, beyond.
+    Buckets,
+    /// A continuous scale over log p.
+    Heat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Text,
+    Candidates,
+}
+
+/// What the right-hand (or lower) panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidePanel {
+    /// Entropy and surprisal across the sentence.
+    Sentence,
+    /// Fill-in candidates for the blanks of the text.
+    Fill,
+}
+
+/// The fill panel's state.
+#[derive(Debug, Clone, Default)]
+pub struct FillState {
+    pub generation: u64,
+    pub progress: Option<(usize, usize, usize)>,
+    pub report: Option<Box<FillReport>>,
+    pub error: Option<String>,
+    pub candidates: Vec<String>,
+    pub input: LineEditor,
+    pub input_scroll: usize,
+}
+
+/// A loaded model as the explorer knows it.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    pub info: ModelInfo,
+    pub vocab: Arc<Vocab>,
+    /// Tokens one text may have (the context size).
+    pub n_ctx: usize,
+}
+
+/// The temperatures the view steps through.
+pub const TEMPS: [f32; 12] = [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0];
+pub const MAX_K: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub phase: Phase,
+    pub model: Option<LoadedModel>,
+    pub editor: LineEditor,
+    pub input_scroll: usize,
+    pub history: History,
+    pub view: ViewOptions,
+    /// Generation of the newest evaluation asked for.
+    pub generation: u64,
+    /// Results of generations below this are dropped: the generation shown, or the one at
+    /// which the line was cleared.
+    pub shown_generation: u64,
+    /// The newest evaluation received (possibly of an older text: then the view is stale).
+    pub scored: Option<Scored>,
+    pub eval_error: Option<String>,
+    /// Selected chip: token j (showing p_{j-1}), or `n` = the prediction after the last token.
+    pub selected: usize,
+    /// Keep the selection on the "next" chip while typing.
+    pub follow_end: bool,
+    pub color: ColorMode,
+    pub no_color: bool,
+    pub help: bool,
+    pub focus: Focus,
+    pub fill: FillState,
+    pub size: (u16, u16),
+    pub warning: Option<String>,
+    /// The model's file name, shown while it loads.
+    pub model_name: String,
+    /// Where the log goes, named when the engine fails.
+    pub log_file: Option<String>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(view: ViewOptions, history: Vec<String>, no_color: bool) -> Self {
+        Self {
+            phase: Phase::Loading { progress: 0.0 },
+            model: None,
+            editor: LineEditor::new(),
+            input_scroll: 0,
+            history: History::new(history, 1000),
+            view,
+            generation: 0,
+            shown_generation: 0,
+            scored: None,
+            eval_error: None,
+            selected: 0,
+            follow_end: true,
+            color: ColorMode::Buckets,
+            no_color,
+            help: false,
+            focus: Focus::Text,
+            fill: FillState::default(),
+            size: (80, 24),
+            warning: None,
+            model_name: "model".into(),
+            log_file: None,
+            quit: false,
+        }
+    }
+
+    /// The view shows an older text (or older settings) than the one typed.
+    pub fn stale(&self) -> bool {
+        match &self.scored {
+            Some(s) => s.text != self.editor.text() || s.view != self.view,
+            None => !self.editor.text().is_empty(),
+        }
+    }
+
+    /// Number of chips in the token strip: the tokens plus the "next" chip.
+    pub fn n_chips(&self) -> usize {
+        self.scored.as_ref().map_or(0, |s| s.tokens.len() + 1)
+    }
+
+    pub fn has_blank(&self) -> bool {
+        !find_blanks(self.editor.text()).is_empty()
+    }
+
+    pub fn side_panel(&self) -> SidePanel {
+        if self.has_blank() {
+            SidePanel::Fill
+        } else {
+            SidePanel::Sentence
+        }
+    }
+
+    pub fn vocab(&self) -> Option<&Arc<Vocab>> {
+        self.model.as_ref().map(|m| &m.vocab)
+    }
+}

@@ -1,0 +1,65 @@
+//! Drawing: a pure function of [`App`], one file per panel. Where each panel goes is
+//! `explorer::layout`, shared with `update` so a mouse click maps to exactly the chip drawn
+//! under it.
+
+mod chart;
+mod distribution;
+mod fill;
+mod help;
+mod input;
+mod loading;
+mod status;
+mod strip;
+pub mod style;
+
+use ratatui::style::Stylize;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::analysis::vocab::sanitize_for_terminal;
+use crate::explorer::layout::{areas, MIN_HEIGHT, MIN_WIDTH};
+use crate::explorer::state::{App, Phase, SidePanel};
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small: {}×{} (need {}×{})",
+            area.width, area.height, MIN_WIDTH, MIN_HEIGHT
+        );
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    match &app.phase {
+        Phase::Loading { progress } => {
+            loading::draw(frame, app, *progress);
+            return;
+        }
+        Phase::Failed(msg) => {
+            let p = Paragraph::new(vec![
+                Line::from("The model could not be loaded:".bold()),
+                Line::from(sanitize_for_terminal(msg)),
+                Line::from(""),
+                Line::from("Press Esc to quit."),
+            ])
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" logitscope "));
+            frame.render_widget(p, area);
+            return;
+        }
+        Phase::Ready => {}
+    }
+    let a = areas(area);
+    input::draw(frame, app, a.input);
+    strip::draw(frame, app, a.strip);
+    distribution::draw(frame, app, a.dist);
+    match app.side_panel() {
+        SidePanel::Fill => fill::draw(frame, app, a.side),
+        SidePanel::Sentence => chart::draw(frame, app, a.side),
+    }
+    status::draw(frame, app, a.status);
+    if app.help {
+        help::draw(frame, area);
+    }
+}

@@ -1,0 +1,47 @@
+//! The status bar: settings, timing, model.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::explorer::state::App;
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let mut parts = vec!["F1 help".to_owned()];
+    parts.push(format!(
+        "T {}",
+        crate::analysis::report::tidy_temp(app.view.temp)
+    ));
+    parts.push(format!("k {}", app.view.n_probs));
+    if let Some(s) = &app.scored {
+        parts.push(format!("{} tokens", s.tokens.len()));
+        parts.push(format!(
+            "{:.0} ms ({} decoded)",
+            s.elapsed.as_secs_f64() * 1000.0,
+            s.decoded
+        ));
+    }
+    if let Some(m) = &app.model {
+        parts.push(m.info.file_name.clone());
+        parts.push(format!("|V| {}", m.vocab.len()));
+        parts.push(format!("n_ctx {}", m.n_ctx));
+        parts.push(if m.info.gpu_layers > 0 {
+            format!("GPU layers {}", m.info.gpu_layers)
+        } else {
+            "CPU".into()
+        });
+    }
+    let mut line = parts.join(" │ ");
+    if let Some(w) = &app.warning {
+        line = format!(
+            "⚠ {} │ {line}",
+            crate::analysis::vocab::sanitize_for_terminal(w)
+        );
+    }
+    let style = if app.no_color {
+        Style::default().add_modifier(Modifier::REVERSED)
+    } else {
+        Style::default().bg(Color::DarkGray).fg(Color::White)
+    };
+    frame.render_widget(Paragraph::new(line).style(style), area);
+}

@@ -1,0 +1,104 @@
+//! The token strip: every token as a chip, marked by how likely the model found it.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::style::{bucket, bucket_style, BUCKET_GLYPHS};
+use crate::explorer::layout::chip_layout;
+use crate::explorer::state::{App, ColorMode};
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let mut title = vec![Span::from(" tokens ")];
+    if let Some(s) = app
+        .scored
+        .as_ref()
+        .filter(|s| s.tokens.len() < s.n_tokens_total)
+    {
+        title.push(
+            Span::from(format!(
+                "· first {} of {} (context full, -c to enlarge) ",
+                s.tokens.len(),
+                s.n_tokens_total
+            ))
+            .bold(),
+        );
+    }
+    if app.stale() {
+        title.push(Span::from("evaluating… ").italic());
+    }
+    let title = Line::from(title);
+    let block = Block::bordered().title(title).title_bottom(
+        Line::from(match app.color {
+            ColorMode::Buckets => " █ top-1  ▆ top-10  ▃ top-100  ▁ beyond ",
+            ColorMode::Heat => " █ p≥0.5  ▆ ≥0.05  ▃ ≥0.001  ▁ below (heat colour = log p) ",
+        })
+        .dim(),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if let Some(err) = &app.eval_error {
+        frame.render_widget(
+            Paragraph::new(crate::analysis::vocab::sanitize_for_terminal(err)).red(),
+            inner,
+        );
+        return;
+    }
+    let Some(scored) = &app.scored else {
+        let hint = if app.editor.text().is_empty() {
+            "Start typing: every token appears here, marked by how likely the model found it."
+        } else {
+            ""
+        };
+        frame.render_widget(Paragraph::new(hint).dim().wrap(Wrap { trim: true }), inner);
+        return;
+    };
+    let buf = frame.buffer_mut();
+    for chip in chip_layout(app, inner) {
+        let (glyph, style) = if chip.index < scored.tokens.len() {
+            let target = chip
+                .index
+                .checked_sub(1)
+                .and_then(|i| scored.rows.get(i))
+                .and_then(|r| r.target);
+            let glyph = match (app.color, target) {
+                (_, None) => "·",
+                (ColorMode::Buckets, Some(t)) => BUCKET_GLYPHS[bucket(t.rank)],
+                (ColorMode::Heat, Some(t)) => {
+                    BUCKET_GLYPHS[match t.prob {
+                        p if p >= 0.5 => 0,
+                        p if p >= 0.05 => 1,
+                        p if p >= 0.001 => 2,
+                        _ => 3,
+                    }]
+                }
+            };
+            (
+                glyph,
+                bucket_style(app, target.map(|t| t.rank), target.map(|t| t.prob)),
+            )
+        } else {
+            (" ", Style::default().fg(Color::Cyan))
+        };
+        let style = if app.no_color {
+            Style::default()
+        } else {
+            style
+        };
+        let style = if chip.index == app.selected {
+            style.add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            style
+        };
+        let max = chip.width.min(inner.x + inner.width - chip.x);
+        buf.set_stringn(chip.x, chip.y, glyph, 1, style);
+        buf.set_stringn(
+            chip.x + 1,
+            chip.y,
+            &chip.label,
+            max.saturating_sub(1) as usize,
+            style,
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! Styles and text helpers every panel shares: GLTR buckets, the heat scale, colour that
+//! honours `NO_COLOR`, cutting text to a width.
+
+use ratatui::style::{Color, Style};
+use unicode_width::UnicodeWidthStr;
+
+use crate::explorer::state::{App, ColorMode};
+/// GLTR's buckets of the rank the model gave a token.
+pub fn bucket(rank: u32) -> usize {
+    match rank {
+        1 => 0,
+        2..=10 => 1,
+        11..=100 => 2,
+        _ => 3,
+    }
+}
+
+/// A cue that reads without colour: taller bar = likelier token.
+pub const BUCKET_GLYPHS: [&str; 4] = ["█", "▆", "▃", "▁"];
+pub const BUCKET_COLORS: [Color; 4] = [Color::Green, Color::Yellow, Color::Red, Color::Magenta];
+
+/// A continuous colour for p: red (p ≤ 1e-6) through yellow to green (p = 1), on log p.
+pub fn heat(p: f64) -> Color {
+    let x = ((p.max(1e-6).log10() + 6.0) / 6.0).clamp(0.0, 1.0);
+    let (r, g) = if x < 0.5 {
+        (230.0, 60.0 + 340.0 * x)
+    } else {
+        (230.0 - 380.0 * (x - 0.5), 230.0)
+    };
+    Color::Rgb(r as u8, g as u8, 70)
+}
+
+pub fn bucket_style(app: &App, rank: Option<u32>, prob: Option<f64>) -> Style {
+    if app.no_color {
+        return Style::default();
+    }
+    match (app.color, rank, prob) {
+        (ColorMode::Buckets, Some(r), _) => Style::default().fg(BUCKET_COLORS[bucket(r)]),
+        (ColorMode::Heat, _, Some(p)) => Style::default().fg(heat(p)),
+        _ => Style::default().fg(Color::Gray),
+    }
+}
+
+pub fn style_fg(app: &App, c: Color) -> Style {
+    if app.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(c)
+    }
+}
+
+pub fn truncate_to_width(s: &str, w: usize) -> String {
+    let mut out = String::new();
+    for g in unicode_segmentation::UnicodeSegmentation::graphemes(s, true) {
+        if out.width() + g.width() > w {
+            break;
+        }
+        out.push_str(g);
+    }
+    out
+}

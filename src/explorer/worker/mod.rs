@@ -1,0 +1,216 @@
+//! The engine thread: loads the model, owns its llama.cpp contexts, takes the newest job of the
+//! highest-priority kind from the [`JobQueue`] and answers with [`EngineMsg`]s. One handler
+//! per [`JobKind`]. A running job stops early (between decodes) once it is superseded.
+//!
+//! A panic on this thread is caught and reported as [`EngineMsg::Crashed`]: the explorer then
+//! ends with the panic's message instead of waiting for an answer that never comes.
+
+pub mod protocol;
+pub mod queue;
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::fill::{FillError, FillRequest, Filler};
+use crate::explorer::update::Msg;
+use crate::model::{Model, ModelOptions, Session};
+use protocol::{EngineMsg, Job, Scored};
+use queue::JobQueue;
+
+/// The engine thread's name (the panic hook recognises it).
+pub const THREAD_NAME: &str = "engine";
+
+/// Start the engine thread: load the model (reporting progress), then serve jobs until the
+/// queue shuts down.
+pub fn spawn(options: ModelOptions, jobs: Arc<JobQueue>, tx: Sender<Msg>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(THREAD_NAME.into())
+        .spawn(move || guarded(&tx, || serve(options, &jobs, &tx)))
+        .map(|_| ())
+}
+
+fn send(tx: &Sender<Msg>, m: EngineMsg) {
+    let _ = tx.send(Msg::Engine(m));
+}
+
+/// Run `body`, turning a panic into [`EngineMsg::Crashed`] with the panic's message.
+pub fn guarded(tx: &Sender<Msg>, body: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        tracing::error!("the engine thread panicked: {message}");
+        send(tx, EngineMsg::Crashed(message));
+    }
+}
+
+/// The engine's state while it serves jobs.
+struct Engine<'m> {
+    model: &'m Model,
+    main: Session<'m>,
+    filler: Filler<'m>,
+}
+
+fn serve(options: ModelOptions, jobs: &JobQueue, tx: &Sender<Msg>) {
+    let progress_tx = tx.clone();
+    // Test hook: stretch the load so a test can act while it is in progress.
+    let slow_ms: u64 = std::env::var("LOGITSCOPE_TEST_SLOW_LOAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let model = match crate::model::load(&options, move |p| {
+        let _ = progress_tx.send(Msg::Engine(EngineMsg::LoadProgress(p)));
+        if slow_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(slow_ms));
+        }
+        true
+    }) {
+        Ok(m) => m,
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
+    };
+    let main = match model.session() {
+        Ok(s) => s,
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
+    };
+    send(
+        tx,
+        EngineMsg::Loaded {
+            info: model.info(),
+            vocab: model.vocab().clone(),
+            n_ctx: main.n_ctx(),
+        },
+    );
+    let mut engine = Engine {
+        model: &model,
+        main,
+        filler: Filler::new(&model),
+    };
+    while let Some(job) = jobs.take() {
+        if jobs.superseded(&job) {
+            continue;
+        }
+        let cancel = || jobs.superseded(&job);
+        match &job {
+            Job::Evaluate {
+                generation,
+                text,
+                view,
+            } => evaluate(&mut engine, *generation, text, *view, &cancel, tx),
+            Job::Fill {
+                generation,
+                request,
+            } => fill(&mut engine, *generation, request, &cancel, tx),
+        }
+    }
+}
+
+/// Test hook: a text containing this panics the engine thread (tests/pty.rs proves that the
+/// explorer then ends with the message instead of hanging).
+const TEST_PANIC_MARKER: &str = "\u{1F4A5}panic-the-engine\u{1F4A5}";
+
+fn evaluate(
+    engine: &mut Engine<'_>,
+    generation: u64,
+    text: &str,
+    view: crate::analysis::stats::ViewOptions,
+    cancel: &dyn Fn() -> bool,
+    tx: &Sender<Msg>,
+) {
+    if text.contains(TEST_PANIC_MARKER)
+        && std::env::var_os("LOGITSCOPE_TEST_ENGINE_PANIC").is_some_and(|v| v == "1")
+    {
+        panic!("test hook: the engine was asked to panic");
+    }
+    let started = Instant::now();
+    let tokens = engine.model.tokenize(text);
+    let result = match engine.main.evaluate(&tokens, view, cancel) {
+        Ok(ev) if ev.cancelled => return,
+        Ok(ev) => Ok(Scored {
+            text: text.to_owned(),
+            tokens: ev.tokens,
+            rows: ev.rows,
+            n_tokens_total: ev.n_tokens_total,
+            view,
+            elapsed: started.elapsed(),
+            decoded: ev.decoded,
+        }),
+        Err(e) => Err(e.to_string()),
+    };
+    send(tx, EngineMsg::Evaluated { generation, result });
+}
+
+fn fill(
+    engine: &mut Engine<'_>,
+    generation: u64,
+    request: &FillRequest,
+    cancel: &dyn Fn() -> bool,
+    tx: &Sender<Msg>,
+) {
+    let started = Instant::now();
+    let mut last = (0, 0);
+    let result = engine.filler.fill(
+        &mut engine.main,
+        request,
+        cancel,
+        &mut |blank, done, total| {
+            last = (done, total);
+            send(
+                tx,
+                EngineMsg::FillProgress {
+                    generation,
+                    blank,
+                    done,
+                    total,
+                },
+            )
+        },
+    );
+    let ms = started.elapsed().as_millis();
+    match &result {
+        Err(FillError::Cancelled) => tracing::info!(
+            "fill {generation} cancelled by newer input after {ms} ms ({}/{} tokens)",
+            last.0,
+            last.1
+        ),
+        Err(e) => tracing::info!("fill {generation} failed after {ms} ms: {e}"),
+        Ok(r) => tracing::info!(
+            "fill {generation} done in {ms} ms: {} blank(s), {} candidates",
+            r.blanks.len(),
+            r.blanks.iter().map(|b| b.candidates.len()).sum::<usize>()
+        ),
+    }
+    if !matches!(result, Err(FillError::Cancelled)) {
+        send(
+            tx,
+            EngineMsg::Filled {
+                generation,
+                result: result.map(Box::new).map_err(|e| e.to_string()),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_crash_message() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The default hook would print the panic; keep the test output clean.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        guarded(&tx, || panic!("boom {}", 42));
+        std::panic::set_hook(hook);
+        match rx.try_recv().unwrap() {
+            Msg::Engine(EngineMsg::Crashed(m)) => assert_eq!(m, "boom 42"),
+            other => panic!("unexpected {other:?}"),
+        }
+        guarded(&tx, || {});
+        assert!(rx.try_recv().is_err(), "no message without a panic");
+    }
+}

@@ -1,0 +1,95 @@
+//! What the explorer and its engine thread say to each other: jobs going in, messages coming
+//! out. Every job carries the generation of the text it is for, so stale answers are known.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::analysis::blanks::FillReport;
+use crate::analysis::stats::{RowSummary, ViewOptions};
+use crate::analysis::vocab::Vocab;
+use crate::engine::fill::FillRequest;
+use crate::model::ModelInfo;
+
+/// The kinds of engine work. The order is the priority: when several kinds wait, the first
+/// is taken first (an evaluation keeps typing responsive; a fill can wait).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobKind {
+    Evaluate,
+    Fill,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 2] = [JobKind::Evaluate, JobKind::Fill];
+}
+
+/// A piece of engine work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// Score the text: every position's distribution.
+    Evaluate {
+        generation: u64,
+        text: String,
+        view: ViewOptions,
+    },
+    /// Fill the blanks of the text.
+    Fill {
+        generation: u64,
+        request: FillRequest,
+    },
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Evaluate { .. } => JobKind::Evaluate,
+            Job::Fill { .. } => JobKind::Fill,
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        match self {
+            Job::Evaluate { generation, .. } | Job::Fill { generation, .. } => *generation,
+        }
+    }
+}
+
+/// A scored text as the explorer keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    /// `rows[i]` = p_i, the distribution after token i.
+    pub rows: Vec<RowSummary>,
+    pub n_tokens_total: usize,
+    pub view: ViewOptions,
+    pub elapsed: Duration,
+    pub decoded: usize,
+}
+
+/// What the engine thread reports.
+#[derive(Debug, Clone)]
+pub enum EngineMsg {
+    LoadProgress(f32),
+    Loaded {
+        info: ModelInfo,
+        vocab: Arc<Vocab>,
+        n_ctx: usize,
+    },
+    LoadFailed(String),
+    Evaluated {
+        generation: u64,
+        result: Result<Scored, String>,
+    },
+    FillProgress {
+        generation: u64,
+        blank: usize,
+        done: usize,
+        total: usize,
+    },
+    Filled {
+        generation: u64,
+        result: Result<Box<FillReport>, String>,
+    },
+    /// The engine thread panicked: nothing more will come from it.
+    Crashed(String),
+}

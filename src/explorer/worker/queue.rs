@@ -1,0 +1,190 @@
+//! The latest-wins job queue between the explorer and its engine thread.
+//!
+//! One slot per [`JobKind`], each keeping only the newest job of its kind ("keeps overwriting
+//! the next job until it is actually taken", as gitui's `AsyncSingleJob` puts it): a burst of
+//! keystrokes becomes one evaluation. Kinds are taken in their order (their priority). A running
+//! job asks [`JobQueue::superseded`] between decodes and stops early once a newer job of its
+//! kind was submitted, or its kind was cancelled.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::protocol::{Job, JobKind};
+
+#[derive(Default)]
+struct Slots {
+    pending: BTreeMap<JobKind, Job>,
+    /// Per kind: running work of an older generation than this is stale.
+    newest: BTreeMap<JobKind, u64>,
+    shutdown: bool,
+    /// Workers blocked in `take` (for tests that must know a worker is really waiting).
+    waiting: usize,
+}
+
+#[derive(Default)]
+pub struct JobQueue {
+    slots: Mutex<Slots>,
+    wake: Condvar,
+}
+
+impl JobQueue {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding the lock leaves plain data behind: keep using it.
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `job`, replacing a waiting job of its kind, and mark older running work of its
+    /// kind as superseded.
+    pub fn submit(&self, job: Job) {
+        let mut s = self.lock();
+        let kind = job.kind();
+        let newest = s.newest.entry(kind).or_default();
+        *newest = (*newest).max(job.generation());
+        s.pending.insert(kind, job);
+        drop(s);
+        self.wake.notify_all();
+    }
+
+    /// Drop the waiting job of `kind` and supersede running work of that kind older than
+    /// `generation` (the text it was for is gone).
+    pub fn cancel(&self, kind: JobKind, generation: u64) {
+        let mut s = self.lock();
+        if s.pending
+            .get(&kind)
+            .is_some_and(|j| j.generation() < generation)
+        {
+            s.pending.remove(&kind);
+        }
+        let newest = s.newest.entry(kind).or_default();
+        *newest = (*newest).max(generation);
+    }
+
+    pub fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.wake.notify_all();
+    }
+
+    /// Block until a job is there (the first kind first) or the queue shuts down.
+    pub fn take(&self) -> Option<Job> {
+        let mut s = self.lock();
+        loop {
+            if s.shutdown {
+                return None;
+            }
+            if let Some(kind) = s.pending.keys().next().copied() {
+                return s.pending.remove(&kind);
+            }
+            s.waiting += 1;
+            s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.waiting -= 1;
+        }
+    }
+
+    /// Whether `job`'s work is no longer wanted: shutdown, a newer job of its kind, or a cancel.
+    pub fn superseded(&self, job: &Job) -> bool {
+        let s = self.lock();
+        s.shutdown
+            || s.newest
+                .get(&job.kind())
+                .is_some_and(|&g| g > job.generation())
+    }
+
+    /// How many workers are blocked in [`JobQueue::take`].
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::analysis::stats::ViewOptions;
+    use crate::engine::fill::FillRequest;
+
+    fn eval(g: u64) -> Job {
+        Job::Evaluate {
+            generation: g,
+            text: format!("t{g}"),
+            view: ViewOptions::default(),
+        }
+    }
+
+    fn fill(g: u64) -> Job {
+        Job::Fill {
+            generation: g,
+            request: FillRequest {
+                text: "a ____".into(),
+                user_candidates: vec![],
+                n_candidates: 50,
+                view: ViewOptions::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn latest_job_wins_and_older_ones_are_superseded() {
+        let q = JobQueue::default();
+        q.submit(eval(1));
+        q.submit(eval(2));
+        q.submit(eval(3));
+        let j = q.take().unwrap();
+        assert_eq!(j, eval(3));
+        assert!(!q.superseded(&j));
+        q.submit(eval(4));
+        assert!(q.superseded(&j));
+    }
+
+    #[test]
+    fn kinds_are_taken_in_priority_order() {
+        let q = JobQueue::default();
+        q.submit(fill(5));
+        q.submit(eval(5));
+        assert_eq!(q.take().unwrap(), eval(5));
+        assert_eq!(q.take().unwrap(), fill(5));
+    }
+
+    #[test]
+    fn a_cancel_supersedes_running_work_and_drops_waiting_work_of_that_kind_only() {
+        let q = JobQueue::default();
+        q.submit(fill(3));
+        let running = q.take().unwrap();
+        q.submit(fill(4));
+        q.submit(eval(4));
+        q.cancel(JobKind::Fill, 6);
+        assert!(q.superseded(&running));
+        assert_eq!(q.take().unwrap(), eval(4), "the evaluation is kept");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = Arc::new(q);
+        let q2 = q.clone();
+        std::thread::spawn(move || tx.send(q2.take()));
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the waiting fill was dropped"
+        );
+        q.shutdown();
+    }
+
+    /// The worker must really be blocked in `take` before shutdown (not merely started), and
+    /// must come back: a lost wake-up fails the test by timing out instead of hanging it.
+    #[test]
+    fn shutdown_wakes_a_waiting_worker() {
+        let q = Arc::new(JobQueue::default());
+        let q2 = q.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(q2.take()));
+        let t0 = std::time::Instant::now();
+        while q.waiting() == 0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the worker never waited"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        q.shutdown();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(None));
+    }
+}

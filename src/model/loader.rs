@@ -1,0 +1,251 @@
+//! Loading a model: the pre-flight check of the file, llama.cpp's load with its error lines
+//! captured, the vocabulary read once. Also the process-wide llama.cpp backend.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
+
+use crate::analysis::stats::RowError;
+use crate::analysis::vocab::{Piece, Vocab};
+
+use super::{abort, gguf, logs};
+
+/// How a model is loaded and its context made; llama.cpp's own flag names in the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOptions {
+    pub path: PathBuf,
+    pub n_gpu_layers: u32,
+    pub ctx_size: u32,
+    pub threads: u32,
+    pub flash_attn: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("llama.cpp could not initialise its backend: {0}")]
+    Backend(String),
+    #[error("llama.cpp could not load the model{}", suffix(.0))]
+    Load(Option<String>),
+    #[error("llama.cpp could not create a context (n_ctx {n_ctx}){}", suffix(.detail))]
+    Context { n_ctx: u32, detail: Option<String> },
+    #[error("llama.cpp failed to decode: {0}")]
+    Decode(String),
+    #[error("llama.cpp could not update its KV cache: {0}")]
+    KvCache(String),
+    #[error("{0}")]
+    Row(#[from] RowError),
+    #[error("text is empty: there is nothing to score")]
+    Empty,
+    #[error(
+        "text has {n_tokens} tokens, more than the context holds ({n_ctx}); use -c to enlarge it"
+    )]
+    TooLong { n_tokens: usize, n_ctx: usize },
+}
+
+fn suffix(d: &Option<String>) -> String {
+    d.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+}
+
+/// The cause of a failed llama.cpp call, from the error lines it logged on this thread:
+/// llama.cpp logs the cause first ("error loading model: unknown model architecture: 'x'") and
+/// generic lines after it ("failed to load model").
+pub(super) fn cause(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("error loading model: "))
+        .or_else(|| lines.first().map(String::as_str))
+        .map(|s| s.trim().to_owned())
+}
+
+/// A model file that cannot be used: the phrase follows `model file '<path>' `.
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "model file '{}' {}", self.path.display(), self.problem)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// llama.cpp's backend may be initialised once per process; it lives as long as the process.
+pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            logs::route_to_tracing();
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| ModelError::Backend(e.clone()))
+}
+
+/// A loaded model and its vocabulary.
+pub struct Model {
+    pub(super) model: LlamaModel,
+    vocab: Arc<Vocab>,
+    pub(super) options: ModelOptions,
+}
+
+/// Facts about a loaded model shown to the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub file_name: String,
+    pub n_vocab: usize,
+    pub n_ctx_train: u32,
+    pub n_params: u64,
+    pub gpu_layers: u32,
+    pub gpu_available: bool,
+}
+
+/// Check a model file, then load it. Every failure names the file and says what is wrong in
+/// one line. `progress` gets values in 0..=1 and may return false to cancel the load.
+pub fn load(
+    options: &ModelOptions,
+    progress: impl FnMut(f32) -> bool + 'static,
+) -> Result<Model, LoadError> {
+    preflight(&options.path)?;
+    Model::load(options, progress).map_err(|e| LoadError {
+        path: options.path.clone(),
+        problem: match e {
+            ModelError::Load(Some(detail)) => format!("was rejected by llama.cpp: {detail}"),
+            ModelError::Load(None) => "was rejected by llama.cpp".into(),
+            other => other.to_string(),
+        },
+    })
+}
+
+/// Check a model file before llama.cpp sees it ([`gguf::inspect`]): structure, extent and the
+/// hyperparameters llama.cpp would abort on.
+pub fn preflight(path: &std::path::Path) -> Result<(), LoadError> {
+    if preflight_disabled_for_tests() {
+        return Ok(());
+    }
+    gguf::inspect(path).map(|_| ()).map_err(|e| LoadError {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })
+}
+
+/// Test hook: hand the file to llama.cpp unchecked, so that a test can prove the last line of
+/// defence (the abort handler) on a file the pre-flight would refuse.
+fn preflight_disabled_for_tests() -> bool {
+    std::env::var_os("LOGITSCOPE_TEST_SKIP_PREFLIGHT").is_some_and(|v| v == "1")
+}
+
+impl Model {
+    /// Load a model without the pre-flight check (see [`load`]).
+    fn load(
+        options: &ModelOptions,
+        progress: impl FnMut(f32) -> bool + 'static,
+    ) -> Result<Self, ModelError> {
+        let backend = backend()?;
+        abort::install();
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(options.n_gpu_layers)
+            .with_progress_callback(progress);
+        let (model, errors) = crate::support::logging::capture_errors(|| {
+            LlamaModel::load_from_file(backend, &options.path, &params)
+        });
+        let model = model.map_err(|_| ModelError::Load(cause(&errors)))?;
+        let vocab = Arc::new(read_vocab(&model));
+        Ok(Self {
+            model,
+            vocab,
+            options: options.clone(),
+        })
+    }
+
+    pub fn vocab(&self) -> &Arc<Vocab> {
+        &self.vocab
+    }
+
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            file_name: self
+                .options
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            n_vocab: self.vocab.len(),
+            n_ctx_train: self.model.n_ctx_train(),
+            n_params: self.model.n_params(),
+            gpu_layers: if llama_cpp_2::max_devices() > 0 && gpu_built() {
+                self.options.n_gpu_layers.min(self.model.n_layer() + 1)
+            } else {
+                0
+            },
+            gpu_available: gpu_built(),
+        }
+    }
+
+    /// Tokenize with the model's own BOS rule. Text that looks like a special token
+    /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), true, false)
+            .into_iter()
+            .map(|t| u32::try_from(t.0).unwrap_or(0))
+            .collect()
+    }
+}
+
+fn gpu_built() -> bool {
+    cfg!(any(feature = "cuda", feature = "vulkan", feature = "metal"))
+}
+
+fn read_vocab(model: &LlamaModel) -> Vocab {
+    let vocab = model.vocab();
+    let n = vocab.n_tokens().max(0);
+    let pieces = (0..n)
+        .map(|i| {
+            let token = LlamaToken(i);
+            let attrs = vocab.attr(token);
+            let special = attrs.contains(LlamaTokenAttr::Control)
+                || attrs.contains(LlamaTokenAttr::UserDefined) && vocab.is_eog(token);
+            Piece {
+                bytes: vocab.token_to_piece(token, true, None),
+                special,
+            }
+        })
+        .collect();
+    Vocab::new(pieces)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_first_specific_error_line() {
+        let lines = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            cause(&lines(&[
+                "llama_model_load: error loading model: x",
+                "error loading model: unknown model architecture: 'y'",
+                "failed to load model"
+            ])),
+            Some("unknown model architecture: 'y'".into())
+        );
+        assert_eq!(
+            cause(&lines(&["failed to load model"])),
+            Some("failed to load model".into())
+        );
+        assert_eq!(cause(&[]), None);
+    }
+}

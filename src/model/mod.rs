@@ -1,0 +1,28 @@
+//! The only layer that touches llama.cpp (through `llama-cpp-2` and, where it wraps nothing,
+//! `llama-cpp-sys-2`) or reads GGUF files.
+//!
+//! Everything above it sees plain Rust: token ids, byte pieces, [`RowSummary`]s and f32 rows. A
+//! [`Model`] is loaded once, after [`gguf::inspect`] has checked the file; a [`Session`] owns one
+//! llama.cpp context plus the tokens and row summaries of the last text it evaluated, so the
+//! next text only decodes what changed.
+//!
+//! Two facts about llama.cpp shape this layer (see `tests/fixtures/README.md`):
+//! - flash attention changes results, so it is off unless asked for;
+//! - how a text is split into decodes changes results when a decode is tiny (1–2 tokens on
+//!   this model, < 16 on K-quants). Every decode is therefore at least [`MIN_DECODE`] tokens
+//!   long whenever the text is, and chunks are balanced, so the numbers of a text never depend
+//!   on how it was typed.
+//!
+//! [`RowSummary`]: crate::analysis::stats::RowSummary
+
+pub mod abort;
+pub mod gguf;
+mod loader;
+pub mod logs;
+mod sequences;
+mod session;
+
+pub use loader::{load, preflight, LoadError, Model, ModelError, ModelInfo, ModelOptions};
+pub use session::{
+    common_prefix, plan_chunks, plan_start, Evaluation, Session, MAX_DECODE, MAX_WAVE, MIN_DECODE,
+};

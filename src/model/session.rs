@@ -1,0 +1,325 @@
+//! A llama.cpp context and what it remembers of the last text: the tokens in its KV cache and
+//! their row summaries, so the next text decodes only what changed.
+
+use std::num::NonZeroU32;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
+
+use super::loader::{backend, cause, Model, ModelError};
+use crate::analysis::stats::{summarize_row, RowSummary, ViewOptions};
+
+/// The smallest decode the engine issues (unless the whole text is shorter): llama.cpp's
+/// results for 1- and 2-token decodes differ from a whole-text decode; 4 and more matched on
+/// this model, 16 and more on K-quants (tests/fixtures/README.md). 16 keeps a keystroke cheap
+/// and is proven bit-exact by tests/engine.rs.
+pub const MIN_DECODE: usize = 16;
+/// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 12.6 MB for the
+/// default model) and lets a long evaluation notice a newer request between chunks.
+pub const MAX_DECODE: usize = 64;
+/// The most tokens of one multi-sequence decode when scoring fill-in candidates: 7 tails of
+/// [`MIN_DECODE`] tokens side by side fit; on two CPU cores ≈ 0.6 s, the longest a cancel waits.
+pub const MAX_WAVE: usize = 128;
+
+impl Model {
+    /// A new evaluation session with its own llama.cpp context (one sequence).
+    pub fn session(&self) -> Result<Session<'_>, ModelError> {
+        self.make_session(self.options.ctx_size.max(16), 1)
+    }
+
+    /// A session for scoring several texts side by side: `n_seq` llama.cpp sequences, each in
+    /// its own KV-cache stream of `per_seq_ctx` tokens (used by fill-in).
+    ///
+    /// Separate streams, not one unified cache: with llama-cpp-2 0.1.160, sequences that share
+    /// prefix cells in a unified cache changed each other's numbers (up to 0.25 in logprob on
+    /// the default model); with a stream per sequence and the prefix copied, every sequence
+    /// gets exactly the numbers of a single-sequence decode.
+    pub fn batch_session(&self, n_seq: u32, per_seq_ctx: u32) -> Result<Session<'_>, ModelError> {
+        let n_seq = n_seq.clamp(1, 64);
+        self.make_session(per_seq_ctx.max(16).saturating_mul(n_seq), n_seq)
+    }
+
+    fn make_session(&self, n_ctx: u32, n_seq: u32) -> Result<Session<'_>, ModelError> {
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_seq_max(n_seq)
+            .with_kv_unified(n_seq == 1)
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_threads(self.options.threads as i32)
+            .with_n_threads_batch(self.options.threads as i32)
+            .with_flash_attention_policy(i32::from(self.options.flash_attn));
+        let backend = backend()?;
+        let (ctx, errors) =
+            crate::support::logging::capture_errors(|| self.model.new_context(backend, params));
+        let ctx = ctx.map_err(|_| ModelError::Context {
+            n_ctx,
+            detail: cause(&errors),
+        })?;
+        // Tokens one sequence may hold.
+        let n_ctx = ctx.n_ctx() as usize / n_seq as usize;
+        // llama.cpp aborts (GGML_ASSERT) on a decode larger than n_batch, which it clamps to
+        // n_ctx: every decode below stays within it.
+        let batch_capacity = (ctx.n_batch() as usize).clamp(1, 512);
+        Ok(Session {
+            model: self,
+            ctx,
+            batch: LlamaBatch::new(batch_capacity, n_seq as i32),
+            batch_capacity,
+            n_seq: n_seq as usize,
+            n_ctx,
+            cached_tokens: Vec::new(),
+            cached_rows: Vec::new(),
+            cached_view: None,
+        })
+    }
+}
+
+/// The result of evaluating one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The tokens evaluated (at most n_ctx of them).
+    pub tokens: Vec<u32>,
+    /// `rows[i]` summarises p_i, the distribution after token i (which predicts token i + 1).
+    pub rows: Vec<RowSummary>,
+    /// Tokens of the text before truncation to the context size.
+    pub n_tokens_total: usize,
+    /// How many tokens this call decoded (the rest came from the cache).
+    pub decoded: usize,
+    /// The call stopped early because `cancel` said so; `rows` covers a prefix only.
+    pub cancelled: bool,
+}
+
+impl Evaluation {
+    pub fn truncated(&self) -> bool {
+        self.tokens.len() < self.n_tokens_total
+    }
+}
+
+/// A llama.cpp context and what it remembers of the last text.
+pub struct Session<'m> {
+    pub(super) model: &'m Model,
+    pub(super) ctx: LlamaContext<'m>,
+    pub(super) batch: LlamaBatch<'static>,
+    /// Tokens the batch (and one decode) holds at most.
+    pub(super) batch_capacity: usize,
+    /// Sequences (KV-cache streams) of the context; 1 except for fill-in batches.
+    pub(super) n_seq: usize,
+    pub(super) n_ctx: usize,
+    /// Tokens whose keys and values are in the KV cache of sequence 0, in order.
+    pub(super) cached_tokens: Vec<u32>,
+    /// `cached_rows[i]` summarises p_i for the cached tokens; its target is the cached token
+    /// i + 1, so the last cached row has no target and is always decoded again.
+    pub(super) cached_rows: Vec<RowSummary>,
+    pub(super) cached_view: Option<ViewOptions>,
+}
+
+impl<'m> Session<'m> {
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Tokens one sequence may hold.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Sequences (KV-cache streams) the session scores side by side.
+    pub fn n_seq(&self) -> usize {
+        self.n_seq
+    }
+
+    /// The largest single decode: [`MAX_DECODE`], or less when the context is tiny.
+    pub(super) fn max_decode(&self) -> usize {
+        MAX_DECODE.min(self.batch_capacity)
+    }
+
+    /// The most tokens one wave of [`Session::sequence_logprobs`] decodes: [`MAX_WAVE`], or
+    /// less when the batch is smaller.
+    pub(super) fn max_wave(&self) -> usize {
+        MAX_WAVE.min(self.batch_capacity)
+    }
+
+    /// Forget the cached text (the next evaluation decodes from scratch).
+    pub fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached_tokens.clear();
+        self.cached_rows.clear();
+    }
+
+    /// Evaluate `tokens`: every position's distribution. Reuses the cached prefix: only the
+    /// tokens from `start` on are decoded, where `start` is below the common prefix and far
+    /// enough back that the first decode has at least [`MIN_DECODE`] tokens. `cancel` is asked
+    /// between chunks; a cancelled evaluation still leaves a consistent cache behind.
+    pub fn evaluate(
+        &mut self,
+        tokens: &[u32],
+        view: ViewOptions,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Evaluation, ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let n_tokens_total = tokens.len();
+        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
+        let n = tokens.len();
+
+        if self.cached_view != Some(view) {
+            // Cached summaries were made at another temperature or k: they cannot be reused.
+            self.cached_rows.clear();
+            self.cached_view = Some(view);
+        }
+        let reusable_rows = self.cached_rows.len().min(self.cached_tokens.len());
+        let common = common_prefix(&self.cached_tokens, tokens).min(reusable_rows);
+        let start = plan_start(common, n);
+
+        if self.cached_tokens.len() > start {
+            self.ctx
+                .kv_cache_seq_rm(0, Some(start as u32), None)
+                .map_err(|e| ModelError::KvCache(e.to_string()))?;
+            self.cached_tokens.truncate(start);
+        }
+        self.cached_rows.truncate(start);
+
+        let mut cancelled = false;
+        let mut pos = start;
+        for len in plan_chunks(n - start, self.max_decode()) {
+            if pos > start && cancel() {
+                cancelled = true;
+                break;
+            }
+            self.decode_chunk(tokens, pos, len, view)?;
+            pos += len;
+        }
+
+        Ok(Evaluation {
+            tokens: self.cached_tokens.clone(),
+            rows: self.cached_rows.clone(),
+            n_tokens_total,
+            decoded: pos - start,
+            cancelled,
+        })
+    }
+
+    /// Decode `tokens[pos..pos + len]` with logits for every position and summarise each row
+    /// as soon as it is read.
+    fn decode_chunk(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        len: usize,
+        view: ViewOptions,
+    ) -> Result<(), ModelError> {
+        self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
+        for i in 0..len {
+            let logits = self.ctx.get_logits_ith(i as i32);
+            let target = tokens.get(pos + i + 1).copied();
+            let row = summarize_row(logits, view.temp, view.n_probs, target)?;
+            self.cached_rows.push(row);
+        }
+        self.cached_tokens
+            .extend_from_slice(&tokens[pos..pos + len]);
+        Ok(())
+    }
+
+    /// One decode of `tokens` at positions `pos..` on sequence `seq`, logits for every row.
+    pub(super) fn decode_tokens(
+        &mut self,
+        tokens: &[u32],
+        pos: usize,
+        seq: i32,
+    ) -> Result<(), ModelError> {
+        self.batch.clear();
+        for (i, &t) in tokens.iter().enumerate() {
+            self.batch
+                .add(LlamaToken(t as i32), (pos + i) as i32, &[seq], true)
+                .map_err(|e| ModelError::Decode(e.to_string()))?;
+        }
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| ModelError::Decode(e.to_string()))
+    }
+
+    /// Decode only: llama.cpp's work plus touching every logit row, with no statistics. The
+    /// benchmark's floor. Returns a checksum so the reads are not optimised away.
+    pub fn decode_only(&mut self, tokens: &[u32]) -> Result<f32, ModelError> {
+        self.reset();
+        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
+        let mut checksum = 0f32;
+        let mut pos = 0;
+        for len in plan_chunks(tokens.len(), self.max_decode()) {
+            self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
+            for i in 0..len {
+                checksum += self.ctx.get_logits_ith(i as i32)[0];
+            }
+            pos += len;
+        }
+        self.reset();
+        Ok(checksum)
+    }
+}
+
+/// Length of the common prefix of two token sequences.
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Where decoding must start for a text of `n` tokens whose first `common` tokens are cached.
+/// At most `common - 1`: the last reused row must get its new target, which needs its logits.
+/// At most `n - MIN_DECODE`: the first decode is never tiny.
+pub fn plan_start(common: usize, n: usize) -> usize {
+    common
+        .saturating_sub(1)
+        .min(n.saturating_sub(MIN_DECODE))
+        .min(n.saturating_sub(1))
+}
+
+/// Split `n` tokens into balanced decodes of at most `max` (normally [`MAX_DECODE`]), none
+/// shorter than [`MIN_DECODE`] unless `n` or `max` itself is.
+pub fn plan_chunks(n: usize, max: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let parts = n.div_ceil(max.max(1));
+    let base = n / parts;
+    let extra = n % parts;
+    (0..parts).map(|i| base + usize::from(i < extra)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn start_leaves_a_decode_of_min_size_and_refreshes_the_last_target() {
+        assert_eq!(plan_start(0, 10), 0);
+        assert_eq!(plan_start(10, 10), 0);
+        assert_eq!(plan_start(100, 101), 101 - MIN_DECODE);
+        assert_eq!(plan_start(50, 200), 49);
+        assert_eq!(plan_start(200, 200), 200 - MIN_DECODE);
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_cover_and_are_balanced(n in 0usize..5000, max in prop_oneof![Just(MAX_DECODE), 1usize..600]) {
+            let c = plan_chunks(n, max);
+            prop_assert_eq!(c.iter().sum::<usize>(), n);
+            for &len in &c {
+                prop_assert!(len <= max);
+                prop_assert!(len >= MIN_DECODE.min(n).min(max / 2));
+            }
+        }
+
+        #[test]
+        fn start_is_safe(common in 0usize..700, n in 1usize..700) {
+            let common = common.min(n);
+            let s = plan_start(common, n);
+            prop_assert!(s < n);
+            prop_assert!(s < common.max(1));
+            prop_assert!(n - s >= MIN_DECODE.min(n));
+        }
+    }
+}
