@@ -266,16 +266,22 @@ fn batched_sequences_match_one_evaluation_each() {
         .map(|set| set.iter().map(|s| alone(s)).collect())
         .collect();
 
-    for streams in [streams, 1] {
+    // Many streams (tails side by side), and the fewest: the prefix and one slot.
+    for streams in [streams, 2] {
         let mut batch = model.batch_session(streams as u32, per_seq as u32).unwrap();
         assert_eq!(batch.n_seq(), streams);
         let mut worst = 0f64;
         for (set, want) in sets.iter().zip(&want) {
             let mut steps = 0;
-            let out = batch
-                .sequence_logprobs(set, view.temp, &|| false, &mut |_, _| steps += 1)
-                .unwrap()
-                .unwrap();
+            let out = logitscope::engine::sequence_logprobs(
+                &mut batch,
+                set,
+                view.temp,
+                &|| false,
+                &mut |_, _| steps += 1,
+            )
+            .unwrap()
+            .unwrap();
             assert!(steps > 1, "progress reported");
             for (s, (got, want)) in out.iter().zip(want).enumerate() {
                 assert_eq!(got.len(), want.len() + 1);
@@ -295,16 +301,24 @@ fn batched_sequences_match_one_evaluation_each() {
 
         // Cancelled part-way (after the first wave): nothing returned, the session still exact.
         let steps = std::cell::Cell::new(0);
-        let cancelled = batch
-            .sequence_logprobs(&sets[0], view.temp, &|| steps.get() >= 2, &mut |_, _| {
-                steps.set(steps.get() + 1)
-            })
-            .unwrap();
+        let cancelled = logitscope::engine::sequence_logprobs(
+            &mut batch,
+            &sets[0],
+            view.temp,
+            &|| steps.get() >= 2,
+            &mut |_, _| steps.set(steps.get() + 1),
+        )
+        .unwrap();
         assert!(cancelled.is_none());
-        let after = batch
-            .sequence_logprobs(&sets[0], view.temp, &|| false, &mut |_, _| {})
-            .unwrap()
-            .unwrap();
+        let after = logitscope::engine::sequence_logprobs(
+            &mut batch,
+            &sets[0],
+            view.temp,
+            &|| false,
+            &mut |_, _| {},
+        )
+        .unwrap()
+        .unwrap();
         for (got, want) in after.iter().zip(&want[0]) {
             for (g, w) in got[1..].iter().zip(want) {
                 assert!((g.unwrap() - w).abs() <= 1e-4);

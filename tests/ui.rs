@@ -200,6 +200,7 @@ fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
                 left_entropy_bits: Some(2.0),
                 candidates: (0..n).map(|i| cand(i, 0.5 / f64::from(i + 1))).collect(),
                 scored_text: String::new(),
+                coverage: None,
             })
             .collect(),
         filled_text: String::new(),
@@ -370,6 +371,8 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 blank: rng.below(3) as usize,
                 done: rng.below(500) as usize,
                 total: rng.below(500) as usize,
+                searched: rng.below(40_000) as usize,
+                partial: (rng.below(4) == 0).then(|| Box::new(fill_report(&app, &mut rng))),
             }),
             11 => {
                 fills += 1;
@@ -486,6 +489,7 @@ fn snapshot_fill_panel() {
                 cand("pepper", 0.05, 5, true),
             ],
             scored_text: "The chef seasoned the soup with a pinch of salt.".into(),
+            coverage: None,
         }],
         filled_text: "The chef seasoned the soup with a pinch of salt.".into(),
     };

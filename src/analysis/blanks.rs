@@ -132,7 +132,8 @@ pub struct CandidateReport {
     /// 1-based rank by left_logprob among the candidates (how far it moved: left_rank vs
     /// its place in this list).
     pub left_rank: usize,
-    /// Where it came from: "left" (the left context's top tokens) or "user".
+    /// Where it came from: "left" (the left context's top tokens), "user", "asked" (the
+    /// model's own answer to a chat prompt) or "search" (the vocabulary search).
     pub source: &'static str,
 }
 
@@ -148,6 +149,9 @@ pub struct BlankReport {
     /// The text whose log-probability ranks the candidates, with the best candidate in it.
     /// Earlier blanks hold their best fill; it ends where the next blank begins.
     pub scored_text: String,
+    /// How much of the vocabulary was searched (absent when no search was asked for).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::analysis::search::SearchCoverage>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -5,6 +5,7 @@
 
 pub mod blanks;
 pub mod report;
+pub mod search;
 pub mod stats;
 pub mod vocab;
 

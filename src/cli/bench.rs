@@ -243,9 +243,14 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
             .batch_session(streams as u32, per_seq as u32)
             .map_err(e)?;
         Ok(time(reps, || {
-            batch
-                .sequence_logprobs(&seqs, view.temp, &|| false, &mut |_, _| {})
-                .ok()
+            crate::engine::sequence_logprobs(
+                &mut batch,
+                &seqs,
+                view.temp,
+                &|| false,
+                &mut |_, _| {},
+            )
+            .ok()
         }))
     };
     let batched = time_with(streams, 3)?;

@@ -8,24 +8,44 @@ use super::lines::{for_each_text, json_line, ErrorStyle};
 use super::settings::Settings;
 use crate::engine::fill::{FillRequest, Filler};
 
-pub fn run(
-    settings: &Settings,
-    texts: Vec<String>,
-    candidates: Vec<String>,
-    n_candidates: usize,
-) -> Result<ExitCode, Fatal> {
+/// The subcommand's own flags.
+pub struct Options {
+    pub candidates: Vec<String>,
+    pub n_candidates: usize,
+    pub ask: bool,
+    pub word_list: Option<std::path::PathBuf>,
+}
+
+pub fn run(settings: &Settings, texts: Vec<String>, opts: Options) -> Result<ExitCode, Fatal> {
+    let word_list = match &opts.word_list {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Fatal::other(format!(
+                    "cannot read the word list '{}': {e}",
+                    path.display()
+                ))
+            })?;
+            Some(std::sync::Arc::new(
+                text.lines().map(str::to_owned).collect::<Vec<_>>(),
+            ))
+        }
+        None => None,
+    };
     let model = settings.load_model()?;
     let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let mut filler = Filler::new(&model);
     for_each_text(texts, ErrorStyle::Json, |text| {
         let request = FillRequest {
             text: text.to_owned(),
-            user_candidates: candidates.clone(),
-            n_candidates,
+            user_candidates: opts.candidates.clone(),
+            n_candidates: opts.n_candidates,
             view: settings.view,
+            search: settings.search,
+            ask: opts.ask,
+            word_list: word_list.clone(),
         };
         filler
-            .fill(&mut main, &request, &|| false, &mut |_, _, _| {})
+            .fill(&mut main, &request, &|| false, &mut |_| {})
             .map(|report| json_line(&report))
             .map_err(|e| e.to_string())
     })

@@ -52,7 +52,18 @@ pub fn run() -> ExitCode {
                     texts,
                     candidates,
                     n_candidates,
-                } => fill::run(&settings, texts, candidates, n_candidates as usize),
+                    no_ask,
+                    word_list,
+                } => fill::run(
+                    &settings,
+                    texts,
+                    fill::Options {
+                        candidates,
+                        n_candidates: n_candidates as usize,
+                        ask: !no_ask,
+                        word_list,
+                    },
+                ),
                 Cmd::Bench {
                     stats_only,
                     fill_only,
@@ -83,6 +94,7 @@ fn explore(
     let config = crate::explorer::Config {
         model: settings.model_options(path),
         view: settings.view,
+        search: settings.search,
         warning,
         log_file,
     };

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::args::ModelArgs;
 use super::fatal::Fatal;
+use crate::analysis::search::Budget;
 use crate::analysis::stats::ViewOptions;
 use crate::model::ModelOptions;
 use crate::support::config::Config;
@@ -17,6 +18,7 @@ pub struct Settings {
     pub threads: u32,
     pub view: ViewOptions,
     pub flash_attn: bool,
+    pub search: Budget,
 }
 
 pub const DEFAULT_CTX: u32 = 4096;
@@ -50,6 +52,10 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
                 .unwrap_or(10),
         },
         flash_attn: args.flash_attn || config.flash_attn.unwrap_or(false),
+        search: args
+            .search
+            .or_else(|| config.search.as_deref().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(crate::engine::search::default_budget),
     }
 }
 

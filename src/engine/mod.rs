@@ -2,5 +2,9 @@
 //! a text into a report, fill blanks. The explorer's worker thread and the scripting commands
 //! call the same functions, so the screen and the JSON show the same numbers.
 
+mod candidates;
+
+pub use candidates::sequence_logprobs;
 pub mod fill;
 pub mod score;
+pub mod search;

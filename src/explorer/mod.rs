@@ -34,6 +34,7 @@ use std::sync::Arc;
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 
+use crate::analysis::search::Budget;
 use crate::analysis::stats::ViewOptions;
 use crate::model::ModelOptions;
 use state::{App, Phase};
@@ -44,6 +45,8 @@ use worker::queue::JobQueue;
 pub struct Config {
     pub model: ModelOptions,
     pub view: ViewOptions,
+    /// How much of the vocabulary a fill searches.
+    pub search: Budget,
     /// A warning to show in the status bar (a config file that could not be read).
     pub warning: Option<String>,
     pub log_file: Option<PathBuf>,
@@ -71,6 +74,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut app = App::new(config.view, history::load(), no_color);
+    app.search = config.search;
     app.warning = config.warning;
     app.log_file = config.log_file.map(|p| p.display().to_string());
     app.model_name = path

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::analysis::blanks::{find_blanks, FillReport};
+use crate::analysis::search::Budget;
 use crate::analysis::stats::ViewOptions;
 use crate::analysis::vocab::Vocab;
 use crate::explorer::editor::{History, LineEditor};
@@ -44,7 +45,10 @@ pub enum SidePanel {
 #[derive(Debug, Clone, Default)]
 pub struct FillState {
     pub generation: u64,
+    /// (blank, settled, planned) while a fill runs.
     pub progress: Option<(usize, usize, usize)>,
+    /// Vocabulary words searched so far by the running fill.
+    pub searched: usize,
     pub report: Option<Box<FillReport>>,
     pub error: Option<String>,
     pub candidates: Vec<String>,
@@ -73,6 +77,8 @@ pub struct App {
     pub input_scroll: usize,
     pub history: History,
     pub view: ViewOptions,
+    /// How much of the vocabulary a fill searches.
+    pub search: Budget,
     /// Generation of the newest evaluation asked for.
     pub generation: u64,
     /// Results of generations below this are dropped: the generation shown, or the one at
@@ -108,6 +114,7 @@ impl App {
             input_scroll: 0,
             history: History::new(history, 1000),
             view,
+            search: crate::engine::search::default_budget(),
             generation: 0,
             shown_generation: 0,
             scored: None,

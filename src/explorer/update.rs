@@ -133,9 +133,15 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             blank,
             done,
             total,
+            searched,
+            partial,
         } => {
             if generation == app.fill.generation {
                 app.fill.progress = Some((blank, done, total));
+                app.fill.searched = searched;
+                if let Some(r) = partial {
+                    app.fill.report = Some(r);
+                }
             }
             Vec::new()
         }
@@ -211,6 +217,7 @@ fn request(app: &mut App) -> Vec<Command> {
     if app.has_blank() {
         app.fill.generation = app.generation;
         app.fill.progress = Some((0, 0, 0));
+        app.fill.searched = 0;
         cmds.push(Command::Run(Job::Fill {
             generation: app.generation,
             request: FillRequest {
@@ -218,6 +225,9 @@ fn request(app: &mut App) -> Vec<Command> {
                 user_candidates: app.fill.candidates.clone(),
                 n_candidates: DEFAULT_CANDIDATES,
                 view: app.view,
+                search: app.search,
+                ask: true,
+                word_list: None,
             },
         }));
     } else {
@@ -750,6 +760,8 @@ mod tests {
                 blank: 0,
                 done: 1,
                 total: 9,
+                searched: 0,
+                partial: None,
             }),
         );
         assert_ne!(app.fill.progress, Some((0, 1, 9)));

@@ -193,6 +193,38 @@ impl Model {
         }
     }
 
+    /// A prompt for the model as its chat template writes a one-message conversation, ready
+    /// for the assistant's answer; `None` when the file carries no chat template.
+    pub fn chat_prompt(&self, user_message: &str) -> Option<String> {
+        let template = self.model.chat_template(None).ok()?;
+        let message =
+            llama_cpp_2::model::LlamaChatMessage::new("user".into(), user_message.into()).ok()?;
+        self.model
+            .apply_chat_template(&template, &[message], true)
+            .ok()
+    }
+
+    /// Tokenize a prompt the program wrote itself (a chat template's output): control tokens
+    /// written in it (`<|im_start|>`) become control tokens. Never for user text.
+    pub fn tokenize_prompt(&self, prompt: &str) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(prompt.as_bytes(), true, true)
+            .into_iter()
+            .map(|t| u32::try_from(t.0).unwrap_or(0))
+            .collect()
+    }
+
+    /// Tokenize a piece of text as it would continue another (no BOS), as plain text.
+    pub fn tokenize_continuation(&self, text: &str) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .map(|t| u32::try_from(t.0).unwrap_or(0))
+            .collect()
+    }
+
     /// Tokenize with the model's own BOS rule. Text that looks like a special token
     /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {

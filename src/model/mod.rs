@@ -19,8 +19,8 @@ pub mod abort;
 pub mod gguf;
 mod loader;
 pub mod logs;
-mod sequences;
 mod session;
+pub mod slots;
 
 pub use loader::{load, preflight, LoadError, Model, ModelError, ModelInfo, ModelOptions};
 pub use session::{

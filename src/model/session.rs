@@ -19,8 +19,8 @@ pub const MIN_DECODE: usize = 16;
 /// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 12.6 MB for the
 /// default model) and lets a long evaluation notice a newer request between chunks.
 pub const MAX_DECODE: usize = 64;
-/// The most tokens of one multi-sequence decode when scoring fill-in candidates: 7 tails of
-/// [`MIN_DECODE`] tokens side by side fit; on two CPU cores ≈ 0.6 s, the longest a cancel waits.
+/// The most tokens of one multi-sequence decode when scoring candidates side by side: on two
+/// CPU cores ≈ 0.6 s, the longest a cancel waits.
 pub const MAX_WAVE: usize = 128;
 
 impl Model {
@@ -73,6 +73,7 @@ impl Model {
             cached_tokens: Vec::new(),
             cached_rows: Vec::new(),
             cached_view: None,
+            last_decode_rows: 0,
         })
     }
 }
@@ -114,6 +115,8 @@ pub struct Session<'m> {
     /// i + 1, so the last cached row has no target and is always decoded again.
     pub(super) cached_rows: Vec<RowSummary>,
     pub(super) cached_view: Option<ViewOptions>,
+    /// Rows (tokens) of the last decode: its logits are still in llama.cpp's buffer.
+    pub(super) last_decode_rows: usize,
 }
 
 impl<'m> Session<'m> {
@@ -134,12 +137,6 @@ impl<'m> Session<'m> {
     /// The largest single decode: [`MAX_DECODE`], or less when the context is tiny.
     pub(super) fn max_decode(&self) -> usize {
         MAX_DECODE.min(self.batch_capacity)
-    }
-
-    /// The most tokens one wave of [`Session::sequence_logprobs`] decodes: [`MAX_WAVE`], or
-    /// less when the batch is smaller.
-    pub(super) fn max_wave(&self) -> usize {
-        MAX_WAVE.min(self.batch_capacity)
     }
 
     /// Forget the cached text (the next evaluation decodes from scratch).
@@ -237,9 +234,39 @@ impl<'m> Session<'m> {
                 .add(LlamaToken(t as i32), (pos + i) as i32, &[seq], true)
                 .map_err(|e| ModelError::Decode(e.to_string()))?;
         }
+        self.last_decode_rows = 0;
         self.ctx
             .decode(&mut self.batch)
-            .map_err(|e| ModelError::Decode(e.to_string()))
+            .map_err(|e| ModelError::Decode(e.to_string()))?;
+        self.last_decode_rows = tokens.len();
+        Ok(())
+    }
+
+    /// Evaluate `tokens` (as [`Session::evaluate`], with its prefix reuse) and return the
+    /// log-probabilities of `ids` in the distribution after the last token: the whole row, not
+    /// only its top-k. `None` when cancelled.
+    pub fn next_logprobs(
+        &mut self,
+        tokens: &[u32],
+        view: ViewOptions,
+        ids: &[u32],
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<(Evaluation, Vec<f64>)>, ModelError> {
+        let ev = self.evaluate(tokens, view, cancel)?;
+        if ev.cancelled {
+            return Ok(None);
+        }
+        if ev.tokens.len() < tokens.len() {
+            return Err(ModelError::TooLong {
+                n_tokens: tokens.len(),
+                n_ctx: self.n_ctx,
+            });
+        }
+        // `evaluate` always decodes the last token (its row is never reused), so the row is
+        // the last of the last decode.
+        let row = self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1);
+        let lps = crate::analysis::stats::logprobs_of(row, view.temp, ids)?;
+        Ok(Some((ev, lps)))
     }
 
     /// Decode only: llama.cpp's work plus touching every logit row, with no statistics. The

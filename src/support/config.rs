@@ -18,6 +18,8 @@ pub struct Config {
     pub temp: Option<f32>,
     pub n_probs: Option<usize>,
     pub flash_attn: Option<bool>,
+    /// Fill-in search budget: a number of words or "all".
+    pub search: Option<String>,
 }
 
 /// Load the config at `path`. Returns the config (default when missing or broken) and a

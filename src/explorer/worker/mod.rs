@@ -151,35 +151,39 @@ fn fill(
 ) {
     let started = Instant::now();
     let mut last = (0, 0);
-    let result = engine.filler.fill(
-        &mut engine.main,
-        request,
-        cancel,
-        &mut |blank, done, total| {
-            last = (done, total);
+    let result = engine
+        .filler
+        .fill(&mut engine.main, request, cancel, &mut |update| {
+            let p = update.progress;
+            last = (p.settled, p.planned);
             send(
                 tx,
                 EngineMsg::FillProgress {
                     generation,
-                    blank,
-                    done,
-                    total,
+                    blank: update.blank,
+                    done: p.settled,
+                    total: p.planned,
+                    searched: p.searched,
+                    partial: update.partial.map(Box::new),
                 },
             )
-        },
-    );
+        });
     let ms = started.elapsed().as_millis();
     match &result {
         Err(FillError::Cancelled) => tracing::info!(
-            "fill {generation} cancelled by newer input after {ms} ms ({}/{} tokens)",
+            "fill {generation} cancelled by newer input after {ms} ms ({}/{} candidates)",
             last.0,
             last.1
         ),
         Err(e) => tracing::info!("fill {generation} failed after {ms} ms: {e}"),
         Ok(r) => tracing::info!(
-            "fill {generation} done in {ms} ms: {} blank(s), {} candidates",
+            "fill {generation} done in {ms} ms: {} blank(s), {} candidates, searched {}",
             r.blanks.len(),
-            r.blanks.iter().map(|b| b.candidates.len()).sum::<usize>()
+            r.blanks.iter().map(|b| b.candidates.len()).sum::<usize>(),
+            r.blanks
+                .iter()
+                .map(|b| b.coverage.map_or(0, |c| c.searched))
+                .sum::<usize>()
         ),
     }
     if !matches!(result, Err(FillError::Cancelled)) {

@@ -80,11 +80,15 @@ pub enum EngineMsg {
         generation: u64,
         result: Result<Scored, String>,
     },
+    /// A fill is under way: candidates settled (`done` of `total`) for `blank`, vocabulary
+    /// words searched, and now and then the ranking so far.
     FillProgress {
         generation: u64,
         blank: usize,
         done: usize,
         total: usize,
+        searched: usize,
+        partial: Option<Box<FillReport>>,
     },
     Filled {
         generation: u64,

@@ -121,6 +121,9 @@ mod tests {
                 user_candidates: vec![],
                 n_candidates: 50,
                 view: ViewOptions::default(),
+                search: crate::analysis::search::Budget::Words(0),
+                ask: false,
+                word_list: None,
             },
         }
     }
