@@ -9,10 +9,12 @@ use common::ui::*;
 use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use logitscope::analysis::blanks::{BlankReport, CandidateReport, FillReport};
 use logitscope::analysis::report::TopLogprob;
+use logitscope::analysis::search::{Budget, SearchCoverage};
 use logitscope::analysis::stats::ViewOptions;
 use logitscope::explorer::state::App;
-use logitscope::explorer::update::{update, Msg};
+use logitscope::explorer::update::{update, Command, Msg};
 use logitscope::explorer::worker::protocol::EngineMsg;
+use logitscope::explorer::worker::protocol::Job;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -450,22 +452,26 @@ fn awkward_pieces_keep_the_distribution_columns_aligned() {
     assert!(text.contains("<0xE3>"), "{text}");
 }
 
-#[test]
-fn snapshot_fill_panel() {
-    let mut app = scored_app(100, 30);
-    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
-    update(
-        &mut app,
-        Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
-    );
-    let g = app.fill.generation;
-    let cand = |text: &str, post: f64, left_rank: usize, user: bool| CandidateReport {
+/// The filled sentence as the engine would score it: the fixture's tokens, " salt" and ".".
+fn scored_filled(text: &str) -> logitscope::explorer::worker::protocol::Scored {
+    let mut s = scored(text);
+    s.tokens.extend([9, 11]);
+    let last = s.rows.len() - 1;
+    s.rows[last] = row(&[9, 10, 11], Some(9));
+    s.rows.push(row(&[11, 3], Some(11)));
+    s.rows.push(row(&[3, 0], None));
+    s.n_tokens_total = s.tokens.len();
+    s
+}
+
+fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
+    let cand = |text: &str, post: f64, left_rank: usize, source: &'static str| CandidateReport {
         text: text.into(),
         left_logprob: -1.0,
         sentence_logprob: post.ln() - 40.0,
         posterior: post,
         left_rank,
-        source: if user { "user" } else { "left" },
+        source,
     };
     let top = |id: u32, p: f64| TopLogprob {
         id,
@@ -473,7 +479,7 @@ fn snapshot_fill_panel() {
         bytes: vec![],
         logprob: p.ln(),
     };
-    let report = FillReport {
+    FillReport {
         text: app.editor.text().into(),
         model: "tiny-test.gguf".into(),
         temperature: 1.0,
@@ -484,15 +490,94 @@ fn snapshot_fill_panel() {
             left_top_logprobs: vec![top(9, 0.62), top(10, 0.05), top(11, 0.04)],
             left_entropy_bits: Some(3.7),
             candidates: vec![
-                cand("salt", 0.85, 1, false),
-                cand("sugar", 0.10, 2, false),
-                cand("pepper", 0.05, 5, true),
+                cand("salt", 0.85, 1, "left"),
+                cand("sugar", 0.10, 2, "left"),
+                cand("pepper", 0.04, 5, "user"),
+                cand("saffron", 0.01, 9, "search"),
             ],
             scored_text: "The chef seasoned the soup with a pinch of salt.".into(),
-            coverage: None,
+            coverage,
         }],
         filled_text: "The chef seasoned the soup with a pinch of salt.".into(),
+    }
+}
+
+#[test]
+fn snapshot_fill_panel() {
+    let mut app = scored_app(100, 30);
+    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    update(
+        &mut app,
+        Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
+    );
+    let g = app.fill.generation;
+    let report = chef_fill_report(&app, None);
+    let cmds = update(
+        &mut app,
+        Msg::Engine(EngineMsg::Filled {
+            generation: g,
+            result: Ok(Box::new(report)),
+        }),
+    );
+    // The strip is asked to show the sentence with its best fill.
+    let filled = "The chef seasoned the soup with a pinch of salt.";
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Run(Job::Evaluate { text, .. }) if text == filled)),
+        "{cmds:?}"
+    );
+    assert_eq!(app.display_text(), filled);
+    assert_eq!(app.fill_spans(), [(43, 47)]);
+    let g = app.generation;
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(scored_filled(filled)),
+        }),
+    );
+    assert!(!app.stale());
+    let s = screen(&app);
+    assert!(s.contains("salt") && s.contains("0.850"));
+    assert!(s.contains("blanks hold their best fill"));
+    insta::assert_snapshot!("fill_panel", s);
+}
+
+/// While the vocabulary is searched: the progress in the title and a bar; when done, how
+/// much was searched and where each candidate came from.
+#[test]
+fn snapshot_fill_search_progress_and_coverage() {
+    let mut app = scored_app(100, 30);
+    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    update(
+        &mut app,
+        Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
+    );
+    let g = app.fill.generation;
+    let partial = chef_fill_report(&app, None);
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::FillProgress {
+            generation: g,
+            blank: 0,
+            done: 120,
+            total: 250,
+            searched: 1200,
+            partial: Some(Box::new(partial)),
+        }),
+    );
+    let s = screen(&app);
+    assert!(s.contains("searching blank 1 … 1,200 words"), "{s}");
+    assert!(s.contains("120/250"), "{s}");
+    insta::assert_snapshot!("fill_search_progress", s);
+    let coverage = SearchCoverage {
+        searched: 1200,
+        vocabulary_words: 31664,
+        budget: Budget::Words(1200),
+        complete: false,
+        scored: 300,
     };
+    let report = chef_fill_report(&app, Some(coverage));
     update(
         &mut app,
         Msg::Engine(EngineMsg::Filled {
@@ -501,6 +586,7 @@ fn snapshot_fill_panel() {
         }),
     );
     let s = screen(&app);
-    assert!(s.contains("salt") && s.contains("0.850"));
-    insta::assert_snapshot!("fill_panel", s);
+    assert!(s.contains("searched 1,200 of 31,664 words"), "{s}");
+    assert!(s.contains("+saffron"), "{s}");
+    insta::assert_snapshot!("fill_search_done", s);
 }

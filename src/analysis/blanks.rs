@@ -166,6 +166,22 @@ pub struct FillReport {
     pub filled_text: String,
 }
 
+/// `text` with its first blanks replaced by `fills` (in order), and the byte range of each fill
+/// in the result.
+pub fn fill_in(text: &str, fills: &[&str]) -> (String, Vec<(usize, usize)>) {
+    let mut out = String::with_capacity(text.len());
+    let mut spans = Vec::new();
+    let mut at = 0;
+    for (b, fill) in find_blanks(text).iter().zip(fills) {
+        out.push_str(&text[at..b.start]);
+        spans.push((out.len(), out.len() + fill.len()));
+        out.push_str(fill);
+        at = b.end;
+    }
+    out.push_str(&text[at..]);
+    (out, spans)
+}
+
 /// Byte offsets of each token's start in the detokenized text (special tokens are empty).
 pub fn token_offsets(vocab: &Vocab, tokens: &[u32]) -> Vec<(usize, usize)> {
     let mut at = 0;
@@ -276,6 +292,15 @@ mod tests {
         );
         let end = frame("pinch of", &[], 0, &[]);
         assert_eq!(end.filled("salt"), "pinch of salt");
+    }
+
+    #[test]
+    fn fills_replace_blanks_in_order_and_say_where() {
+        let (t, spans) = fill_in("The ____ barked at [MASK] today.", &["dog", "the mailman"]);
+        assert_eq!(t, "The dog barked at the mailman today.");
+        assert_eq!(spans, [(4, 7), (18, 29)]);
+        let (t, spans) = fill_in("a ____ b ____", &["x"]);
+        assert_eq!((t.as_str(), spans), ("a x b ____", vec![(2, 3)]));
     }
 
     #[test]

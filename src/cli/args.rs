@@ -64,6 +64,17 @@ pub enum Format {
     Table,
 }
 
+/// A table of `logitscope bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTable {
+    /// Statistics per row (no model needed)
+    Stats,
+    /// Fill-in: batched vs one evaluation per candidate
+    Fill,
+    /// The vocabulary search for a blank
+    Search,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Score texts: every token's probability, rank and entropy, as JSON Lines
@@ -96,12 +107,12 @@ pub enum Cmd {
     Fetch,
     /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
     Bench {
-        /// Only run the quick statistics table (no model needed)
-        #[arg(long, conflicts_with = "fill_only")]
-        stats_only: bool,
-        /// Only run the fill-in table (batched vs one evaluation per candidate)
+        /// Only run one table
+        #[arg(long, value_enum)]
+        only: Option<BenchTable>,
+        /// Also time the search of the whole vocabulary (minutes on a CPU)
         #[arg(long)]
-        fill_only: bool,
+        full_vocabulary: bool,
     },
 }
 

@@ -43,6 +43,7 @@ pub fn run(settings: &Settings, texts: Vec<String>, opts: Options) -> Result<Exi
             search: settings.search,
             ask: opts.ask,
             word_list: word_list.clone(),
+            prune: true,
         };
         filler
             .fill(&mut main, &request, &|| false, &mut |_| {})

@@ -65,24 +65,36 @@ pub fn run() -> ExitCode {
                     },
                 ),
                 Cmd::Bench {
-                    stats_only,
-                    fill_only,
-                } => bench::run(&settings, stats_only, fill_only),
+                    only,
+                    full_vocabulary,
+                } => bench::run(&settings, only, full_vocabulary),
                 Cmd::Fetch => unreachable!("handled above"),
             }
         }
     };
-    let code = match result {
-        Ok(code) => code,
+    let (code, status) = match result {
+        Ok(code) => (code, 0),
         Err(f) => {
             eprintln!("logitscope: error: {}", f.message);
-            ExitCode::from(f.status)
+            (ExitCode::from(f.status), i32::from(f.status))
         }
     };
     // The log's last lines are flushed when its guard is dropped, here, before exit.
     drop(log);
+    if QUICK_EXIT.load(std::sync::atomic::Ordering::SeqCst) {
+        // A llama.cpp call is still running on another thread: end without the static
+        // destructors it may be using.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(status) }
+    }
     code
 }
+
+/// Set when the process must end with `_exit` (see `explorer::Ended::engine_stopped`).
+static QUICK_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Open the explorer on the model the settings name.
 fn explore(
@@ -98,7 +110,11 @@ fn explore(
         warning,
         log_file,
     };
-    match crate::explorer::run(config).map_err(Fatal::other)? {
+    let ended = crate::explorer::run(config).map_err(Fatal::other)?;
+    if !ended.engine_stopped {
+        QUICK_EXIT.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    match ended.outcome {
         crate::explorer::Outcome::Quit => Ok(ExitCode::SUCCESS),
         crate::explorer::Outcome::Failed(msg) => Err(Fatal::other(msg)),
     }

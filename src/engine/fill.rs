@@ -54,6 +54,9 @@ pub struct FillRequest {
     pub ask: bool,
     /// Search only these words instead of the vocabulary's whole-word tokens.
     pub word_list: Option<std::sync::Arc<Vec<String>>>,
+    /// Drop search words by their bound (always, but for the benchmark that measures what
+    /// the pruning saves).
+    pub prune: bool,
 }
 
 /// Where a fill stands: the blank being worked on, candidates settled of those planned, and
@@ -239,6 +242,7 @@ impl<'m> Filler<'m> {
             proposals,
             req.word_list.as_deref().map(Vec::as_slice),
             req.search,
+            req.prune,
             cancel,
             &mut |progress, cands| {
                 let due = progress.settled >= progress.planned.min(n_proposals)

@@ -83,6 +83,7 @@ pub fn score_blank(
     proposals: Vec<(String, &'static str)>,
     word_list: Option<&[String]>,
     budget: Budget,
+    prune: bool,
     cancel: &dyn Fn() -> bool,
     on_progress: &mut dyn FnMut(BlankProgress, &[Candidate]),
 ) -> Result<Option<BlankOutcome>, ModelError> {
@@ -218,7 +219,7 @@ pub fn score_blank(
                 searched += 1;
                 continue;
             }
-            if top.rules_out(c.bound()) {
+            if prune && top.rules_out(c.bound()) {
                 searched += 1;
                 if clean && stream == Stream::Left && c.known == facts.tokens.len() {
                     // Every word not taken yet comes later in the left order: its bound is at
@@ -249,10 +250,10 @@ pub fn score_blank(
         // Members the threshold now rules out need no decode at all.
         let (wave, ruled_out): (Vec<usize>, Vec<usize>) = wave
             .into_iter()
-            .partition(|&i| !top.rules_out(cands[i].bound()));
+            .partition(|&i| !prune || !top.rules_out(cands[i].bound()));
         searched += ruled_out.len();
         if !wave.is_empty() {
-            if !score_wave(slots, &mut cands, &wave, &mut top, true, cancel)? {
+            if !score_wave(slots, &mut cands, &wave, &mut top, prune, cancel)? {
                 return Ok(None);
             }
             searched += wave.len();

@@ -58,9 +58,20 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// How the explorer ended, and whether its engine thread stopped: when it did not (still in a
+/// long llama.cpp call), the process must end without running llama.cpp's static destructors
+/// under it (`Ended::engine_stopped`).
+pub struct Ended {
+    pub outcome: Outcome,
+    pub engine_stopped: bool,
+}
+
+/// How long the explorer waits for the engine thread to finish its current step at exit.
+const ENGINE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Run the explorer until the user quits. Everything that can fail before the screen is taken
 /// fails here, as a plain message.
-pub fn run(config: Config) -> Result<Outcome, String> {
+pub fn run(config: Config) -> Result<Ended, String> {
     let path = config.model.path.clone();
     crate::model::preflight(&path).map_err(|e| e.to_string())?;
     {
@@ -83,7 +94,7 @@ pub fn run(config: Config) -> Result<Outcome, String> {
 
     let (tx, rx) = mpsc::channel();
     let jobs = Arc::new(JobQueue::default());
-    worker::spawn(config.model, jobs.clone(), tx.clone())
+    let engine = worker::spawn(config.model, jobs.clone(), tx.clone())
         .map_err(|e| format!("cannot start the engine thread: {e}"))?;
     terminal::spawn_signal_thread(tx.clone())?;
 
@@ -94,13 +105,27 @@ pub fn run(config: Config) -> Result<Outcome, String> {
     terminal::spawn_input_thread(tx);
     let result = event_loop(&mut term, &mut app, &rx, &jobs);
     terminal::leave();
+    // Running work sees the shutdown between two decodes and returns.
     jobs.shutdown();
     let _ = std::io::stdout().flush();
     result?;
+    let waited = std::time::Instant::now();
+    while !engine.is_finished() && waited.elapsed() < ENGINE_STOP_WAIT {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let engine_stopped = engine.is_finished();
+    if engine_stopped {
+        let _ = engine.join();
+    } else {
+        tracing::warn!("the engine thread did not stop within {ENGINE_STOP_WAIT:?}");
+    }
     tracing::info!("explorer closed");
-    Ok(match app.phase {
-        Phase::Failed(msg) => Outcome::Failed(msg),
-        _ => Outcome::Quit,
+    Ok(Ended {
+        outcome: match app.phase {
+            Phase::Failed(msg) => Outcome::Failed(msg),
+            _ => Outcome::Quit,
+        },
+        engine_stopped,
     })
 }
 

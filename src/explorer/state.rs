@@ -137,8 +137,35 @@ impl App {
     /// The view shows an older text (or older settings) than the one typed.
     pub fn stale(&self) -> bool {
         match &self.scored {
-            Some(s) => s.text != self.editor.text() || s.view != self.view,
+            Some(s) => s.text != self.display_text() || s.view != self.view,
             None => !self.editor.text().is_empty(),
+        }
+    }
+
+    /// The text the strip, the distribution panel and the chart describe: the typed text with
+    /// each blank holding its best candidate once the fill of this text is done (so they are
+    /// about the sentence the user reads); the typed text itself before that.
+    pub fn display_text(&self) -> String {
+        self.filled().0
+    }
+
+    /// The byte ranges of the fills in [`App::display_text`].
+    pub fn fill_spans(&self) -> Vec<(usize, usize)> {
+        self.filled().1
+    }
+
+    fn filled(&self) -> (String, Vec<(usize, usize)>) {
+        let text = self.editor.text();
+        match &self.fill.report {
+            Some(r) if r.text == text && self.fill.progress.is_none() && !r.blanks.is_empty() => {
+                let fills: Vec<&str> = r
+                    .blanks
+                    .iter()
+                    .filter_map(|b| b.candidates.first().map(|c| c.text.as_str()))
+                    .collect();
+                crate::analysis::blanks::fill_in(text, &fills)
+            }
+            _ => (text.to_owned(), Vec::new()),
         }
     }
 

@@ -146,19 +146,22 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             Vec::new()
         }
         EngineMsg::Filled { generation, result } => {
-            if generation == app.fill.generation {
-                app.fill.progress = None;
-                match result {
-                    Ok(r) => {
-                        app.fill.report = Some(r);
-                        app.fill.error = None;
-                    }
-                    Err(e) => {
-                        app.fill.error = Some(e);
-                    }
+            if generation != app.fill.generation {
+                return Vec::new();
+            }
+            app.fill.progress = None;
+            match result {
+                Ok(r) => {
+                    app.fill.report = Some(r);
+                    app.fill.error = None;
+                    // The strip now shows the sentence with its best fills.
+                    evaluate(app)
+                }
+                Err(e) => {
+                    app.fill.error = Some(e);
+                    Vec::new()
                 }
             }
-            Vec::new()
         }
     }
 }
@@ -208,12 +211,7 @@ fn request(app: &mut App) -> Vec<Command> {
     if app.phase != Phase::Ready || app.editor.text().is_empty() {
         return Vec::new();
     }
-    app.generation += 1;
-    let mut cmds = vec![Command::Run(Job::Evaluate {
-        generation: app.generation,
-        text: app.editor.text().to_owned(),
-        view: app.view,
-    })];
+    let mut cmds = evaluate(app);
     if app.has_blank() {
         app.fill.generation = app.generation;
         app.fill.progress = Some((0, 0, 0));
@@ -228,6 +226,7 @@ fn request(app: &mut App) -> Vec<Command> {
                 search: app.search,
                 ask: true,
                 word_list: None,
+                prune: true,
             },
         }));
     } else {
@@ -244,6 +243,19 @@ fn request(app: &mut App) -> Vec<Command> {
         app.fill.error = None;
     }
     cmds
+}
+
+/// Ask for the text on screen (with its fills, see `App::display_text`) to be evaluated.
+fn evaluate(app: &mut App) -> Vec<Command> {
+    if app.phase != Phase::Ready || app.editor.text().is_empty() {
+        return Vec::new();
+    }
+    app.generation += 1;
+    vec![Command::Run(Job::Evaluate {
+        generation: app.generation,
+        text: app.display_text(),
+        view: app.view,
+    })]
 }
 
 fn select(app: &mut App, to: usize) {

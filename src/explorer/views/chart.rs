@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::style::style_fg;
 use crate::explorer::state::App;
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(" sentence: entropy and surprisal (bits) ");
     let inner = block.inner(area);

@@ -12,8 +12,14 @@ use super::style::truncate_to_width;
 use crate::analysis::vocab::{display_bytes, pad_to_width};
 use crate::explorer::layout::chip_label;
 use crate::explorer::state::{App, Focus};
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let title = match app.fill.progress {
+        Some((b, _, t)) if t > 0 && app.fill.searched > 0 => format!(
+            " fill-in: searching blank {} … {} words ",
+            b + 1,
+            thousands(app.fill.searched)
+        ),
         Some((b, d, t)) if t > 0 => format!(" fill-in: re-scoring blank {} … {d}/{t} ", b + 1),
         Some(_) => " fill-in: scoring… ".to_owned(),
         None => " fill-in: left context vs whole sentence ".to_owned(),
@@ -39,10 +45,35 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 .dim(),
             );
         }
+        // A bar while candidates are scored: done of planned.
+        if let Some((_, done, total)) = app.fill.progress.filter(|p| p.2 > 0) {
+            let w = body.width.saturating_sub(14).max(4) as usize;
+            let filled = (done.min(total) * w).checked_div(total).unwrap_or(0);
+            lines.push(Line::from(format!(
+                "{}{} {done}/{total}",
+                "█".repeat(filled),
+                "·".repeat(w - filled)
+            )));
+        }
         let per_blank = (body.height as usize / report.blanks.len().max(1)).max(3);
         for b in &report.blanks {
             if report.blanks.len() > 1 {
                 lines.push(Line::from(format!("blank {}", b.index + 1)).bold());
+            }
+            if let Some(c) = &b.coverage {
+                let what = if c.complete {
+                    format!(
+                        "searched all {} words: exact",
+                        thousands(c.vocabulary_words)
+                    )
+                } else {
+                    format!(
+                        "searched {} of {} words",
+                        thousands(c.searched),
+                        thousands(c.vocabulary_words)
+                    )
+                };
+                lines.push(Line::from(format!("{what}   + found by search  ? asked")).dim());
             }
             lines.push(
                 Line::from(format!(
@@ -53,6 +84,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             );
             let n = per_blank.saturating_sub(1);
             for i in 0..n {
+                let no_left = b.left_top_logprobs.is_empty() && b.left_entropy_bits.is_none();
                 let left = b
                     .left_top_logprobs
                     .get(i)
@@ -63,7 +95,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                             e.logprob.exp()
                         )
                     })
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| {
+                        if no_left && i == 0 {
+                            "no left context".to_owned()
+                        } else {
+                            String::new()
+                        }
+                    });
                 let right = b
                     .candidates
                     .get(i)
@@ -76,7 +114,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                         };
                         format!(
                             "{}{} {:.3} {:>3}",
-                            if c.source == "user" { "*" } else { " " },
+                            match c.source {
+                                "user" => "*",
+                                "search" => "+",
+                                "asked" => "?",
+                                _ => " ",
+                            },
                             pad_to_width(
                                 &truncate_to_width(&display_bytes(c.text.as_bytes()), 9),
                                 9
@@ -122,4 +165,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             input.y,
         ));
     }
+}
+
+/// 31664 → "31,664".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

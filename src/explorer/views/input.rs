@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::explorer::state::{App, Focus};
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let focused = app.focus == Focus::Text;
     let block = Block::bordered().title(Line::from(vec![

@@ -6,6 +6,7 @@ use ratatui::widgets::{Block, Gauge, Paragraph};
 use ratatui::Frame;
 
 use crate::explorer::state::App;
+
 pub fn draw(frame: &mut Frame, app: &App, progress: f32) {
     let [_, mid, _] = Layout::vertical([
         Constraint::Fill(1),

@@ -6,6 +6,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::explorer::state::App;
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let mut parts = vec!["F1 help".to_owned()];
     parts.push(format!(

@@ -9,6 +9,7 @@ use ratatui::Frame;
 use super::style::{bucket, bucket_style, BUCKET_GLYPHS};
 use crate::explorer::layout::chip_layout;
 use crate::explorer::state::{App, ColorMode};
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let mut title = vec![Span::from(" tokens ")];
     if let Some(s) = app
@@ -24,6 +25,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             ))
             .bold(),
         );
+    }
+    if !app.fill_spans().is_empty() {
+        title.push(Span::from("· blanks hold their best fill (underlined) ").italic());
     }
     if app.stale() {
         title.push(Span::from("evaluating… ").italic());
@@ -53,6 +57,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         };
         frame.render_widget(Paragraph::new(hint).dim().wrap(Wrap { trim: true }), inner);
         return;
+    };
+    // Tokens of the fills (the best candidate written into each blank) are underlined.
+    let spans = app.fill_spans();
+    let filled: Vec<bool> = match app.vocab() {
+        Some(vocab) if !spans.is_empty() && scored.text == app.display_text() => {
+            crate::analysis::blanks::token_offsets(vocab, &scored.tokens)
+                .iter()
+                .map(|&(s, e)| spans.iter().any(|&(fs, fe)| s < fe && e > fs))
+                .collect()
+        }
+        _ => Vec::new(),
     };
     let buf = frame.buffer_mut();
     for chip in chip_layout(app, inner) {
@@ -88,6 +103,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         };
         let style = if chip.index == app.selected {
             style.add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            style
+        };
+        let style = if filled.get(chip.index).copied().unwrap_or(false) {
+            style.add_modifier(Modifier::UNDERLINED | Modifier::ITALIC)
         } else {
             style
         };

@@ -23,11 +23,14 @@ pub const THREAD_NAME: &str = "engine";
 
 /// Start the engine thread: load the model (reporting progress), then serve jobs until the
 /// queue shuts down.
-pub fn spawn(options: ModelOptions, jobs: Arc<JobQueue>, tx: Sender<Msg>) -> std::io::Result<()> {
+pub fn spawn(
+    options: ModelOptions,
+    jobs: Arc<JobQueue>,
+    tx: Sender<Msg>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(THREAD_NAME.into())
         .spawn(move || guarded(&tx, || serve(options, &jobs, &tx)))
-        .map(|_| ())
 }
 
 fn send(tx: &Sender<Msg>, m: EngineMsg) {

@@ -124,6 +124,7 @@ mod tests {
                 search: crate::analysis::search::Budget::Words(0),
                 ask: false,
                 word_list: None,
+                prune: true,
             },
         }
     }

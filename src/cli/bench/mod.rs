@@ -4,11 +4,16 @@
 //! 2. keystroke latency: append one character to a text and re-score it (prefix reuse);
 //! 3. statistics throughput per row on synthetic rows;
 //! 4. peak resident memory after scoring 16 and 1,024 tokens (each in a fresh process);
-//! 5. fill-in: 50 candidates with a 10-token suffix, batched vs one evaluation each.
+//! 5. fill-in: 50 candidates with a 10-token suffix, batched vs one evaluation each;
+//! 6. the vocabulary search for a blank: words per second with and without the pruning, and
+//!    (with `--full-vocabulary`) the time to search every word.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod search;
+
+use super::args::BenchTable;
 use super::fatal::Fatal;
 use super::settings::Settings;
 use crate::analysis::stats::ViewOptions;
@@ -21,12 +26,12 @@ const PASSAGE: &str = "The chef carefully seasoned the soup with a pinch of salt
     hurry home with bread under their arms. In the distance a church bell rang eight times, \
     and somewhere a radio was playing an old song about the sea. ";
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub(super) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+pub(super) fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
     median(
         (0..reps)
             .map(|_| {
@@ -38,7 +43,7 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
     )
 }
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -103,20 +108,31 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-pub fn run(settings: &Settings, stats_only: bool, fill_only: bool) -> Result<ExitCode, Fatal> {
+pub fn run(
+    settings: &Settings,
+    only: Option<BenchTable>,
+    full_vocabulary: bool,
+) -> Result<ExitCode, Fatal> {
     if let Ok(n) = std::env::var("LOGITSCOPE_BENCH_PROBE") {
         return memory_probe(settings, n.parse().unwrap_or(16));
     }
-    if stats_only {
+    if only == Some(BenchTable::Stats) {
         println!("{}", stats_table());
         return Ok(ExitCode::SUCCESS);
     }
     let model = settings.load_model()?;
     let view = settings.view;
-    if fill_only {
-        println!("5. fill-in: 50 candidates, 10-token suffix");
-        fill_bench(&model, view)?;
-        return Ok(ExitCode::SUCCESS);
+    match only {
+        Some(BenchTable::Fill) => {
+            println!("5. fill-in: 50 candidates, 10-token suffix");
+            fill_bench(&model, view)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Search) => {
+            search::table(&model, view, full_vocabulary)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let e = |e: ModelError| Fatal::other(e.to_string());
@@ -197,6 +213,8 @@ pub fn run(settings: &Settings, stats_only: bool, fill_only: bool) -> Result<Exi
     drop(s);
     println!("\n5. fill-in: 50 candidates, 10-token suffix");
     fill_bench(&model, view)?;
+    println!();
+    search::table(&model, view, full_vocabulary)?;
     Ok(ExitCode::SUCCESS)
 }
 
