@@ -618,3 +618,44 @@ fn the_search_shows_progress_finds_sun_and_typing_cancels_it() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// Two models in the explorer: a second quantization of the default model (made with
+/// `logitscope quantize`), a typed sentence, the comparison on screen.
+#[test]
+fn comparing_two_models_shows_where_they_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let q4_0 = dir.path().join("q4_0.gguf");
+    let made = Command::new(common::bin())
+        .args(["-m", &common::model_arg(), "quantize"])
+        .arg(&q4_0)
+        .args(["--type", "q4_0"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let t = Tmux::start(
+        "compare",
+        &format!("{} --vs {}", model_flag(), q4_0.display()),
+        120,
+        36,
+    );
+    t.wait_for("the input line", Duration::from_secs(60), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The chef carefully seasoned the soup with a pinch of");
+    let screen = t.wait_for("the comparison", Duration::from_secs(60), |s| {
+        s.contains("KL(A‖B)") && s.contains("what comes next · A vs B")
+    });
+    assert!(screen.contains("vs B q4_0.gguf"), "{screen}");
+    assert!(screen.contains("p A") && screen.contains("p B"), "{screen}");
+    t.keys(&["F6", "F6"]);
+    t.wait_for("the strip shaded by KL", Duration::from_secs(10), |s| {
+        s.contains("A vs B: █ KL≥1 bit")
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

@@ -181,6 +181,7 @@ fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
         posterior: post,
         left_rank: 1 + i as usize,
         source: if i.is_multiple_of(3) { "user" } else { "left" },
+        sentence_logprob_b: None,
     };
     let top = |id: u32, p: f64| TopLogprob {
         id: id % 12,
@@ -396,6 +397,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     vocab()
                 },
                 n_ctx: 4096,
+                second: None,
             }),
             _ => Msg::Engine(EngineMsg::LoadProgress(rng.below(100) as f32 / 100.0)),
         };
@@ -472,6 +474,7 @@ fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
         posterior: post,
         left_rank,
         source,
+        sentence_logprob_b: None,
     };
     let top = |id: u32, p: f64| TopLogprob {
         id,
@@ -589,4 +592,63 @@ fn snapshot_fill_search_progress_and_coverage() {
     assert!(s.contains("searched 1,200 of 31,664 words"), "{s}");
     assert!(s.contains("+saffron"), "{s}");
     insta::assert_snapshot!("fill_search_done", s);
+}
+
+/// Two models compared: the distribution panel shows A's top tokens under both with Δp, the
+/// divergences and B's own top; the strip is shaded by KL (F6 cycles to it); the status bar
+/// names both models.
+#[test]
+fn snapshot_compare_view() {
+    use logitscope::analysis::compare::RowCompare;
+    use logitscope::explorer::worker::protocol::ScoredCompare;
+    let mut app = App::new(ViewOptions::default(), vec![], true);
+    app.size = (100, 30);
+    let mut b_info = info();
+    b_info.file_name = "tiny-test-q8.gguf".into();
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Loaded {
+            info: info(),
+            vocab: vocab(),
+            n_ctx: 4096,
+            second: Some(b_info),
+        }),
+    );
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    let mut s = scored(SENTENCE);
+    let b_rows: Vec<_> = (0..9u32)
+        .map(|i| row(&[(i + 2) % 12, i + 1, 11], (i + 1 < 9).then_some(i + 1)))
+        .collect();
+    let rows: Vec<RowCompare> = (0..9)
+        .map(|i| RowCompare {
+            kl_bits: [0.001, 0.05, 0.5, 2.0][i % 4],
+            kl_reverse_bits: 0.3,
+            js_bits: 0.1,
+            a_top_in_b: vec![(0.2f64).ln(), (0.3f64).ln(), (0.1f64).ln(), (0.05f64).ln()],
+        })
+        .collect();
+    s.compare = Some(ScoredCompare { b_rows, rows });
+    let g = app.generation;
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(s),
+        }),
+    );
+    update(&mut app, key(KeyCode::F(6)));
+    update(&mut app, key(KeyCode::F(6)));
+    assert_eq!(
+        app.color,
+        logitscope::explorer::state::ColorMode::Divergence
+    );
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    let screen = screen(&app);
+    assert!(screen.contains("KL(A‖B)"), "{screen}");
+    assert!(
+        screen.contains("A tiny-test.gguf vs B tiny-test-q8.gguf"),
+        "{screen}"
+    );
+    assert!(screen.contains("A vs B: █ KL≥1 bit"), "{screen}");
+    insta::assert_snapshot!("compare", screen);
 }

@@ -135,6 +135,9 @@ pub struct CandidateReport {
     /// Where it came from: "left" (the left context's top tokens), "user", "asked" (the
     /// model's own answer to a chat prompt) or "search" (the vocabulary search).
     pub source: &'static str,
+    /// With a second model (`--vs`): its log-probability of the same scored text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentence_logprob_b: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -248,6 +251,7 @@ pub fn rank_candidates(
                 posterior: 0.0,
                 left_rank: 0,
                 source: c.source,
+                sentence_logprob_b: None,
             }
         })
         .collect();
@@ -314,6 +318,7 @@ mod tests {
                 posterior: 0.0,
                 left_rank: 0,
                 source: "user",
+                sentence_logprob_b: None,
             })
             .collect();
         normalise_posterior(&mut c);

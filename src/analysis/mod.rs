@@ -4,6 +4,7 @@
 //! model.
 
 pub mod blanks;
+pub mod compare;
 pub mod report;
 pub mod search;
 pub mod stats;

@@ -29,12 +29,32 @@ pub struct TokenReport {
     pub rank: Option<u32>,
     pub entropy_bits: Option<f64>,
     pub top_logprobs: Vec<TopLogprob>,
+    /// With a second model (`--vs`): how its distribution here differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<TokenCompare>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NextReport {
     pub entropy_bits: f64,
     pub top_logprobs: Vec<TopLogprob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<TokenCompare>,
+}
+
+/// Model A's distribution at one position against model B's (`--vs`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenCompare {
+    pub kl_bits: f64,
+    pub kl_reverse_bits: f64,
+    pub js_bits: f64,
+    /// The token's log-probability and rank under B (null where nothing predicts it).
+    pub logprob_b: Option<f64>,
+    pub rank_b: Option<u32>,
+    /// logprob_b minus the token's logprob under A.
+    pub delta_logprob: Option<f64>,
+    /// The two models' most likely tokens differ.
+    pub top1_changed: bool,
 }
 
 /// One line of `logitscope score`.
@@ -53,6 +73,9 @@ pub struct ScoreReport {
     /// `tokens.len()` of `n_tokens_total` were scored.
     pub truncated: bool,
     pub n_tokens_total: usize,
+    /// With a second model (`--vs`): the text's comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<crate::analysis::compare::CompareSummary>,
 }
 
 /// A line that could not be scored.
@@ -113,12 +136,14 @@ pub fn score_report(
                 rank: target.map(|t| t.rank),
                 entropy_bits: prev.map(|r| r.entropy_bits),
                 top_logprobs: prev.map_or_else(Vec::new, |r| top_logprobs(vocab, &r.top)),
+                compare: None,
             }
         })
         .collect();
     let next = rows.last().map(|r| NextReport {
         entropy_bits: r.entropy_bits,
         top_logprobs: top_logprobs(vocab, &r.top),
+        compare: None,
     });
     let (total, n_scored) = totals(rows);
     ScoreReport {
@@ -133,7 +158,42 @@ pub fn score_report(
         perplexity: perplexity(total, n_scored),
         truncated: tokens.len() < n_tokens_total,
         n_tokens_total,
+        compare: None,
     }
+}
+
+/// Add a second model's comparison to a report: `cmp[i]` compares p_i of A and B, `b_rows[i]`
+/// is B's summary of p_i.
+pub fn attach_compare(
+    report: &mut ScoreReport,
+    model_b: &str,
+    a_rows: &[RowSummary],
+    b_rows: &[RowSummary],
+    cmp: &[crate::analysis::compare::RowCompare],
+) {
+    use crate::analysis::compare::top1_changed;
+    let at = |i: usize| -> Option<TokenCompare> {
+        let (c, a, b) = (cmp.get(i)?, a_rows.get(i)?, b_rows.get(i)?);
+        let (ta, tb) = (a.target, b.target);
+        Some(TokenCompare {
+            kl_bits: c.kl_bits,
+            kl_reverse_bits: c.kl_reverse_bits,
+            js_bits: c.js_bits,
+            logprob_b: tb.map(|t| t.logprob),
+            rank_b: tb.map(|t| t.rank),
+            delta_logprob: ta.zip(tb).map(|(x, y)| y.logprob - x.logprob),
+            top1_changed: top1_changed(a, b),
+        })
+    };
+    for t in &mut report.tokens {
+        t.compare = t.index.checked_sub(1).and_then(at);
+    }
+    if let Some(next) = &mut report.next {
+        next.compare = a_rows.len().checked_sub(1).and_then(at);
+    }
+    report.compare = Some(crate::analysis::compare::summarize(
+        model_b, cmp, a_rows, b_rows,
+    ));
 }
 
 /// The `--format table` rendering: one row per token, then the prediction for what follows.

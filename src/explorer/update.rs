@@ -81,8 +81,18 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             }
             Vec::new()
         }
-        EngineMsg::Loaded { info, vocab, n_ctx } => {
-            app.model = Some(LoadedModel { info, vocab, n_ctx });
+        EngineMsg::Loaded {
+            info,
+            vocab,
+            n_ctx,
+            second,
+        } => {
+            app.model = Some(LoadedModel {
+                info,
+                vocab,
+                n_ctx,
+                second,
+            });
             app.phase = Phase::Ready;
             // Text typed while loading is evaluated now.
             if app.editor.text().is_empty() {
@@ -311,9 +321,11 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
         Action::FewerRows => set_k(app, -1),
         Action::MoreRows => set_k(app, 1),
         Action::ToggleColor => {
+            let comparing = app.model.as_ref().is_some_and(|m| m.second.is_some());
             app.color = match app.color {
                 ColorMode::Buckets => ColorMode::Heat,
-                ColorMode::Heat => ColorMode::Buckets,
+                ColorMode::Heat if comparing => ColorMode::Divergence,
+                ColorMode::Heat | ColorMode::Divergence => ColorMode::Buckets,
             };
             none()
         }
@@ -564,6 +576,7 @@ mod tests {
                 info: info(),
                 vocab: vocab(),
                 n_ctx: 64,
+                second: None,
             }),
         );
         assert!(matches!(&cmds[..], [Command::Run(Job::Evaluate { text, .. })] if text == "hi"));

@@ -19,6 +19,8 @@ pub mod abort;
 pub mod gguf;
 mod loader;
 pub mod logs;
+pub mod pair;
+pub mod quantize;
 mod session;
 pub mod slots;
 

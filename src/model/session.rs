@@ -74,6 +74,7 @@ impl Model {
             cached_rows: Vec::new(),
             cached_view: None,
             last_decode_rows: 0,
+            total_tokens: 0,
         })
     }
 }
@@ -117,6 +118,8 @@ pub struct Session<'m> {
     pub(super) cached_view: Option<ViewOptions>,
     /// Rows (tokens) of the last decode: its logits are still in llama.cpp's buffer.
     pub(super) last_decode_rows: usize,
+    /// Tokens of the text being evaluated, before truncation to the context.
+    pub(super) total_tokens: usize,
 }
 
 impl<'m> Session<'m> {
@@ -156,22 +159,68 @@ impl<'m> Session<'m> {
         view: ViewOptions,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Evaluation, ModelError> {
+        let start = self.plan(tokens, view)?;
+        self.evaluate_from(tokens, view, start, cancel, &mut |_, _, _| Ok(()))
+    }
+
+    /// Where an evaluation of `tokens` must start decoding (see [`plan_start`]): the cached
+    /// prefix below it is reused. Changes nothing.
+    pub fn plan(&mut self, tokens: &[u32], view: ViewOptions) -> Result<usize, ModelError> {
         if tokens.is_empty() {
             return Err(ModelError::Empty);
         }
-        let n_tokens_total = tokens.len();
-        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
-        let n = tokens.len();
-
-        if self.cached_view != Some(view) {
+        let n = tokens.len().min(self.n_ctx);
+        let reusable_rows = if self.cached_view == Some(view) {
+            self.cached_rows.len().min(self.cached_tokens.len())
+        } else {
             // Cached summaries were made at another temperature or k: they cannot be reused.
+            0
+        };
+        let common = common_prefix(&self.cached_tokens, &tokens[..n]).min(reusable_rows);
+        Ok(plan_start(common, n))
+    }
+
+    /// Evaluate `tokens`, decoding from `start` (at most what [`Session::plan`] says).
+    /// `on_chunk(pos, len, session)` runs after each decode, while its rows are readable with
+    /// [`Session::row`].
+    pub fn evaluate_from(
+        &mut self,
+        tokens: &[u32],
+        view: ViewOptions,
+        start: usize,
+        cancel: &dyn Fn() -> bool,
+        on_chunk: &mut dyn FnMut(usize, usize, &Self) -> Result<(), ModelError>,
+    ) -> Result<Evaluation, ModelError> {
+        let (tokens, start) = self.begin(tokens, view, start)?;
+        let mut cancelled = false;
+        let mut pos = start;
+        for len in plan_chunks(tokens.len() - start, self.max_decode()) {
+            if pos > start && cancel() {
+                cancelled = true;
+                break;
+            }
+            self.decode_chunk(tokens, pos, len, view)?;
+            on_chunk(pos, len, self)?;
+            pos += len;
+        }
+        Ok(self.evaluation(pos - start, cancelled))
+    }
+
+    /// Get ready to evaluate `tokens` from `start` (capped by [`Session::plan`]): the cache
+    /// keeps what lies before. Returns the tokens that fit the context and the start.
+    pub(super) fn begin<'t>(
+        &mut self,
+        tokens: &'t [u32],
+        view: ViewOptions,
+        start: usize,
+    ) -> Result<(&'t [u32], usize), ModelError> {
+        let start = start.min(self.plan(tokens, view)?);
+        self.total_tokens = tokens.len();
+        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
+        if self.cached_view != Some(view) {
             self.cached_rows.clear();
             self.cached_view = Some(view);
         }
-        let reusable_rows = self.cached_rows.len().min(self.cached_tokens.len());
-        let common = common_prefix(&self.cached_tokens, tokens).min(reusable_rows);
-        let start = plan_start(common, n);
-
         if self.cached_tokens.len() > start {
             self.ctx
                 .kv_cache_seq_rm(0, Some(start as u32), None)
@@ -179,30 +228,28 @@ impl<'m> Session<'m> {
             self.cached_tokens.truncate(start);
         }
         self.cached_rows.truncate(start);
+        Ok((tokens, start))
+    }
 
-        let mut cancelled = false;
-        let mut pos = start;
-        for len in plan_chunks(n - start, self.max_decode()) {
-            if pos > start && cancel() {
-                cancelled = true;
-                break;
-            }
-            self.decode_chunk(tokens, pos, len, view)?;
-            pos += len;
-        }
-
-        Ok(Evaluation {
+    /// The evaluation as it stands after [`Session::begin`] and its chunks.
+    pub(super) fn evaluation(&self, decoded: usize, cancelled: bool) -> Evaluation {
+        Evaluation {
             tokens: self.cached_tokens.clone(),
             rows: self.cached_rows.clone(),
-            n_tokens_total,
-            decoded: pos - start,
+            n_tokens_total: self.total_tokens,
+            decoded,
             cancelled,
-        })
+        }
+    }
+
+    /// The logits of row `i` of the last decode (valid until the next decode).
+    pub fn row(&self, i: usize) -> &[f32] {
+        self.ctx.get_logits_ith(i as i32)
     }
 
     /// Decode `tokens[pos..pos + len]` with logits for every position and summarise each row
     /// as soon as it is read.
-    fn decode_chunk(
+    pub(super) fn decode_chunk(
         &mut self,
         tokens: &[u32],
         pos: usize,

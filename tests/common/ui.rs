@@ -59,6 +59,7 @@ pub fn ready(w: u16, h: u16) -> App {
             info: info(),
             vocab: vocab(),
             n_ctx: 4096,
+            second: None,
         }),
     );
     app
@@ -119,6 +120,7 @@ pub fn scored(text: &str) -> Scored {
         view: ViewOptions::default(),
         elapsed: Duration::from_millis(12),
         decoded: 9,
+        compare: None,
     }
 }
 
@@ -167,6 +169,7 @@ pub fn ready_with(vocab: Arc<Vocab>, w: u16, h: u16) -> App {
             info: info(),
             vocab,
             n_ctx: 4096,
+            second: None,
         }),
     );
     app

@@ -54,9 +54,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             })
         })
         .collect();
+    // With a second model: KL(A‖B) of each distribution, at the token it predicted.
+    let kl: Vec<(f64, f64)> = scored
+        .compare
+        .as_ref()
+        .map(|c| {
+            c.rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((i + 1) as f64, r.kl_bits.min(40.0)))
+                .collect()
+        })
+        .unwrap_or_default();
     let y_max = entropy
         .iter()
         .chain(&surprisal)
+        .chain(&kl)
         .map(|p| p.1)
         .fold(1.0f64, f64::max)
         .ceil();
@@ -83,6 +96,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             .graph_type(GraphType::Line)
             .style(style(Color::Yellow))
             .data(&surprisal),
+        Dataset::default()
+            .name("KL(A‖B)")
+            .marker(symbols::Marker::Bar)
+            .graph_type(GraphType::Scatter)
+            .style(style(Color::Magenta))
+            .data(&kl),
         Dataset::default()
             .name("selected")
             .marker(symbols::Marker::Block)

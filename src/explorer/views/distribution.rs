@@ -36,10 +36,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             chip_label(vocab.bytes(scored.tokens[app.selected]))
         )
     };
+    let title = if scored.compare.is_some() {
+        format!("{title}· A vs B ")
+    } else {
+        title
+    };
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some((_, row)) = selected_row(app) else {
+    let Some((i, row)) = selected_row(app) else {
         frame.render_widget(
             Paragraph::new("Nothing predicts the first token: this model adds no BOS token.")
                 .dim()
@@ -48,6 +53,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         );
         return;
     };
+    if let Some(c) = &scored.compare {
+        if let (Some(b), Some(cmp)) = (c.b_rows.get(i), c.rows.get(i)) {
+            super::compare::draw(frame, inner, vocab, row, b, cmp);
+            return;
+        }
+    }
     let actual = row.target;
     let mut lines = Vec::new();
     lines.push(Line::from(vec![

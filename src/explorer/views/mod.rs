@@ -3,6 +3,7 @@
 //! under it.
 
 mod chart;
+mod compare;
 mod distribution;
 mod fill;
 mod help;

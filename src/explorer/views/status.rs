@@ -23,7 +23,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     if let Some(m) = &app.model {
-        parts.push(m.info.file_name.clone());
+        match &m.second {
+            Some(b) => parts.push(format!("A {} vs B {}", m.info.file_name, b.file_name)),
+            None => parts.push(m.info.file_name.clone()),
+        }
         parts.push(format!("|V| {}", m.vocab.len()));
         parts.push(format!("n_ctx {}", m.n_ctx));
         parts.push(if m.info.gpu_layers > 0 {

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::style::{bucket, bucket_style, BUCKET_GLYPHS};
+use super::style::{bucket, bucket_style, divergence_bucket, divergence_style, BUCKET_GLYPHS};
 use crate::explorer::layout::chip_layout;
 use crate::explorer::state::{App, ColorMode};
 
@@ -37,6 +37,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Line::from(match app.color {
             ColorMode::Buckets => " █ top-1  ▆ top-10  ▃ top-100  ▁ beyond ",
             ColorMode::Heat => " █ p≥0.5  ▆ ≥0.05  ▃ ≥0.001  ▁ below (heat colour = log p) ",
+            ColorMode::Divergence => {
+                " A vs B: █ KL≥1 bit  ▆ ≥0.1  ▃ ≥0.01  ▁ below (taller = they disagree more) "
+            }
         })
         .dim(),
     );
@@ -72,27 +75,31 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let buf = frame.buffer_mut();
     for chip in chip_layout(app, inner) {
         let (glyph, style) = if chip.index < scored.tokens.len() {
-            let target = chip
-                .index
-                .checked_sub(1)
-                .and_then(|i| scored.rows.get(i))
-                .and_then(|r| r.target);
-            let glyph = match (app.color, target) {
-                (_, None) => "·",
-                (ColorMode::Buckets, Some(t)) => BUCKET_GLYPHS[bucket(t.rank)],
-                (ColorMode::Heat, Some(t)) => {
+            let row = chip.index.checked_sub(1);
+            let target = row.and_then(|i| scored.rows.get(i)).and_then(|r| r.target);
+            let kl = row
+                .and_then(|i| scored.compare.as_ref()?.rows.get(i))
+                .map(|c| c.kl_bits);
+            match (app.color, target, kl) {
+                (_, None, _) => ("·", bucket_style(app, None, None)),
+                (ColorMode::Divergence, _, Some(kl)) => {
+                    let b = divergence_bucket(kl);
+                    (BUCKET_GLYPHS[3 - b], divergence_style(app, b))
+                }
+                (ColorMode::Heat, Some(t), _) => (
                     BUCKET_GLYPHS[match t.prob {
                         p if p >= 0.5 => 0,
                         p if p >= 0.05 => 1,
                         p if p >= 0.001 => 2,
                         _ => 3,
-                    }]
-                }
-            };
-            (
-                glyph,
-                bucket_style(app, target.map(|t| t.rank), target.map(|t| t.prob)),
-            )
+                    }],
+                    bucket_style(app, Some(t.rank), Some(t.prob)),
+                ),
+                (_, Some(t), _) => (
+                    BUCKET_GLYPHS[bucket(t.rank)],
+                    bucket_style(app, Some(t.rank), Some(t.prob)),
+                ),
+            }
         } else {
             (" ", Style::default().fg(Color::Cyan))
         };

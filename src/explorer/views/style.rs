@@ -36,7 +36,7 @@ pub fn bucket_style(app: &App, rank: Option<u32>, prob: Option<f64>) -> Style {
     }
     match (app.color, rank, prob) {
         (ColorMode::Buckets, Some(r), _) => Style::default().fg(BUCKET_COLORS[bucket(r)]),
-        (ColorMode::Heat, _, Some(p)) => Style::default().fg(heat(p)),
+        (ColorMode::Heat | ColorMode::Divergence, _, Some(p)) => Style::default().fg(heat(p)),
         _ => Style::default().fg(Color::Gray),
     }
 }
@@ -58,4 +58,20 @@ pub fn truncate_to_width(s: &str, w: usize) -> String {
         out.push_str(g);
     }
     out
+}
+
+/// How far two models disagree at a position, in four steps of KL(A‖B): below 0.01 bit,
+/// below 0.1, below 1, and more (0..=3).
+pub fn divergence_bucket(kl_bits: f64) -> usize {
+    match kl_bits {
+        k if k >= 1.0 => 3,
+        k if k >= 0.1 => 2,
+        k if k >= 0.01 => 1,
+        _ => 0,
+    }
+}
+
+pub fn divergence_style(app: &App, bucket: usize) -> Style {
+    const COLORS: [Color; 4] = [Color::Green, Color::Yellow, Color::Red, Color::Magenta];
+    style_fg(app, COLORS[bucket.min(3)])
 }

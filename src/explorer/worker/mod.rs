@@ -12,10 +12,11 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::engine::compare::{check_same_vocabulary, evaluate_compared, PairCache};
 use crate::engine::fill::{FillError, FillRequest, Filler};
 use crate::explorer::update::Msg;
 use crate::model::{Model, ModelOptions, Session};
-use protocol::{EngineMsg, Job, Scored};
+use protocol::{EngineMsg, Job, Scored, ScoredCompare};
 use queue::JobQueue;
 
 /// The engine thread's name (the panic hook recognises it).
@@ -25,12 +26,13 @@ pub const THREAD_NAME: &str = "engine";
 /// queue shuts down.
 pub fn spawn(
     options: ModelOptions,
+    second: Option<ModelOptions>,
     jobs: Arc<JobQueue>,
     tx: Sender<Msg>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(THREAD_NAME.into())
-        .spawn(move || guarded(&tx, || serve(options, &jobs, &tx)))
+        .spawn(move || guarded(&tx, || serve(options, second, &jobs, &tx)))
 }
 
 fn send(tx: &Sender<Msg>, m: EngineMsg) {
@@ -55,26 +57,48 @@ struct Engine<'m> {
     model: &'m Model,
     main: Session<'m>,
     filler: Filler<'m>,
+    /// The second model's session and the comparisons of the cached prefix (`--vs`).
+    second: Option<(Session<'m>, PairCache)>,
 }
 
-fn serve(options: ModelOptions, jobs: &JobQueue, tx: &Sender<Msg>) {
+/// Load a model, reporting progress as the part `[from, from + span)` of the whole load.
+fn load(options: &ModelOptions, tx: &Sender<Msg>, from: f32, span: f32) -> Result<Model, String> {
     let progress_tx = tx.clone();
     // Test hook: stretch the load so a test can act while it is in progress.
     let slow_ms: u64 = std::env::var("LOGITSCOPE_TEST_SLOW_LOAD_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let model = match crate::model::load(&options, move |p| {
-        let _ = progress_tx.send(Msg::Engine(EngineMsg::LoadProgress(p)));
+    crate::model::load(options, move |p| {
+        let _ = progress_tx.send(Msg::Engine(EngineMsg::LoadProgress(from + span * p)));
         if slow_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(slow_ms));
         }
         true
-    }) {
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, tx: &Sender<Msg>) {
+    let span = if second.is_some() { 0.5 } else { 1.0 };
+    let model = match load(&options, tx, 0.0, span) {
         Ok(m) => m,
-        Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e)),
     };
-    let main = match model.session() {
+    let model_b = match second.as_ref().map(|o| load(o, tx, 0.5, 0.5)).transpose() {
+        Ok(b) => b,
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e)),
+    };
+    if let Some(b) = &model_b {
+        if let Err(why) = check_same_vocabulary(&model, b) {
+            return send(tx, EngineMsg::LoadFailed(why));
+        }
+    }
+    let sessions = model.session().and_then(|main| {
+        let b = model_b.as_ref().map(Model::session).transpose()?;
+        Ok((main, b))
+    });
+    let (main, b) = match sessions {
         Ok(s) => s,
         Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
     };
@@ -84,12 +108,14 @@ fn serve(options: ModelOptions, jobs: &JobQueue, tx: &Sender<Msg>) {
             info: model.info(),
             vocab: model.vocab().clone(),
             n_ctx: main.n_ctx(),
+            second: model_b.as_ref().map(Model::info),
         },
     );
     let mut engine = Engine {
         model: &model,
         main,
         filler: Filler::new(&model),
+        second: b.map(|s| (s, PairCache::default())),
     };
     while let Some(job) = jobs.take() {
         if jobs.superseded(&job) {
@@ -129,9 +155,23 @@ fn evaluate(
     }
     let started = Instant::now();
     let tokens = engine.model.tokenize(text);
-    let result = match engine.main.evaluate(&tokens, view, cancel) {
-        Ok(ev) if ev.cancelled => return,
-        Ok(ev) => Ok(Scored {
+    let evaluated = match &mut engine.second {
+        Some((b, cache)) => evaluate_compared(&mut engine.main, b, cache, &tokens, view, cancel)
+            .map(|c| {
+                let compare = ScoredCompare {
+                    b_rows: c.b.rows,
+                    rows: c.rows,
+                };
+                (c.a, Some(compare))
+            }),
+        None => engine
+            .main
+            .evaluate(&tokens, view, cancel)
+            .map(|ev| (ev, None)),
+    };
+    let result = match evaluated {
+        Ok((ev, _)) if ev.cancelled => return,
+        Ok((ev, compare)) => Ok(Scored {
             text: text.to_owned(),
             tokens: ev.tokens,
             rows: ev.rows,
@@ -139,6 +179,7 @@ fn evaluate(
             view,
             elapsed: started.elapsed(),
             decoded: ev.decoded,
+            compare,
         }),
         Err(e) => Err(e.to_string()),
     };

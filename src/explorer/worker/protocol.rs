@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::analysis::blanks::FillReport;
+use crate::analysis::compare::RowCompare;
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::engine::fill::FillRequest;
@@ -64,6 +65,17 @@ pub struct Scored {
     pub view: ViewOptions,
     pub elapsed: Duration,
     pub decoded: usize,
+    /// With a second model: its rows and every position compared.
+    pub compare: Option<ScoredCompare>,
+}
+
+/// The second model's side of a scored text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredCompare {
+    /// `b_rows[i]` = model B's p_i.
+    pub b_rows: Vec<RowSummary>,
+    /// `rows[i]` compares A's and B's p_i.
+    pub rows: Vec<RowCompare>,
 }
 
 /// What the engine thread reports.
@@ -74,6 +86,8 @@ pub enum EngineMsg {
         info: ModelInfo,
         vocab: Arc<Vocab>,
         n_ctx: usize,
+        /// The second model, when comparing.
+        second: Option<ModelInfo>,
     },
     LoadFailed(String),
     Evaluated {
