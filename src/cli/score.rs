@@ -16,10 +16,10 @@ pub fn run(settings: &Settings, texts: Vec<String>, format: Format) -> Result<Ex
     let fatal = |e: crate::model::ModelError| Fatal::other(e.to_string());
     // One session, or a pair when comparing.
     let mut scorer = match &second {
-        Some(b) => Scorer::Two(Box::new(Pair::new(
+        Some(b) => Scorer::Two(Pair::new(
             model.session().map_err(fatal)?,
             b.session().map_err(fatal)?,
-        ))),
+        )),
         None => Scorer::One(model.session().map_err(fatal)?),
     };
     let errors = match format {
@@ -39,8 +39,10 @@ pub fn run(settings: &Settings, texts: Vec<String>, format: Format) -> Result<Ex
     })
 }
 
-/// What scores the texts: one model, or two compared.
+/// What scores the texts: one model, or two compared. (One value per process: its size
+/// does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Scorer<'a, 'b> {
     One(crate::model::Session<'a>),
-    Two(Box<Pair<'a, 'b>>),
+    Two(Pair<'a, 'b>),
 }
