@@ -9,5 +9,7 @@ pub mod report;
 pub mod search;
 pub mod stats;
 pub mod vocab;
+pub mod watch;
+pub mod words;
 
 pub use stats::ViewOptions;

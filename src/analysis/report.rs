@@ -32,6 +32,9 @@ pub struct TokenReport {
     /// With a second model (`--vs`): how its distribution here differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<TokenCompare>,
+    /// With a watch-list (`--watch`): each watched word's probability here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -40,6 +43,8 @@ pub struct NextReport {
     pub top_logprobs: Vec<TopLogprob>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<TokenCompare>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
 }
 
 /// Model A's distribution at one position against model B's (`--vs`).
@@ -76,6 +81,9 @@ pub struct ScoreReport {
     /// With a second model (`--vs`): the text's comparison.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<crate::analysis::compare::CompareSummary>,
+    /// With `--words`: the tokens grouped into words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<crate::analysis::words::WordReport>>,
 }
 
 /// A line that could not be scored.
@@ -137,6 +145,7 @@ pub fn score_report(
                 entropy_bits: prev.map(|r| r.entropy_bits),
                 top_logprobs: prev.map_or_else(Vec::new, |r| top_logprobs(vocab, &r.top)),
                 compare: None,
+                watch: None,
             }
         })
         .collect();
@@ -144,6 +153,7 @@ pub fn score_report(
         entropy_bits: r.entropy_bits,
         top_logprobs: top_logprobs(vocab, &r.top),
         compare: None,
+        watch: None,
     });
     let (total, n_scored) = totals(rows);
     ScoreReport {
@@ -159,6 +169,7 @@ pub fn score_report(
         truncated: tokens.len() < n_tokens_total,
         n_tokens_total,
         compare: None,
+        words: None,
     }
 }
 
@@ -265,6 +276,81 @@ pub fn table(report: &ScoreReport) -> String {
         }
     );
     out
+}
+
+/// The columns of `score --format csv`: one row per token; `watch:<word>` columns hold each
+/// watched word's log-probability; `error` is set on a line that could not be scored.
+pub fn csv_header(watch: &[crate::analysis::watch::Watched]) -> String {
+    let mut cols: Vec<String> = [
+        "line",
+        "index",
+        "id",
+        "token",
+        "special",
+        "logprob",
+        "prob",
+        "rank",
+        "entropy_bits",
+        "surprisal_bits",
+        "kl_bits",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    cols.extend(watch.iter().map(|w| format!("watch:{}", w.word)));
+    cols.push("error".into());
+    csv_line(&cols)
+}
+
+/// The rows of one scored text (input line `line`, counted from 1).
+pub fn csv_rows(line: usize, report: &ScoreReport) -> String {
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let n_watch = report
+        .tokens
+        .iter()
+        .find_map(|t| t.watch.as_ref().map(Vec::len))
+        .unwrap_or(0);
+    report
+        .tokens
+        .iter()
+        .map(|t| {
+            let mut cols = vec![
+                line.to_string(),
+                t.index.to_string(),
+                t.id.to_string(),
+                t.token.clone(),
+                t.special.to_string(),
+                opt(t.logprob),
+                opt(t.prob),
+                t.rank.map(|r| r.to_string()).unwrap_or_default(),
+                opt(t.entropy_bits),
+                opt(t.logprob.map(|l| -l / std::f64::consts::LN_2)),
+                opt(t.compare.as_ref().map(|c| c.kl_bits)),
+            ];
+            match &t.watch {
+                Some(w) => cols.extend(w.iter().map(|v| v.logprob.to_string())),
+                None => cols.extend(std::iter::repeat_n(String::new(), n_watch)),
+            }
+            cols.push(String::new());
+            csv_line(&cols)
+        })
+        .collect()
+}
+
+/// A row for a line that could not be scored.
+pub fn csv_error(line: usize, columns: usize, error: &str) -> String {
+    let mut cols = vec![String::new(); columns.max(2)];
+    cols[0] = line.to_string();
+    if let Some(last) = cols.last_mut() {
+        *last = error.to_owned();
+    }
+    csv_line(&cols)
+}
+
+/// One CSV line (RFC 4180 quoting, by the csv crate).
+fn csv_line(cols: &[String]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(cols);
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 #[cfg(test)]

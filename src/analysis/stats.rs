@@ -70,6 +70,8 @@ pub struct RowSummary {
     /// Best first; ties by ascending id.
     pub top: Vec<TopEntry>,
     pub target: Option<TargetStats>,
+    /// The watched tokens' statistics (see [`watch_stats`]), in the order asked.
+    pub watched: Vec<TargetStats>,
 }
 
 impl RowSummary {
@@ -173,7 +175,37 @@ pub fn summarize_row(
         inv_temp,
         top,
         target,
+        watched: Vec::new(),
     })
+}
+
+/// The probability and rank of each of `ids` in the row `logits` that `summary` summarises
+/// (ranks break ties by id, as everywhere). One counting pass per id.
+pub fn watch_stats(
+    logits: &[f32],
+    summary: &RowSummary,
+    ids: &[u32],
+) -> Result<Vec<TargetStats>, RowError> {
+    ids.iter()
+        .map(|&id| {
+            let z = *logits
+                .get(id as usize)
+                .ok_or(RowError::TargetOutOfRange(id))?;
+            let logprob = summary.logprob_of(z);
+            let (before, after) = logits.split_at(id as usize);
+            let ahead = if z > f32::NEG_INFINITY {
+                max_and_count(before, z.next_down()).1 + max_and_count(after, z).1
+            } else {
+                max_and_count(logits, z).1 + before.iter().filter(|&&x| x == z).count()
+            };
+            Ok(TargetStats {
+                id,
+                logprob,
+                prob: logprob.exp(),
+                rank: u32::try_from(1 + ahead).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
 }
 
 /// The log-probabilities of a few tokens of one row, without the entropy or top-k: one pass
@@ -768,6 +800,14 @@ mod tests {
             let rank = s.target.unwrap().rank as usize;
             prop_assert_eq!(s.top[rank - 1].id, target);
             prop_assert_eq!(summarize_row(&row, 1.0, 1, Some(s.top[0].id)).unwrap().target.unwrap().rank, 1);
+        }
+
+        #[test]
+        fn watched_tokens_agree_with_the_target_statistics(row in row_strategy(), t in 0.05f32..20.0, pick in any::<prop::sample::Index>()) {
+            let id = pick.index(row.len()) as u32;
+            let s = summarize_row(&row, t, 5, Some(id)).unwrap();
+            let w = watch_stats(&row, &s, &[id]).unwrap();
+            prop_assert_eq!(Some(w[0]), s.target);
         }
 
         #[test]

@@ -41,6 +41,9 @@ pub struct ModelArgs {
     /// numbers
     #[arg(long = "flash-attn", global = true)]
     pub flash_attn: bool,
+    /// Words to watch at every position, comma-separated (each as it follows a space)
+    #[arg(long, global = true, value_delimiter = ',', value_name = "WORDS")]
+    pub watch: Vec<String>,
     /// A second GGUF model to compare with, position by position (same vocabulary needed)
     #[arg(long = "vs", global = true, value_name = "PATH")]
     pub vs: Option<PathBuf>,
@@ -65,6 +68,8 @@ pub enum Format {
     Json,
     /// A human-readable table
     Table,
+    /// CSV, one row per token (for spreadsheets and pandas)
+    Csv,
 }
 
 /// A table of `logitscope bench`.
@@ -86,6 +91,9 @@ pub enum Cmd {
         texts: Vec<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Add a `words` array: the tokens grouped into words, with their surprisal
+        #[arg(long)]
+        words: bool,
     },
     /// Fill in blanks (`____` or `[MASK]`): left-context predictions and candidates re-scored
     /// with the whole sentence

@@ -44,6 +44,8 @@ pub enum ErrorStyle {
     Json,
     /// `error: …`
     Plain,
+    /// A CSV row of this many columns: the line number first, the error last.
+    Csv(usize),
 }
 
 /// Run `each` over every input text, writing what it returns (the complete output for that
@@ -55,7 +57,9 @@ pub fn for_each_text(
 ) -> Result<ExitCode, Fatal> {
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
+    let mut line = 0;
     for text in input_texts(texts) {
+        line += 1;
         let (text, result) = match text {
             Ok(text) => {
                 let result = each(&text);
@@ -68,6 +72,9 @@ pub fn for_each_text(
             match errors {
                 ErrorStyle::Json => json_line(&ErrorReport { text, error }),
                 ErrorStyle::Plain => format!("error: {error}\n"),
+                ErrorStyle::Csv(columns) => {
+                    crate::analysis::report::csv_error(line, columns, &error)
+                }
             }
         });
         if let Err(e) = stdout

@@ -48,7 +48,11 @@ pub fn run() -> ExitCode {
                 eprintln!("logitscope: warning: {w}");
             }
             match cmd {
-                Cmd::Score { texts, format } => score::run(&settings, texts, format),
+                Cmd::Score {
+                    texts,
+                    format,
+                    words,
+                } => score::run(&settings, texts, format, words),
                 Cmd::Fill {
                     texts,
                     candidates,

@@ -1,4 +1,6 @@
-//! `logitscope score`: every token's probability, rank and entropy, as JSON Lines or a table.
+//! `logitscope score`: every token's probability, rank and entropy, as JSON Lines, a table or
+//! CSV; with `--vs` the comparison with a second model, with `--watch` the watched words, with
+//! `--words` the words.
 
 use std::process::ExitCode;
 
@@ -6,14 +8,25 @@ use super::args::Format;
 use super::fatal::Fatal;
 use super::lines::{for_each_text, json_line, ErrorStyle};
 use super::settings::Settings;
-use crate::analysis::report::table;
+use crate::analysis::report::{csv_header, csv_rows, table};
 use crate::engine::compare::{score_pair, Pair};
-use crate::engine::score::score_text;
+use crate::engine::score::{add_extras, score_text, Extras};
+use crate::engine::watch::{resolve, single_ids};
 
-pub fn run(settings: &Settings, texts: Vec<String>, format: Format) -> Result<ExitCode, Fatal> {
+pub fn run(
+    settings: &Settings,
+    texts: Vec<String>,
+    format: Format,
+    words: bool,
+) -> Result<ExitCode, Fatal> {
     let model = settings.load_model()?;
     let second = settings.load_second(&model)?;
     let fatal = |e: crate::model::ModelError| Fatal::other(e.to_string());
+    let extras = Extras {
+        watch: resolve(&model, &settings.watch),
+        words,
+    };
+    let singles = single_ids(&extras.watch);
     // One session, or a pair when comparing.
     let mut scorer = match &second {
         Some(b) => Scorer::Two(Pair::new(
@@ -22,19 +35,41 @@ pub fn run(settings: &Settings, texts: Vec<String>, format: Format) -> Result<Ex
         )),
         None => Scorer::One(model.session().map_err(fatal)?),
     };
+    match &mut scorer {
+        Scorer::One(s) => s.set_watch(&singles),
+        Scorer::Two(p) => p.a.set_watch(&singles),
+    }
+    let mut batch = None;
     let errors = match format {
         Format::Json => ErrorStyle::Json,
         Format::Table => ErrorStyle::Plain,
+        Format::Csv => ErrorStyle::Csv(12 + extras.watch.len()),
     };
+    if format == Format::Csv {
+        print!("{}", csv_header(&extras.watch));
+    }
+    let mut line = 0;
     for_each_text(texts, errors, |text| {
-        let report = match &mut scorer {
+        line += 1;
+        let (mut report, ev) = match &mut scorer {
             Scorer::One(session) => score_text(session, text, settings.view),
             Scorer::Two(pair) => score_pair(pair, text, settings.view),
         }
         .map_err(|e| e.to_string())?;
+        add_extras(
+            &model,
+            &mut report,
+            &ev.tokens,
+            &ev.rows,
+            &extras,
+            settings.view,
+            &mut batch,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(match format {
             Format::Json => json_line(&report),
             Format::Table => table(&report),
+            Format::Csv => csv_rows(line, &report),
         })
     })
 }

@@ -21,6 +21,8 @@ pub struct Settings {
     pub search: Budget,
     /// A second model to compare with.
     pub vs: Option<PathBuf>,
+    /// Words to watch.
+    pub watch: Vec<String>,
 }
 
 pub const DEFAULT_CTX: u32 = 4096;
@@ -59,6 +61,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
             .or_else(|| config.search.as_deref().and_then(|s| s.parse().ok()))
             .unwrap_or_else(crate::engine::search::default_budget),
         vs: args.vs.clone(),
+        watch: crate::analysis::watch::parse_list(&args.watch),
     }
 }
 

@@ -104,7 +104,7 @@ pub fn score_pair(
     pair: &mut Pair<'_, '_>,
     text: &str,
     view: ViewOptions,
-) -> Result<ScoreReport, ModelError> {
+) -> Result<(ScoreReport, Evaluation), ModelError> {
     let model = pair.a.model();
     let tokens = model.tokenize(text);
     let c = pair.evaluate(&tokens, view, &|| false)?;
@@ -124,7 +124,7 @@ pub fn score_pair(
         &c.b.rows,
         &c.rows,
     );
-    Ok(report)
+    Ok((report, c.a))
 }
 
 /// Add model B's log-probability of every candidate's scored text to a fill report (each text

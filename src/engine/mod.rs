@@ -9,3 +9,4 @@ pub use candidates::sequence_logprobs;
 pub mod fill;
 pub mod score;
 pub mod search;
+pub mod watch;

@@ -9,7 +9,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
 use super::loader::{backend, cause, Model, ModelError};
-use crate::analysis::stats::{summarize_row, RowSummary, ViewOptions};
+use crate::analysis::stats::{summarize_row, watch_stats, RowSummary, ViewOptions};
 
 /// The smallest decode the engine issues (unless the whole text is shorter): llama.cpp's
 /// results for 1- and 2-token decodes differ from a whole-text decode; 4 and more matched on
@@ -75,6 +75,7 @@ impl Model {
             cached_view: None,
             last_decode_rows: 0,
             total_tokens: 0,
+            watch: Vec::new(),
         })
     }
 }
@@ -120,6 +121,8 @@ pub struct Session<'m> {
     pub(super) last_decode_rows: usize,
     /// Tokens of the text being evaluated, before truncation to the context.
     pub(super) total_tokens: usize,
+    /// Tokens whose probability and rank every row summary also keeps (a watch-list).
+    pub(super) watch: Vec<u32>,
 }
 
 impl<'m> Session<'m> {
@@ -140,6 +143,16 @@ impl<'m> Session<'m> {
     /// The largest single decode: [`MAX_DECODE`], or less when the context is tiny.
     pub(super) fn max_decode(&self) -> usize {
         MAX_DECODE.min(self.batch_capacity)
+    }
+
+    /// Watch these tokens at every position from now on (their probability and rank join
+    /// each row summary). Cached summaries made with another watch-list are not reused.
+    pub fn set_watch(&mut self, ids: &[u32]) {
+        if self.watch != ids {
+            self.watch = ids.to_vec();
+            self.cached_rows.clear();
+            self.cached_view = None;
+        }
     }
 
     /// Forget the cached text (the next evaluation decodes from scratch).
@@ -260,7 +273,10 @@ impl<'m> Session<'m> {
         for i in 0..len {
             let logits = self.ctx.get_logits_ith(i as i32);
             let target = tokens.get(pos + i + 1).copied();
-            let row = summarize_row(logits, view.temp, view.n_probs, target)?;
+            let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
+            if !self.watch.is_empty() {
+                row.watched = watch_stats(logits, &row, &self.watch)?;
+            }
             self.cached_rows.push(row);
         }
         self.cached_tokens

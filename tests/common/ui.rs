@@ -96,6 +96,7 @@ pub fn row(top: &[u32], target: Option<u32>) -> RowSummary {
         inv_temp: 1.0,
         top,
         target,
+        watched: Vec::new(),
     }
 }
 
