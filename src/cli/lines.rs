@@ -57,9 +57,8 @@ pub fn for_each_text(
 ) -> Result<ExitCode, Fatal> {
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
-    let mut line = 0;
-    for text in input_texts(texts) {
-        line += 1;
+    for (index, text) in input_texts(texts).enumerate() {
+        let line = index + 1;
         let (text, result) = match text {
             Ok(text) => {
                 let result = each(&text);
