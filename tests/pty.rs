@@ -659,3 +659,61 @@ fn comparing_two_models_shows_where_they_disagree() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// Reading aids in the real explorer: a watch-list given on the command line and edited with
+/// F7, the word view (F8), and an export (Ctrl-S) whose file parses as the documented JSON.
+#[test]
+fn watch_words_and_export_in_the_explorer() {
+    let t = Tmux::start(
+        "export",
+        &format!("{} --watch he,she", model_flag()),
+        120,
+        40,
+    );
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The doctor said that");
+    t.wait_for("the watched words", Duration::from_secs(30), |s| {
+        s.contains("watched") && s.contains("␣she") && s.contains("▀ he")
+    });
+    // F7: add a word of several tokens; it is decoded at the selected position.
+    t.keys(&["F7"]);
+    t.wait_for("the watch line", Duration::from_secs(10), |s| {
+        s.contains("watch (comma-separated")
+    });
+    t.literal(", Yogyakarta");
+    t.keys(&["Enter"]);
+    t.wait_for("the new word", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.contains("␣Yogyakarta") && l.contains("tokens"))
+    });
+    t.keys(&["F8"]);
+    t.wait_for("the word view", Duration::from_secs(10), |s| {
+        s.contains("words: █ p≥0.5")
+    });
+    t.keys(&["C-s"]);
+    let screen = t.wait_for("the export's path", Duration::from_secs(10), |s| {
+        s.contains("exported to ")
+    });
+    let path = screen
+        .split("exported to ")
+        .nth(1)
+        .unwrap()
+        .split(" │")
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(path.contains("/data/exports/logitscope-"), "{path}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["score"]["text"], "The doctor said that");
+    assert_eq!(v["watch"], serde_json::json!(["he", "she", "Yogyakarta"]));
+    assert!(v["score"]["tokens"].as_array().unwrap().len() >= 4);
+    assert!(v["score"]["words"].as_array().unwrap().len() >= 4);
+    assert!(v["score"]["total_logprob"].is_f64());
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

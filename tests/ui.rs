@@ -652,3 +652,186 @@ fn snapshot_compare_view() {
     assert!(screen.contains("A vs B: █ KL≥1 bit"), "{screen}");
     insta::assert_snapshot!("compare", screen);
 }
+
+/// The chart's positions are labelled under the plot; the selected token is named there (▲)
+/// in the very column of the selection line; the legend is below, not over the data.
+#[test]
+fn the_chart_labels_its_positions_under_the_selection() {
+    use ratatui::layout::Rect;
+    for (w, h, back) in [(100, 30, 2), (120, 40, 0), (90, 24, 5), (160, 50, 8)] {
+        let mut app = scored_app(w, h);
+        for _ in 0..back {
+            update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+        }
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| logitscope::explorer::views::draw(f, &app))
+            .unwrap();
+        let buf = t.backend().buffer().clone();
+        let side = logitscope::explorer::layout::areas(Rect::new(0, 0, w, h)).side;
+        let row_of = |pred: &dyn Fn(&str) -> bool| {
+            (side.y..side.bottom()).find(|&y| {
+                let line: String = (side.x..side.right())
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect();
+                pred(&line)
+            })
+        };
+        let labels_y = row_of(&|l| l.contains('▲')).expect("a label row");
+        let caret_x = (side.x..side.right())
+            .find(|&x| buf[(x, labels_y)].symbol() == "▲")
+            .unwrap();
+        // The selection line: a column of █ in the rows just above the labels.
+        let above = labels_y - 2;
+        let line_x: Vec<u16> = (side.x..side.right())
+            .filter(|&x| buf[(x, above)].symbol() == "█")
+            .collect();
+        assert_eq!(line_x, [caret_x], "{w}×{h}: selection line vs ▲");
+        let labels: String = (side.x..side.right())
+            .map(|x| buf[(x, labels_y)].symbol())
+            .collect();
+        let selected = &scored(SENTENCE).tokens[app.selected.min(8)];
+        let _ = selected;
+        assert!(labels.contains("The"), "{labels}");
+        let legend_y = row_of(&|l| l.contains("⠉⠒ entropy")).unwrap();
+        assert_eq!(legend_y, labels_y + 1, "the legend is below the labels");
+    }
+}
+
+/// Watched words: pinned rows in the distribution panel, and lines of their own in the chart.
+#[test]
+fn snapshot_watch_rows() {
+    use logitscope::analysis::stats::TargetStats;
+    let mut app = ready(100, 30);
+    app.watch = vec!["salt".into(), "sugar".into(), "New York".into()];
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    let mut s = scored(SENTENCE);
+    for (i, r) in s.rows.iter_mut().enumerate() {
+        let p = |x: f64| TargetStats {
+            id: 0,
+            logprob: x.ln(),
+            prob: x,
+            rank: 1,
+        };
+        let salt = 0.01 * (i as f64 + 1.0);
+        r.watched = vec![
+            TargetStats { id: 9, ..p(salt) },
+            TargetStats {
+                id: 10,
+                rank: 40 - i as u32,
+                ..p(salt / 3.0)
+            },
+        ];
+    }
+    let g = app.generation;
+    let cmds = update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(s),
+        }),
+    );
+    // The words of several tokens are asked for at the selected position.
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Run(Job::Watch { position: 8, .. }))),
+        "{cmds:?}"
+    );
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::WatchedAt {
+            generation: g,
+            position: 8,
+            values: vec![logitscope::analysis::watch::WatchValue {
+                word: "New York".into(),
+                logprob: (2e-6f64).ln(),
+                prob: 2e-6,
+                rank: None,
+                tokens: 2,
+            }],
+        }),
+    );
+    let screen = screen(&app);
+    assert!(screen.contains("watched"), "{screen}");
+    assert!(
+        screen.contains("␣salt") && screen.contains("rank 1"),
+        "{screen}"
+    );
+    assert!(screen.contains("2 tokens"), "{screen}");
+    assert!(
+        screen.contains("▀ salt") && screen.contains("▀ sugar"),
+        "{screen}"
+    );
+    assert!(screen.contains("watch salt,sugar,New York"), "{screen}");
+    insta::assert_snapshot!("watch_rows", screen);
+}
+
+/// F8 groups tokens into words: the strip shows words, the panel a word's surprisal.
+#[test]
+fn snapshot_word_view() {
+    use std::sync::Arc;
+    let pieces = [
+        "The", " chef", " sea", "soned", " the", " soup", " with", " a", " pin", "ch", " of",
+        " salt",
+    ];
+    let mut app = ready_with(
+        Arc::new(logitscope::analysis::vocab::Vocab::from_bytes(
+            pieces.map(str::as_bytes),
+        )),
+        100,
+        30,
+    );
+    update(
+        &mut app,
+        Msg::Paste("The chef seasoned the soup with a pinch of".into()),
+    );
+    let mut s = scored("The chef seasoned the soup with a pinch of");
+    s.tokens = (0..11).collect();
+    s.rows = (0..11u32)
+        .map(|i| row(&[(i + 1) % 12, 11, 3], (i + 1 < 11).then_some(i + 1)))
+        .collect();
+    s.n_tokens_total = 11;
+    let g = app.generation;
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(s),
+        }),
+    );
+    update(&mut app, key(KeyCode::F(8)));
+    assert!(app.word_mode);
+    assert_eq!(app.n_chips(), 10, "9 words and the next chip");
+    // Select " seasoned" (word 2, tokens 2–3).
+    update(&mut app, key_mod(KeyCode::Home, KeyModifiers::SHIFT));
+    update(&mut app, key(KeyCode::PageDown));
+    update(&mut app, key(KeyCode::PageDown));
+    let screen = screen(&app);
+    assert!(screen.contains("␣seasoned"), "{screen}");
+    assert!(screen.contains("word 2 ␣seasoned (tokens 2–3)"), "{screen}");
+    assert!(screen.contains("whole word: p"), "{screen}");
+    assert!(screen.contains("words: █ p≥0.5"), "{screen}");
+    insta::assert_snapshot!("word_view", screen);
+    // Back to tokens: the selection stays on the word's first token.
+    update(&mut app, key(KeyCode::F(8)));
+    assert_eq!(app.selected, 2);
+}
+
+/// Ctrl-S: the export holds the score report of the text shown (words included) and parses
+/// back as the documented JSON.
+#[test]
+fn export_builds_the_documented_json() {
+    let mut app = scored_app(100, 30);
+    let cmds = update(&mut app, key_mod(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    let export = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Export(e) => Some(e),
+            _ => None,
+        })
+        .expect("an export command");
+    let v: serde_json::Value = serde_json::to_value(export.as_ref()).unwrap();
+    assert_eq!(v["score"]["text"], SENTENCE);
+    assert_eq!(v["score"]["tokens"].as_array().unwrap().len(), 9);
+    assert!(v["score"]["words"].as_array().unwrap().len() >= 9);
+    assert!(v["score"]["next"]["top_logprobs"].is_array());
+}

@@ -278,6 +278,17 @@ pub fn table(report: &ScoreReport) -> String {
     out
 }
 
+/// What the explorer exports (Ctrl-S): the `score` report of the text on screen — words,
+/// watched words and the comparison with a second model included — and the fill-in report of
+/// its blanks.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Export {
+    pub score: ScoreReport,
+    pub watch: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<crate::analysis::blanks::FillReport>,
+}
+
 /// The columns of `score --format csv`: one row per token; `watch:<word>` columns hold each
 /// watched word's log-probability; `error` is set on a line that could not be scored.
 pub fn csv_header(watch: &[crate::analysis::watch::Watched]) -> String {

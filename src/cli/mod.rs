@@ -118,6 +118,7 @@ fn explore(
         second: settings.vs.clone().map(|p| settings.model_options(p)),
         view: settings.view,
         search: settings.search,
+        watch: settings.watch.clone(),
         warning,
         log_file,
     };

@@ -315,6 +315,12 @@ impl<'m> Filler<'m> {
         Ok(words)
     }
 
+    /// The multi-stream session, large enough for texts of `max_len` tokens (for other work
+    /// that scores sequences side by side, such as watched words).
+    pub fn batch_for(&mut self, max_len: usize) -> Result<&mut Session<'m>, ModelError> {
+        self.batch_session(max_len, usize::MAX)
+    }
+
     /// The multi-stream session for texts of up to `max_len` tokens: the one kept when it is
     /// large enough, else a new one (the old context is freed first).
     fn batch_session(

@@ -61,6 +61,16 @@ pub fn values_at(
     multi: &[(usize, Vec<f64>)],
     i: usize,
 ) -> Vec<WatchValue> {
+    let here: Vec<(usize, f64)> = multi
+        .iter()
+        .filter_map(|(w, v)| v.get(i).map(|&lp| (*w, lp)))
+        .collect();
+    values(list, row, &here)
+}
+
+/// The watch values of one row: one-token words from the row, the others from `multi`
+/// (word index, ln p of the word as the continuation here).
+pub fn values(list: &[Watched], row: &RowSummary, multi: &[(usize, f64)]) -> Vec<WatchValue> {
     let mut singles = row.watched.iter();
     list.iter()
         .enumerate()
@@ -71,8 +81,7 @@ pub fn values_at(
             None => multi
                 .iter()
                 .find(|(m, _)| *m == w)
-                .and_then(|(_, v)| v.get(i))
-                .map(|&lp| WatchValue::new(word, lp, None)),
+                .map(|&(_, lp)| WatchValue::new(word, lp, None)),
         })
         .collect()
 }

@@ -23,6 +23,8 @@ pub enum Scope {
     Text,
     /// The fill panel's candidate line has the focus.
     Candidates,
+    /// The watch-list line has the focus.
+    Watch,
 }
 
 /// What a key does.
@@ -63,6 +65,16 @@ pub enum Action {
     AddCandidates,
     /// Clear the candidate line; on an empty line, forget the user's candidates.
     ClearCandidates,
+    /// Open the watch-list line (with the current list in it).
+    EditWatch,
+    /// Apply the watch-list line and close it.
+    ApplyWatch,
+    /// Close the watch-list line unchanged.
+    LeaveWatch,
+    /// Group the strip's tokens into words, or back.
+    ToggleWords,
+    /// Write what is shown to a JSON file.
+    Export,
 }
 
 /// Which keys a binding takes.
@@ -262,6 +274,41 @@ pub static KEYMAP: &[Row] = &[
         bindings: &[b(S::View, k(C::F(6)), M::Any, A::ToggleColor)],
     },
     Row {
+        keys: "F7",
+        what: "watch-list: words followed at every position",
+        bindings: &[
+            b(S::View, k(C::F(7)), M::Any, A::EditWatch),
+            b(S::Watch, k(C::F(7)), M::Any, A::LeaveWatch),
+        ],
+    },
+    Row {
+        keys: "F8",
+        what: "tokens / words (surprisal per word)",
+        bindings: &[b(S::View, k(C::F(8)), M::Any, A::ToggleWords)],
+    },
+    Row {
+        keys: "Ctrl-S",
+        what: "export what is shown (JSON file)",
+        bindings: &[b(S::View, k(C::Char('s')), M::Ctrl, A::Export)],
+    },
+    Row {
+        keys: "",
+        what: "",
+        bindings: &[
+            b(S::Watch, k(C::Enter), M::Any, A::ApplyWatch),
+            b(S::Watch, k(C::Esc), M::Any, A::LeaveWatch),
+            b(S::Watch, k(C::Char('u')), M::Ctrl, A::ClearLine),
+            b(S::Watch, k(C::Char('w')), M::Ctrl, A::DeleteWord),
+            b(S::Watch, Key::AnyChar, M::NoCtrl, A::Type),
+            b(S::Watch, k(C::Backspace), M::Any, A::Backspace),
+            b(S::Watch, k(C::Delete), M::Any, A::Delete),
+            b(S::Watch, k(C::Left), M::Any, A::Left),
+            b(S::Watch, k(C::Right), M::Any, A::Right),
+            b(S::Watch, k(C::Home), M::Any, A::Home),
+            b(S::Watch, k(C::End), M::Any, A::End),
+        ],
+    },
+    Row {
         keys: "Tab, Enter",
         what: "blank: type candidates (a,b), add them",
         bindings: &[
@@ -298,16 +345,18 @@ pub static KEYMAP: &[Row] = &[
     },
 ];
 
-/// The scopes a key goes through, in order, for the given state.
-pub fn scopes(help_open: bool, failed: bool, candidates_focused: bool) -> Vec<Scope> {
+/// The scopes a key goes through, in order, for the given state; `line` is the focused
+/// line's scope ([`Scope::Text`], [`Scope::Candidates`] or [`Scope::Watch`]). The watch-list
+/// line takes every key but the global ones.
+pub fn scopes(help_open: bool, failed: bool, line: Scope) -> Vec<Scope> {
     if help_open {
         vec![S::Global, S::Help]
     } else if failed {
         vec![S::Global, S::Failed]
-    } else if candidates_focused {
-        vec![S::Global, S::View, S::Candidates]
+    } else if line == S::Watch {
+        vec![S::Global, S::Watch]
     } else {
-        vec![S::Global, S::View, S::Text]
+        vec![S::Global, S::View, line]
     }
 }
 
@@ -346,11 +395,11 @@ mod tests {
     }
 
     #[test]
-    fn the_help_shows_fifteen_rows_in_the_readme_order() {
+    fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 15);
+        assert_eq!(keys.len(), 18);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[14], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[17], "Esc  Ctrl-C  (q here)");
     }
 
     /// Every function key and named key a shown row binds appears in its label.
@@ -393,7 +442,7 @@ mod tests {
 
     #[test]
     fn lookups_follow_scope_and_table_order() {
-        let text = scopes(false, false, false);
+        let text = scopes(false, false, S::Text);
         let ctrl = KeyModifiers::CONTROL;
         let none = KeyModifiers::NONE;
         assert_eq!(
@@ -410,12 +459,12 @@ mod tests {
             vec![A::HelpOnEmptyLine, A::Type]
         );
         assert_eq!(candidates(&text, &key(C::Char('c'), ctrl)), vec![A::Quit]);
-        let help = scopes(true, false, false);
+        let help = scopes(true, false, S::Text);
         assert_eq!(
             candidates(&help, &key(C::Char('x'), none)),
             vec![A::CloseHelp]
         );
-        let cand = scopes(false, false, true);
+        let cand = scopes(false, false, S::Candidates);
         assert_eq!(
             candidates(&cand, &key(C::Esc, none)),
             vec![A::LeaveCandidates]

@@ -85,10 +85,20 @@ pub fn chip_layout(app: &App, inner: Rect) -> Vec<Chip> {
     if inner.width < 2 || inner.height == 0 {
         return Vec::new();
     }
-    let labels = scored
-        .tokens
-        .iter()
-        .map(|&t| chip_label(vocab.bytes(t)))
+    let labels: Vec<String> = if app.word_mode {
+        app.words()
+            .iter()
+            .map(|w| chip_label(w.text.as_bytes()))
+            .collect()
+    } else {
+        scored
+            .tokens
+            .iter()
+            .map(|&t| chip_label(vocab.bytes(t)))
+            .collect()
+    };
+    let labels = labels
+        .into_iter()
         .chain(std::iter::once("▸next".to_owned()));
     // Lay out on unbounded lines first.
     let mut placed = Vec::new();

@@ -28,7 +28,7 @@ pub mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
 use ratatui::backend::Backend;
@@ -49,6 +49,8 @@ pub struct Config {
     pub view: ViewOptions,
     /// How much of the vocabulary a fill searches.
     pub search: Budget,
+    /// Words watched at every position.
+    pub watch: Vec<String>,
     /// A warning to show in the status bar (a config file that could not be read).
     pub warning: Option<String>,
     pub log_file: Option<PathBuf>,
@@ -88,6 +90,7 @@ pub fn run(config: Config) -> Result<Ended, String> {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let mut app = App::new(config.view, history::load(), no_color);
     app.search = config.search;
+    app.watch = config.watch;
     app.warning = config.warning;
     app.log_file = config.log_file.map(|p| p.display().to_string());
     app.model_name = path
@@ -107,8 +110,8 @@ pub fn run(config: Config) -> Result<Ended, String> {
     if let Ok(size) = term.size() {
         app.size = (size.width, size.height);
     }
-    terminal::spawn_input_thread(tx);
-    let result = event_loop(&mut term, &mut app, &rx, &jobs);
+    terminal::spawn_input_thread(tx.clone());
+    let result = event_loop(&mut term, &mut app, &rx, &tx, &jobs);
     terminal::leave();
     // Running work sees the shutdown between two decodes and returns.
     jobs.shutdown();
@@ -139,6 +142,7 @@ pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     rx: &Receiver<Msg>,
+    tx: &Sender<Msg>,
     jobs: &JobQueue,
 ) -> Result<(), String> {
     draw(terminal, app)?;
@@ -148,7 +152,7 @@ pub fn event_loop<B: Backend>(
             commands.extend(update(app, more));
         }
         for c in commands {
-            execute(c, jobs);
+            execute(c, jobs, tx);
         }
         if app.quit || matches!(app.phase, Phase::Failed(_)) {
             return Ok(());
@@ -165,10 +169,18 @@ fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> Result<(), String>
         .map_err(|e| format!("cannot draw: {e}"))
 }
 
-fn execute(c: Command, jobs: &JobQueue) {
+fn execute(c: Command, jobs: &JobQueue, tx: &Sender<Msg>) {
     match c {
         Command::Run(job) => jobs.submit(job),
         Command::Cancel { kind, generation } => jobs.cancel(kind, generation),
+        Command::Export(export) => {
+            let notice = match history::export(&export) {
+                Ok(path) => format!("exported to {}", path.display()),
+                Err(e) => format!("export failed: {e}"),
+            };
+            tracing::info!("{notice}");
+            let _ = tx.send(Msg::Notice(notice));
+        }
         Command::SaveHistory(entries) => {
             if let Err(e) = history::save(&entries) {
                 tracing::warn!("cannot save history: {e}");

@@ -32,6 +32,8 @@ pub enum ColorMode {
 pub enum Focus {
     Text,
     Candidates,
+    /// The watch-list line (F7).
+    Watch,
 }
 
 /// What the right-hand (or lower) panel shows.
@@ -106,6 +108,17 @@ pub struct App {
     pub model_name: String,
     /// Where the log goes, named when the engine fails.
     pub log_file: Option<String>,
+    /// Words watched at every position (`--watch`, F7).
+    pub watch: Vec<String>,
+    /// The watch-list line while it is edited.
+    pub watch_input: LineEditor,
+    /// Words of several tokens: their probability as the continuation at one position
+    /// (generation, position, values), computed on request for the selected position.
+    pub watch_at: Option<(u64, usize, Vec<crate::analysis::watch::WatchValue>)>,
+    /// Tokens grouped into words in the strip (F8).
+    pub word_mode: bool,
+    /// A one-line message for the status bar (an export's path).
+    pub notice: Option<String>,
     pub quit: bool,
 }
 
@@ -134,6 +147,11 @@ impl App {
             warning: None,
             model_name: "model".into(),
             log_file: None,
+            watch: Vec::new(),
+            watch_input: LineEditor::new(),
+            watch_at: None,
+            word_mode: false,
+            notice: None,
             quit: false,
         }
     }
@@ -173,9 +191,35 @@ impl App {
         }
     }
 
-    /// Number of chips in the token strip: the tokens plus the "next" chip.
+    /// Number of chips in the token strip: the tokens (or words) plus the "next" chip.
     pub fn n_chips(&self) -> usize {
-        self.scored.as_ref().map_or(0, |s| s.tokens.len() + 1)
+        match &self.scored {
+            Some(_) if self.word_mode => self.words().len() + 1,
+            Some(s) => s.tokens.len() + 1,
+            None => 0,
+        }
+    }
+
+    /// The scored text's words (see `analysis::words`).
+    pub fn words(&self) -> Vec<crate::analysis::words::WordReport> {
+        match (&self.scored, self.vocab()) {
+            (Some(s), Some(v)) => crate::analysis::words::words(v, &s.tokens, &s.rows),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The token the selection stands for: the selected token, the first token of the
+    /// selected word, or the number of tokens for the "next" chip.
+    pub fn selected_token(&self) -> usize {
+        let Some(s) = &self.scored else {
+            return 0;
+        };
+        if !self.word_mode {
+            return self.selected;
+        }
+        self.words()
+            .get(self.selected)
+            .map_or(s.tokens.len(), |w| w.start)
     }
 
     pub fn has_blank(&self) -> bool {

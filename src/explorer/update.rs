@@ -23,6 +23,8 @@ pub enum Msg {
     Resize(u16, u16),
     /// A termination signal (SIGTERM, SIGHUP, SIGINT): leave cleanly.
     Signal,
+    /// Something to tell the user in the status bar (an export's path or failure).
+    Notice(String),
     Engine(EngineMsg),
 }
 
@@ -36,13 +38,16 @@ pub enum Command {
         kind: JobKind,
         generation: u64,
     },
+    /// Write this to a file in the data directory (answered with `Msg::Notice`).
+    Export(Box<crate::analysis::report::Export>),
     SaveHistory(Vec<String>),
     Quit,
 }
 
 /// The single transition function.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
-    let cmds = match msg {
+    let before = (app.selected_token(), app.shown_generation);
+    let mut cmds = match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Paste(s) => {
             if app.help {
@@ -57,6 +62,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
                     app.fill.input.insert_str(&s);
                     Vec::new()
                 }
+                Focus::Watch => {
+                    app.watch_input.insert_str(&s);
+                    Vec::new()
+                }
             }
         }
         Msg::Mouse(m) => on_mouse(app, m),
@@ -65,12 +74,38 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Signal => quit(app),
+        Msg::Notice(n) => {
+            app.notice = Some(n);
+            Vec::new()
+        }
         Msg::Engine(e) => on_engine(app, e),
     };
     // Keep the input line's horizontal scroll so the cursor stays visible.
     let width = layout::input_text_width(app.size);
     app.input_scroll = app.editor.viewport(width, app.input_scroll).scroll;
+    // Watched words of several tokens are decoded at the selected position on request.
+    if (app.selected_token(), app.shown_generation) != before {
+        cmds.extend(watch_at_selection(app));
+    }
     cmds
+}
+
+/// Ask for the watched words' probability at the selected position (words of several tokens
+/// need extra decodes; one-token words come with every evaluation).
+fn watch_at_selection(app: &App) -> Vec<Command> {
+    match &app.scored {
+        Some(s) if !app.watch.is_empty() && !app.stale() => {
+            let position = app.selected_token().saturating_sub(1);
+            vec![Command::Run(Job::Watch {
+                generation: app.shown_generation,
+                text: s.text.clone(),
+                position,
+                words: app.watch.clone(),
+                view: s.view,
+            })]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
@@ -135,6 +170,16 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
                         app.selected = 0;
                     }
                 }
+            }
+            Vec::new()
+        }
+        EngineMsg::WatchedAt {
+            generation,
+            position,
+            values,
+        } => {
+            if generation == app.shown_generation {
+                app.watch_at = Some((generation, position, values));
             }
             Vec::new()
         }
@@ -265,7 +310,47 @@ fn evaluate(app: &mut App) -> Vec<Command> {
         generation: app.generation,
         text: app.display_text(),
         view: app.view,
+        watch: app.watch.clone(),
     })]
+}
+
+/// Ask for what is shown to be written to a file: the `score` report of the text on screen
+/// (words, watched words and the comparison included), and the fill-in report.
+fn export(app: &mut App) -> Vec<Command> {
+    let (Some(scored), Some(m)) = (&app.scored, &app.model) else {
+        app.notice = Some("nothing to export yet".into());
+        return Vec::new();
+    };
+    let mut report = crate::analysis::report::score_report(
+        &scored.text,
+        &m.info.file_name,
+        &m.vocab,
+        scored.view.temp,
+        &scored.tokens,
+        &scored.rows,
+        scored.n_tokens_total,
+    );
+    report.words = Some(app.words());
+    if let (Some(c), Some(b)) = (&scored.compare, &m.second) {
+        crate::analysis::report::attach_compare(
+            &mut report,
+            &b.file_name,
+            &scored.rows,
+            &c.b_rows,
+            &c.rows,
+        );
+    }
+    let export = crate::analysis::report::Export {
+        score: report,
+        watch: app.watch.clone(),
+        fill: app
+            .fill
+            .report
+            .as_deref()
+            .filter(|r| r.text == app.editor.text())
+            .cloned(),
+    };
+    vec![Command::Export(Box::new(export))]
 }
 
 fn select(app: &mut App, to: usize) {
@@ -281,11 +366,12 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     if key.kind == KeyEventKind::Release {
         return Vec::new();
     }
-    let scopes = keymap::scopes(
-        app.help,
-        matches!(app.phase, Phase::Failed(_)),
-        app.focus == Focus::Candidates,
-    );
+    let line = match app.focus {
+        Focus::Text => keymap::Scope::Text,
+        Focus::Candidates => keymap::Scope::Candidates,
+        Focus::Watch => keymap::Scope::Watch,
+    };
+    let scopes = keymap::scopes(app.help, matches!(app.phase, Phase::Failed(_)), line);
     for action in keymap::candidates(&scopes, &key) {
         if let Some(cmds) = apply(app, action, &key) {
             return cmds;
@@ -296,7 +382,6 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
 
 /// Do what `action` says; `None` when it does not apply here (the lookup goes on).
 fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> {
-    let text_focus = app.focus == Focus::Text;
     let none = Vec::new;
     Some(match action {
         Action::Quit => quit(app),
@@ -356,12 +441,19 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             let KeyCode::Char(c) = key.code else {
                 return None;
             };
-            if text_focus {
-                app.editor.insert_char(c);
-                text_changed(app)
-            } else {
-                app.fill.input.insert_char(c);
-                none()
+            match app.focus {
+                Focus::Text => {
+                    app.editor.insert_char(c);
+                    text_changed(app)
+                }
+                Focus::Candidates => {
+                    app.fill.input.insert_char(c);
+                    none()
+                }
+                Focus::Watch => {
+                    app.watch_input.insert_char(c);
+                    none()
+                }
             }
         }
         Action::DeleteWord => edit(app, |ed| ed.delete_word_before()),
@@ -396,6 +488,52 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             none()
         }
         Action::AddCandidates => add_candidates(app),
+        Action::EditWatch => {
+            app.watch_input.set_text(&app.watch.join(", "));
+            app.focus = Focus::Watch;
+            none()
+        }
+        Action::ApplyWatch => {
+            let words: Vec<String> = app
+                .watch_input
+                .text()
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            app.watch = crate::analysis::watch::parse_list(&words);
+            app.watch_at = None;
+            app.focus = Focus::Text;
+            if app.editor.text().is_empty() {
+                none()
+            } else {
+                evaluate(app)
+            }
+        }
+        Action::LeaveWatch => {
+            app.focus = Focus::Text;
+            none()
+        }
+        Action::ToggleWords => {
+            // Keep the selection on the same place of the text.
+            let token = app.selected_token();
+            let at_end = app.follow_end;
+            app.word_mode = !app.word_mode;
+            if app.word_mode {
+                let words = app.words();
+                app.selected = words
+                    .iter()
+                    .position(|w| (w.start..w.end).contains(&token))
+                    .unwrap_or(words.len());
+            } else {
+                app.selected = token;
+            }
+            if at_end {
+                select(app, usize::MAX);
+            }
+            clamp_selection(app);
+            none()
+        }
+        Action::Export => export(app),
         Action::ClearCandidates => {
             // Ctrl-U on an empty candidate line forgets the user's candidates.
             if !app.fill.input.clear() && !app.fill.candidates.is_empty() {
@@ -425,6 +563,10 @@ fn edit(
             f(&mut app.fill.input);
             Vec::new()
         }
+        Focus::Watch => {
+            f(&mut app.watch_input);
+            Vec::new()
+        }
     }
 }
 
@@ -433,6 +575,7 @@ fn moved(app: &mut App, f: impl FnOnce(&mut crate::explorer::editor::LineEditor)
     match app.focus {
         Focus::Text => f(&mut app.editor),
         Focus::Candidates => f(&mut app.fill.input),
+        Focus::Watch => f(&mut app.watch_input),
     }
     Vec::new()
 }
@@ -552,12 +695,14 @@ mod tests {
                 Command::Run(Job::Evaluate {
                     generation: 1,
                     text: "a".into(),
-                    view: ViewOptions::default()
+                    view: ViewOptions::default(),
+                    watch: vec![],
                 }),
                 Command::Run(Job::Evaluate {
                     generation: 2,
                     text: "ab".into(),
-                    view: ViewOptions::default()
+                    view: ViewOptions::default(),
+                    watch: vec![],
                 }),
             ]
         );

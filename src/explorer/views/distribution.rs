@@ -14,7 +14,7 @@ use crate::explorer::state::App;
 /// The distribution a chip shows: for token j, p_{j-1}; for the "next" chip, p_{n-1}.
 fn selected_row(app: &App) -> Option<(usize, &RowSummary)> {
     let scored = app.scored.as_ref()?;
-    let i = app.selected.checked_sub(1)?;
+    let i = app.selected_token().checked_sub(1)?;
     scored.rows.get(i).map(|r| (i, r))
 }
 
@@ -27,14 +27,25 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         return;
     };
     let n = scored.tokens.len();
-    let title = if app.selected >= n {
-        " what comes next ".to_owned()
-    } else {
-        format!(
-            " token {} {} ",
+    let selected = app.selected_token();
+    let word = app
+        .word_mode
+        .then(|| app.words().get(app.selected).cloned())
+        .flatten();
+    let title = match &word {
+        _ if selected >= n => " what comes next ".to_owned(),
+        Some(w) => format!(
+            " word {} {} (tokens {}–{}) ",
             app.selected,
-            chip_label(vocab.bytes(scored.tokens[app.selected]))
-        )
+            chip_label(w.text.as_bytes()),
+            w.start,
+            w.end - 1
+        ),
+        None => format!(
+            " token {} {} ",
+            selected,
+            chip_label(vocab.bytes(scored.tokens[selected]))
+        ),
     };
     let title = if scored.compare.is_some() {
         format!("{title}· A vs B ")
@@ -61,6 +72,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
     let actual = row.target;
     let mut lines = Vec::new();
+    if let Some(w) = &word {
+        lines.push(
+            Line::from(match (w.prob, w.surprisal_bits) {
+                (Some(p), Some(s)) => format!(
+                    "whole word: p {p:.3e}, surprisal {s:.2} bits{}",
+                    if w.partial {
+                        " (its first token unscored)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => "whole word: nothing predicts it".to_owned(),
+            })
+            .bold(),
+        );
+    }
     lines.push(Line::from(vec![
         Span::from(format!(
             "H {:.2} of {:.2} bits",
@@ -80,7 +107,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .width
         .saturating_sub(label_w as u16 + 4 + 8 + 9 + 9 + 2)
         .clamp(3, 30) as usize;
-    let rows_fit = inner.height.saturating_sub(3) as usize;
+    let watched = watch_lines(app, i, row, vocab);
+    let rows_fit = (inner.height as usize).saturating_sub(3 + lines.len() - 1 + watched.len());
     for (rank0, e) in row.top.iter().enumerate().take(rows_fit) {
         let p = e.logprob.exp();
         let is_actual = actual.is_some_and(|t| t.id == e.id);
@@ -125,5 +153,48 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         None => lines.push(Line::from("(prediction for the token after the text)").dim()),
         _ => {}
     }
+    lines.extend(watched);
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The watched words pinned under the top tokens: their probability and rank here (words of
+/// several tokens once the engine has decoded them at this position).
+fn watch_lines<'a>(
+    app: &App,
+    position: usize,
+    row: &RowSummary,
+    vocab: &crate::analysis::vocab::Vocab,
+) -> Vec<Line<'a>> {
+    if app.watch.is_empty() {
+        return Vec::new();
+    }
+    let here = app
+        .watch_at
+        .as_ref()
+        .filter(|(g, p, _)| *g == app.shown_generation && *p == position)
+        .map(|(_, _, v)| v.as_slice());
+    let mut out = vec![Line::from("watched").bold()];
+    for word in &app.watch {
+        let label = pad_to_width(&truncate_to_width(&format!("␣{word}"), 14), 14);
+        let from_engine = here.and_then(|v| v.iter().find(|x| &x.word == word));
+        let text = match from_engine {
+            Some(v) => format!(
+                "  {label} {:>9.3e}  {}",
+                v.prob,
+                v.rank
+                    .map_or_else(|| format!("{} tokens", v.tokens), |r| format!("rank {r}"))
+            ),
+            // One-token words are in every row (shown before the engine answers).
+            None => match row
+                .watched
+                .iter()
+                .find(|t| vocab.bytes(t.id) == format!(" {word}").as_bytes())
+            {
+                Some(t) => format!("  {label} {:>9.3e}  rank {}", t.prob, t.rank),
+                None => format!("  {label}  …"),
+            },
+        };
+        out.push(Line::from(text));
+    }
+    out
 }

@@ -5,15 +5,44 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::explorer::state::App;
+use unicode_width::UnicodeWidthStr;
+
+use crate::analysis::vocab::sanitize_for_terminal;
+use crate::explorer::state::{App, Focus};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let style = if app.no_color {
+        Style::default().add_modifier(Modifier::REVERSED)
+    } else {
+        Style::default().bg(Color::DarkGray).fg(Color::White)
+    };
+    // The watch-list line takes the status bar while it is edited.
+    if app.focus == Focus::Watch {
+        let prompt = "watch (comma-separated; Enter applies, Esc cancels): ";
+        let w = area.width.saturating_sub(prompt.width() as u16) as usize;
+        let vp = app.watch_input.viewport(w, 0);
+        let line = format!(
+            "{prompt}{}",
+            sanitize_for_terminal(&app.watch_input.text()[vp.start..vp.end])
+        );
+        frame.render_widget(Paragraph::new(line).style(style), area);
+        if !app.help {
+            frame.set_cursor_position((
+                area.x + prompt.width() as u16 + vp.cursor_col as u16,
+                area.y,
+            ));
+        }
+        return;
+    }
     let mut parts = vec!["F1 help".to_owned()];
     parts.push(format!(
         "T {}",
         crate::analysis::report::tidy_temp(app.view.temp)
     ));
     parts.push(format!("k {}", app.view.n_probs));
+    if !app.watch.is_empty() {
+        parts.push(format!("watch {}", app.watch.join(",")));
+    }
     if let Some(s) = &app.scored {
         parts.push(format!("{} tokens", s.tokens.len()));
         parts.push(format!(
@@ -36,16 +65,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         });
     }
     let mut line = parts.join(" │ ");
-    if let Some(w) = &app.warning {
-        line = format!(
-            "⚠ {} │ {line}",
-            crate::analysis::vocab::sanitize_for_terminal(w)
-        );
+    if let Some(n) = &app.notice {
+        line = format!("{} │ {line}", sanitize_for_terminal(n));
     }
-    let style = if app.no_color {
-        Style::default().add_modifier(Modifier::REVERSED)
-    } else {
-        Style::default().bg(Color::DarkGray).fg(Color::White)
-    };
+    if let Some(w) = &app.warning {
+        line = format!("⚠ {} │ {line}", sanitize_for_terminal(w));
+    }
     frame.render_widget(Paragraph::new(line).style(style), area);
 }

@@ -6,7 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::style::{bucket, bucket_style, divergence_bucket, divergence_style, BUCKET_GLYPHS};
+use super::style::{
+    bucket, bucket_style, divergence_bucket, divergence_style, heat_style, BUCKET_GLYPHS,
+};
 use crate::explorer::layout::chip_layout;
 use crate::explorer::state::{App, ColorMode};
 
@@ -35,6 +37,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let title = Line::from(title);
     let block = Block::bordered().title(title).title_bottom(
         Line::from(match app.color {
+            _ if app.word_mode => {
+                " words: █ p≥0.5  ▆ ≥0.05  ▃ ≥0.001  ▁ below (p of the whole word) "
+            }
             ColorMode::Buckets => " █ top-1  ▆ top-10  ▃ top-100  ▁ beyond ",
             ColorMode::Heat => " █ p≥0.5  ▆ ≥0.05  ▃ ≥0.001  ▁ below (heat colour = log p) ",
             ColorMode::Divergence => {
@@ -72,9 +77,30 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
         _ => Vec::new(),
     };
+    let words = if app.word_mode {
+        app.words()
+    } else {
+        Vec::new()
+    };
     let buf = frame.buffer_mut();
     for chip in chip_layout(app, inner) {
-        let (glyph, style) = if chip.index < scored.tokens.len() {
+        let (glyph, style) = if app.word_mode {
+            match words.get(chip.index) {
+                Some(w) => match w.prob.filter(|_| !w.partial) {
+                    Some(p) => (
+                        BUCKET_GLYPHS[match p {
+                            p if p >= 0.5 => 0,
+                            p if p >= 0.05 => 1,
+                            p if p >= 0.001 => 2,
+                            _ => 3,
+                        }],
+                        heat_style(app, p),
+                    ),
+                    None => ("·", bucket_style(app, None, None)),
+                },
+                None => (" ", Style::default().fg(Color::Cyan)),
+            }
+        } else if chip.index < scored.tokens.len() {
             let row = chip.index.checked_sub(1);
             let target = row.and_then(|i| scored.rows.get(i)).and_then(|r| r.target);
             let kl = row
@@ -113,7 +139,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             style
         };
-        let style = if filled.get(chip.index).copied().unwrap_or(false) {
+        let style = if !app.word_mode && filled.get(chip.index).copied().unwrap_or(false) {
             style.add_modifier(Modifier::UNDERLINED | Modifier::ITALIC)
         } else {
             style

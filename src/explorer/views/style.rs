@@ -75,3 +75,12 @@ pub fn divergence_style(app: &App, bucket: usize) -> Style {
     const COLORS: [Color; 4] = [Color::Green, Color::Yellow, Color::Red, Color::Magenta];
     style_fg(app, COLORS[bucket.min(3)])
 }
+
+/// The heat colour of a probability, honouring `NO_COLOR`.
+pub fn heat_style(app: &App, p: f64) -> Style {
+    if app.no_color {
+        Style::default()
+    } else {
+        Style::default().fg(heat(p))
+    }
+}

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::engine::compare::{check_same_vocabulary, evaluate_compared, PairCache};
 use crate::engine::fill::{FillError, FillRequest, Filler};
+use crate::engine::watch::{resolve, single_ids};
 use crate::explorer::update::Msg;
 use crate::model::{Model, ModelOptions, Session};
 use protocol::{EngineMsg, Job, Scored, ScoredCompare};
@@ -127,7 +128,28 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                 generation,
                 text,
                 view,
-            } => evaluate(&mut engine, *generation, text, *view, &cancel, tx),
+                watch,
+            } => {
+                let ids = single_ids(&resolve(engine.model, watch));
+                engine.main.set_watch(&ids);
+                evaluate(&mut engine, *generation, text, *view, &cancel, tx)
+            }
+            Job::Watch {
+                generation,
+                text,
+                position,
+                words,
+                view,
+            } => watch_at(
+                &mut engine,
+                *generation,
+                text,
+                *position,
+                words,
+                *view,
+                &cancel,
+                tx,
+            ),
             Job::Fill {
                 generation,
                 request,
@@ -184,6 +206,64 @@ fn evaluate(
         Err(e) => Err(e.to_string()),
     };
     send(tx, EngineMsg::Evaluated { generation, result });
+}
+
+/// The watched words at one position: one-token words from the main session's row (the
+/// text is cached, so this costs no decode), words of several tokens decoded after it.
+#[allow(clippy::too_many_arguments)]
+fn watch_at(
+    engine: &mut Engine<'_>,
+    generation: u64,
+    text: &str,
+    position: usize,
+    words: &[String],
+    view: crate::analysis::stats::ViewOptions,
+    cancel: &dyn Fn() -> bool,
+    tx: &Sender<Msg>,
+) {
+    let model = engine.model;
+    let list = resolve(model, words);
+    let tokens = model.tokenize(text);
+    engine.main.set_watch(&single_ids(&list));
+    let ev = match engine.main.evaluate(&tokens, view, cancel) {
+        Ok(ev) if !ev.cancelled => ev,
+        _ => return,
+    };
+    let Some(row) = ev.rows.get(position) else {
+        return;
+    };
+    let mut multi = Vec::new();
+    for (w, word) in list.iter().enumerate() {
+        if word.single().is_some() {
+            continue;
+        }
+        let longest = ev.tokens.len() + word.tokens.len();
+        let batch = match engine.filler.batch_for(longest) {
+            Ok(b) => b,
+            Err(e) => return tracing::warn!("watch: {e}"),
+        };
+        match crate::engine::watch::continuation_logprobs(
+            batch,
+            &ev.tokens,
+            word,
+            &[position],
+            view.temp,
+            cancel,
+        ) {
+            Ok(Some(lps)) => multi.extend(lps.first().map(|&lp| (w, lp))),
+            Ok(None) => return,
+            Err(e) => return tracing::warn!("watch: {e}"),
+        }
+    }
+    let values = crate::engine::watch::values(&list, row, &multi);
+    send(
+        tx,
+        EngineMsg::WatchedAt {
+            generation,
+            position,
+            values,
+        },
+    );
 }
 
 fn fill(

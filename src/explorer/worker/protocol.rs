@@ -16,11 +16,12 @@ use crate::model::ModelInfo;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobKind {
     Evaluate,
+    Watch,
     Fill,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 2] = [JobKind::Evaluate, JobKind::Fill];
+    pub const ALL: [JobKind; 3] = [JobKind::Evaluate, JobKind::Watch, JobKind::Fill];
 }
 
 /// A piece of engine work.
@@ -31,11 +32,21 @@ pub enum Job {
         generation: u64,
         text: String,
         view: ViewOptions,
+        /// Words watched at every position.
+        watch: Vec<String>,
     },
     /// Fill the blanks of the text.
     Fill {
         generation: u64,
         request: FillRequest,
+    },
+    /// The watched words at one position of the text shown (`generation`: the evaluation's).
+    Watch {
+        generation: u64,
+        text: String,
+        position: usize,
+        words: Vec<String>,
+        view: ViewOptions,
     },
 }
 
@@ -44,12 +55,15 @@ impl Job {
         match self {
             Job::Evaluate { .. } => JobKind::Evaluate,
             Job::Fill { .. } => JobKind::Fill,
+            Job::Watch { .. } => JobKind::Watch,
         }
     }
 
     pub fn generation(&self) -> u64 {
         match self {
-            Job::Evaluate { generation, .. } | Job::Fill { generation, .. } => *generation,
+            Job::Evaluate { generation, .. }
+            | Job::Fill { generation, .. }
+            | Job::Watch { generation, .. } => *generation,
         }
     }
 }
@@ -107,6 +121,12 @@ pub enum EngineMsg {
     Filled {
         generation: u64,
         result: Result<Box<FillReport>, String>,
+    },
+    /// The watched words at a position of the text of evaluation `generation`.
+    WatchedAt {
+        generation: u64,
+        position: usize,
+        values: Vec<crate::analysis::watch::WatchValue>,
     },
     /// The engine thread panicked: nothing more will come from it.
     Crashed(String),

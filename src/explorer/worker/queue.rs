@@ -110,6 +110,7 @@ mod tests {
             generation: g,
             text: format!("t{g}"),
             view: ViewOptions::default(),
+            watch: vec![],
         }
     }
 
