@@ -95,6 +95,9 @@ impl<'m> Filler<'m> {
         on_update: &mut dyn FnMut(FillUpdate),
     ) -> Result<FillReport, FillError> {
         let text = req.text.as_str();
+        if text.is_empty() {
+            return Err(FillError::Model(ModelError::Empty));
+        }
         let blanks = find_blanks(text);
         if blanks.len() > MAX_BLANKS {
             return Err(FillError::TooManyBlanks(blanks.len()));
