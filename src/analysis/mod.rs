@@ -5,6 +5,7 @@
 
 pub mod blanks;
 pub mod compare;
+pub mod lens;
 pub mod report;
 pub mod search;
 pub mod stats;

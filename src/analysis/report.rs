@@ -35,6 +35,9 @@ pub struct TokenReport {
     /// With a watch-list (`--watch`): each watched word's probability here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
+    /// With `--layers`: the logit lens of this distribution, one entry per layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<crate::analysis::lens::LayerReport>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -45,6 +48,8 @@ pub struct NextReport {
     pub compare: Option<TokenCompare>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<crate::analysis::lens::LayerReport>>,
 }
 
 /// Model A's distribution at one position against model B's (`--vs`).
@@ -84,6 +89,9 @@ pub struct ScoreReport {
     /// With `--words`: the tokens grouped into words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<crate::analysis::words::WordReport>>,
+    /// With `--layers`: whether the logit lens is available and its self-check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lens: Option<crate::analysis::lens::LensStatus>,
 }
 
 /// A line that could not be scored.
@@ -146,6 +154,7 @@ pub fn score_report(
                 top_logprobs: prev.map_or_else(Vec::new, |r| top_logprobs(vocab, &r.top)),
                 compare: None,
                 watch: None,
+                layers: None,
             }
         })
         .collect();
@@ -154,6 +163,7 @@ pub fn score_report(
         top_logprobs: top_logprobs(vocab, &r.top),
         compare: None,
         watch: None,
+        layers: None,
     });
     let (total, n_scored) = totals(rows);
     ScoreReport {
@@ -170,6 +180,7 @@ pub fn score_report(
         n_tokens_total,
         compare: None,
         words: None,
+        lens: None,
     }
 }
 

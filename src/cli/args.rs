@@ -94,6 +94,10 @@ pub enum Cmd {
         /// Add a `words` array: the tokens grouped into words, with their surprisal
         #[arg(long)]
         words: bool,
+        /// Add the logit lens: at every position a `layers` array (each layer's top tokens,
+        /// entropy, and the next token's logprob and rank), and a `lens` object (JSON only)
+        #[arg(long)]
+        layers: bool,
     },
     /// Fill in blanks (`____` or `[MASK]`): left-context predictions and candidates re-scored
     /// with the whole sentence

@@ -52,7 +52,8 @@ pub fn run() -> ExitCode {
                     texts,
                     format,
                     words,
-                } => score::run(&settings, texts, format, words),
+                    layers,
+                } => score::run(&settings, texts, format, words, layers),
                 Cmd::Fill {
                     texts,
                     candidates,

@@ -1,6 +1,6 @@
 //! `logitscope score`: every token's probability, rank and entropy, as JSON Lines, a table or
 //! CSV; with `--vs` the comparison with a second model, with `--watch` the watched words, with
-//! `--words` the words.
+//! `--words` the words, with `--layers` the logit lens.
 
 use std::process::ExitCode;
 
@@ -10,6 +10,7 @@ use super::lines::{for_each_text, json_line, ErrorStyle};
 use super::settings::Settings;
 use crate::analysis::report::{csv_header, csv_rows, table};
 use crate::engine::compare::{score_pair, Pair};
+use crate::engine::lens::{lens_columns, Lenses};
 use crate::engine::score::{add_extras, score_text, Extras};
 use crate::engine::watch::{resolve, single_ids};
 
@@ -18,7 +19,13 @@ pub fn run(
     texts: Vec<String>,
     format: Format,
     words: bool,
+    layers: bool,
 ) -> Result<ExitCode, Fatal> {
+    if layers && format != Format::Json {
+        return Err(Fatal::other(
+            "--layers is written in JSON only (leave out --format, or use --format json)",
+        ));
+    }
     let model = settings.load_model()?;
     let second = settings.load_second(&model)?;
     let fatal = |e: crate::model::ModelError| Fatal::other(e.to_string());
@@ -40,6 +47,7 @@ pub fn run(
         Scorer::Two(p) => p.a.set_watch(&singles),
     }
     let mut batch = None;
+    let mut lenses = layers.then(|| Lenses::new(&model));
     let errors = match format {
         Format::Json => ErrorStyle::Json,
         Format::Table => ErrorStyle::Plain,
@@ -66,6 +74,12 @@ pub fn run(
             &mut batch,
         )
         .map_err(|e| e.to_string())?;
+        if let Some(lenses) = &mut lenses {
+            let view = settings.view;
+            let (status, columns) = lens_columns(lenses, &ev.tokens, view.temp, view.n_probs)
+                .map_err(|e| e.to_string())?;
+            crate::analysis::lens::attach(&mut report, model.vocab(), status, &columns);
+        }
         Ok(match format {
             Format::Json => json_line(&report),
             Format::Table => table(&report),

@@ -7,6 +7,7 @@ pub mod compare;
 
 pub use candidates::sequence_logprobs;
 pub mod fill;
+pub mod lens;
 pub mod score;
 pub mod search;
 pub mod watch;

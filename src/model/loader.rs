@@ -165,6 +165,14 @@ impl Model {
         })
     }
 
+    /// The raw llama.cpp model, for the parts llama-cpp-2 does not wrap (the lens's eval
+    /// callback). Only the model layer sees it.
+    pub(super) fn raw(&self) -> *mut llama_cpp_sys_2::llama_model {
+        // SAFETY: `LlamaModel` is `#[repr(transparent)]` over `Ptr<llama_model>`, itself
+        // `#[repr(transparent)]` over `NonNull<llama_model>`: its bits are the pointer.
+        unsafe { *(&self.model as *const LlamaModel).cast::<*mut llama_cpp_sys_2::llama_model>() }
+    }
+
     pub fn vocab(&self) -> &Arc<Vocab> {
         &self.vocab
     }

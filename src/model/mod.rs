@@ -17,6 +17,7 @@
 
 pub mod abort;
 pub mod gguf;
+pub mod lens;
 mod loader;
 pub mod logs;
 pub mod pair;

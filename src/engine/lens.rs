@@ -1,0 +1,119 @@
+//! The logit lens of a text, for `score --layers` and the explorer: a lens made on first use
+//! (or the reason there is none), run on the text, its status, and each position's column of
+//! layers summarised.
+
+use crate::analysis::lens::{HwReport, LensStatus};
+use crate::analysis::stats::RowSummary;
+use crate::model::lens::{Lens, LensError, Unavailable};
+use crate::model::{Model, ModelError};
+
+/// A model's lens, made when first asked for.
+pub struct Lenses<'m> {
+    model: &'m Model,
+    lens: Option<Result<Lens<'m>, Unavailable>>,
+}
+
+/// A text the lens has run on.
+pub struct LensRun<'a, 'm> {
+    pub status: LensStatus,
+    /// The lens, when available for this text.
+    pub lens: Option<&'a Lens<'m>>,
+}
+
+impl LensRun<'_, '_> {
+    /// Every layer at `position` with the top `k` tokens, or `None` where the lens does not
+    /// reach (unavailable, or beyond the positions it covers).
+    pub fn column(&self, position: usize, k: usize) -> Result<Option<Vec<RowSummary>>, ModelError> {
+        let Some(lens) = self
+            .lens
+            .filter(|_| position < self.status.positions.unwrap_or(0))
+        else {
+            return Ok(None);
+        };
+        lens.column(position, k).map(Some).map_err(model_error)
+    }
+
+    /// The H·W panel of `position`, when the lens reaches it.
+    pub fn hw(&self, position: usize, k: usize) -> Result<Option<HwReport>, ModelError> {
+        let Some(lens) = self
+            .lens
+            .filter(|_| position < self.status.positions.unwrap_or(0))
+        else {
+            return Ok(None);
+        };
+        lens.hw(position, k).map(Some).map_err(model_error)
+    }
+}
+
+fn model_error(e: LensError) -> ModelError {
+    match e {
+        LensError::Model(m) => m,
+        LensError::Unavailable(u) => ModelError::Decode(u.0),
+    }
+}
+
+impl<'m> Lenses<'m> {
+    pub fn new(model: &'m Model) -> Self {
+        Self { model, lens: None }
+    }
+
+    /// Run the lens on `tokens` at temperature `temp`: its status (available, with the
+    /// self-check's result, or why not) and the lens to read columns from. A failed decode
+    /// is an error of the text, as it would be for `score`.
+    pub fn run(&mut self, tokens: &[u32], temp: f32) -> Result<LensRun<'_, 'm>, ModelError> {
+        let model = self.model;
+        let made = self.lens.get_or_insert_with(|| Lens::new(model));
+        let lens = match made {
+            Ok(lens) => lens,
+            Err(why) => {
+                return Ok(LensRun {
+                    status: LensStatus::unavailable(why.0.clone(), None),
+                    lens: None,
+                })
+            }
+        };
+        let outcome = lens.run(tokens, temp);
+        let facts = Some(lens.facts().clone());
+        match outcome {
+            Ok(positions) => Ok(LensRun {
+                status: LensStatus {
+                    available: true,
+                    reason: None,
+                    max_abs_dp: lens.check(),
+                    positions: Some(positions),
+                    facts,
+                },
+                lens: Some(lens),
+            }),
+            Err(LensError::Unavailable(why)) => Ok(LensRun {
+                status: LensStatus {
+                    max_abs_dp: lens.check(),
+                    ..LensStatus::unavailable(why.0, facts)
+                },
+                lens: None,
+            }),
+            Err(LensError::Model(e)) => Err(e),
+        }
+    }
+}
+
+/// The lens of a whole text for a report: its status and every covered position's column
+/// with the top `k` tokens per layer.
+pub fn lens_columns(
+    lenses: &mut Lenses<'_>,
+    tokens: &[u32],
+    temp: f32,
+    k: usize,
+) -> Result<(LensStatus, Vec<Option<Vec<RowSummary>>>), ModelError> {
+    if tokens.is_empty() {
+        return Ok((
+            LensStatus::unavailable("the text has no tokens", None),
+            Vec::new(),
+        ));
+    }
+    let run = lenses.run(tokens, temp)?;
+    let columns = (0..tokens.len())
+        .map(|i| run.column(i, k))
+        .collect::<Result<_, _>>()?;
+    Ok((run.status, columns))
+}

@@ -1,0 +1,358 @@
+//! The logit lens: the residual stream after every layer, read out through the model's own
+//! final norm and output matrix W.
+//!
+//! llama.cpp names the residual stream after layer ℓ `l_out-ℓ` in its graph; a context of our
+//! own (llama-cpp-2 has no eval callback, so it is made with llama-cpp-sys-2) copies those
+//! tensors out through `cb_eval` while it decodes. The final norm (RMS or layer norm, its
+//! weight and epsilon from the GGUF) and W are applied here: the activation is quantized to
+//! W's dot-product type and multiplied with ggml's own CPU dot product, exactly as llama.cpp
+//! computes its logits, so the last layer's lens reproduces llama.cpp's distribution (checked
+//! on every text before a lens is shown). Separately, [`Lens::exact_logits`] computes h·W in
+//! f64 from the dequantized W, for the H·W panel.
+//!
+//! Nothing here keeps positions × layers × |V| numbers: each lens row is summarised as it is
+//! made. The lens covers the first [`MAX_TOKENS`] tokens of a text, decoded at once, so that
+//! llama.cpp's own logits of every covered position stay readable for the H·W panel.
+
+mod readout;
+
+use std::ffi::{c_void, CStr};
+
+use llama_cpp_sys_2 as sys;
+
+use super::loader::{Model, ModelError};
+use crate::analysis::lens::{
+    l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
+};
+use crate::analysis::stats::{summarize_row, RowSummary};
+pub use readout::{Norm, Post, Readout};
+
+/// The tokens of a text the lens covers: one decode of at most this many.
+pub const MAX_TOKENS: usize = 512;
+
+/// The residual stream of every layer at every position of the last text decoded.
+struct Capture {
+    n_embd: usize,
+    /// `layers[ℓ]` = rows of `l_out-ℓ`, n_embd floats per position, in position order.
+    layers: Vec<Vec<f32>>,
+    scratch: Vec<u8>,
+}
+
+/// `cb_eval`: ask for every `l_out-ℓ`, and copy it out when it is computed.
+extern "C" fn capture_residuals(t: *mut sys::ggml_tensor, ask: bool, user: *mut c_void) -> bool {
+    if t.is_null() || user.is_null() {
+        return !ask;
+    }
+    // SAFETY: ggml passes a valid tensor; `user` is the `Capture` the lens owns for as long
+    // as its context lives, used only on the thread that decodes.
+    let (t, cap) = unsafe { (&*t, &mut *user.cast::<Capture>()) };
+    // SAFETY: tensor names are NUL-terminated within their 64 bytes.
+    let name = unsafe { CStr::from_ptr(t.name.as_ptr()) };
+    let layer = name
+        .to_str()
+        .ok()
+        .and_then(|n| n.strip_prefix("l_out-"))
+        .and_then(|l| l.parse::<usize>().ok());
+    let Some(layer) = layer.filter(|&l| l < cap.layers.len()) else {
+        // Not wanted; a data call for it cannot happen (ask said no), but never stop one.
+        return !ask;
+    };
+    if ask {
+        return true;
+    }
+    let rows = usize::try_from(t.ne[1]).unwrap_or(0);
+    if t.type_ != sys::GGML_TYPE_F32 || usize::try_from(t.ne[0]).ok() != Some(cap.n_embd) {
+        return true;
+    }
+    let n = rows * cap.n_embd;
+    cap.scratch.resize(n * 4, 0);
+    // SAFETY: the tensor holds n f32 (checked above); the buffer has room for them.
+    unsafe {
+        sys::ggml_backend_tensor_get(t, cap.scratch.as_mut_ptr().cast(), 0, n * 4);
+    }
+    let out = &mut cap.layers[layer];
+    out.extend(
+        cap.scratch
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+    );
+    // Always true: false here would silently skip the rest of the graph.
+    true
+}
+
+/// A lens on a loaded model: its own llama.cpp context with the eval callback, and W.
+pub struct Lens<'m> {
+    /// The context borrows the model: it must not outlive it.
+    _model: std::marker::PhantomData<&'m Model>,
+    ctx: *mut sys::llama_context,
+    capture: Box<Capture>,
+    readout: Readout,
+    n_ctx: usize,
+    /// The tokens whose residuals `capture` holds (llama.cpp's logits of each are still in
+    /// its buffer: the text is one decode).
+    tokens: Vec<u32>,
+    /// The temperature the check was made at.
+    temp: f32,
+    /// The largest |Δp| between the last layer's lens and llama.cpp's row, over the text.
+    check: Option<f64>,
+}
+
+/// Why a lens cannot be shown for a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The largest |Δp| the last layer's lens may differ from llama.cpp's own distribution.
+pub const CHECK_TOLERANCE: f64 = 1e-4;
+
+impl<'m> Lens<'m> {
+    /// Set up a lens for `model`: read the final norm and W from its GGUF, make the context.
+    pub fn new(model: &'m Model) -> Result<Self, Unavailable> {
+        let readout = Readout::read(&model.options().path, model.vocab().len())?;
+        let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
+        let mut capture = Box::new(Capture {
+            n_embd,
+            layers: vec![Vec::new(); n_layer],
+            scratch: Vec::new(),
+        });
+        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
+        // SAFETY: default parameters from llama.cpp with plain fields set; the callback's user
+        // data is the boxed capture, which outlives the context (dropped after it, see Drop).
+        let ctx = unsafe {
+            let mut p = sys::llama_context_default_params();
+            p.n_ctx = n_ctx;
+            p.n_batch = n_ctx;
+            p.n_ubatch = n_ctx;
+            p.n_seq_max = 1;
+            p.n_threads = model.options().threads as i32;
+            p.n_threads_batch = model.options().threads as i32;
+            p.flash_attn_type = if model.options().flash_attn {
+                sys::LLAMA_FLASH_ATTN_TYPE_ENABLED
+            } else {
+                sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
+            };
+            p.cb_eval = Some(capture_residuals);
+            p.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
+            sys::llama_init_from_model(model.raw(), p)
+        };
+        if ctx.is_null() {
+            return Err(Unavailable(
+                "llama.cpp could not make the lens context".into(),
+            ));
+        }
+        Ok(Self {
+            _model: std::marker::PhantomData,
+            ctx,
+            capture,
+            readout,
+            n_ctx: n_ctx as usize,
+            tokens: Vec::new(),
+            temp: 1.0,
+            check: None,
+        })
+    }
+
+    pub fn facts(&self) -> &LensFacts {
+        &self.readout.facts
+    }
+
+    /// Decode `tokens` (the first [`MAX_TOKENS`] of them, at most the context) and keep every
+    /// layer's residual stream at every position; check the last layer against llama.cpp's
+    /// own rows at temperature `temp`. Returns the positions covered, or why the lens is
+    /// unavailable for this text.
+    pub fn run(&mut self, tokens: &[u32], temp: f32) -> Result<usize, LensError> {
+        if tokens.is_empty() {
+            return Err(LensError::Model(ModelError::Empty));
+        }
+        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
+        if self.tokens == tokens && self.temp == temp {
+            return match self.check {
+                Some(worst) if worst <= CHECK_TOLERANCE => Ok(tokens.len()),
+                Some(worst) => Err(LensError::Unavailable(mismatch(worst))),
+                None => Err(LensError::Unavailable(self.missing_layers())),
+            };
+        }
+        self.tokens.clear();
+        self.check = None;
+        for l in &mut self.capture.layers {
+            l.clear();
+        }
+        let n = tokens.len();
+        // SAFETY: the context is valid; clearing its memory has no preconditions. The batch
+        // holds `n` tokens of one sequence, is filled in full and freed after the decode.
+        let status = unsafe {
+            sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true);
+            let mut batch = sys::llama_batch_init(n as i32, 0, 1);
+            for (i, &t) in tokens.iter().enumerate() {
+                *batch.token.add(i) = t as sys::llama_token;
+                *batch.pos.add(i) = i as sys::llama_pos;
+                *batch.n_seq_id.add(i) = 1;
+                *(*batch.seq_id.add(i)) = 0;
+                *batch.logits.add(i) = 1;
+            }
+            batch.n_tokens = n as i32;
+            let s = sys::llama_decode(self.ctx, batch);
+            sys::llama_batch_free(batch);
+            s
+        };
+        if status != 0 {
+            return Err(LensError::Model(ModelError::Decode(format!(
+                "the lens context's decode returned {status}"
+            ))));
+        }
+        self.tokens = tokens.to_vec();
+        self.temp = temp;
+        let want = n * self.readout.facts.n_embd;
+        if self.capture.layers.iter().any(|l| l.len() != want) {
+            return Err(LensError::Unavailable(self.missing_layers()));
+        }
+        // The check: the last layer through our norm and W against llama.cpp's own row.
+        let last = self.readout.facts.n_layer - 1;
+        let mut worst = 0f64;
+        for i in 0..n {
+            let ours = self.logits(last, i)?;
+            worst = worst.max(max_abs_dp(&ours, self.llama_logits(i), temp));
+        }
+        self.check = Some(worst);
+        if worst > CHECK_TOLERANCE {
+            return Err(LensError::Unavailable(mismatch(worst)));
+        }
+        Ok(n)
+    }
+
+    fn missing_layers(&self) -> Unavailable {
+        let last = self.readout.facts.n_layer - 1;
+        Unavailable(format!(
+            "llama.cpp's graph for this architecture does not name its residual stream \
+             l_out-0 … l_out-{last} for every token, so there is nothing to read out"
+        ))
+    }
+
+    /// llama.cpp's logits of `position` of the text last run (one decode: all still there).
+    fn llama_logits(&self, position: usize) -> &[f32] {
+        // SAFETY: every token of the last decode asked for logits, `position` is one of them,
+        // and the row has n_vocab floats; it lives until the next decode, which needs `&mut`.
+        unsafe {
+            std::slice::from_raw_parts(
+                sys::llama_get_logits_ith(self.ctx, position as i32),
+                self.readout.facts.n_vocab,
+            )
+        }
+    }
+
+    /// The largest |Δp| of the self-check over the last text run.
+    pub fn check(&self) -> Option<f64> {
+        self.check
+    }
+
+    /// The residual stream after `layer` at `position` (of the last text run).
+    pub fn hidden(&self, layer: usize, position: usize) -> Option<&[f32]> {
+        let n = self.readout.facts.n_embd;
+        self.capture
+            .layers
+            .get(layer)?
+            .get(position * n..(position + 1) * n)
+    }
+
+    /// The lens logits of `layer` at `position` (see [`Readout::logits`]).
+    pub fn logits(&self, layer: usize, position: usize) -> Result<Vec<f32>, LensError> {
+        let h = self
+            .hidden(layer, position)
+            .ok_or(LensError::Model(ModelError::Empty))?;
+        Ok(self.readout.logits(h))
+    }
+
+    /// The lens distribution of `layer` at `position`, summarised (top-k, entropy, the token
+    /// that followed) at the temperature of the run.
+    pub fn row(&self, layer: usize, position: usize, k: usize) -> Result<RowSummary, LensError> {
+        let z = self.logits(layer, position)?;
+        let target = self.tokens.get(position + 1).copied();
+        summarize_row(&z, self.temp, k, target).map_err(|e| LensError::Model(e.into()))
+    }
+
+    /// Every layer's lens row at `position` (`[ℓ]` = layer ℓ).
+    pub fn column(&self, position: usize, k: usize) -> Result<Vec<RowSummary>, LensError> {
+        (0..self.readout.facts.n_layer)
+            .map(|l| self.row(l, position, k))
+            .collect()
+    }
+
+    /// The H·W panel of `position` (of the text last run): h, W, and for the `k` top tokens
+    /// our f64 logit beside llama.cpp's.
+    pub fn hw(&self, position: usize, k: usize) -> Result<HwReport, LensError> {
+        let last = self.readout.facts.n_layer - 1;
+        let residual = self
+            .hidden(last, position)
+            .ok_or(LensError::Model(ModelError::Empty))?;
+        let r = &self.readout;
+        let y = r.normed(residual);
+        let exact = r.exact_logits(&y);
+        let theirs = self.llama_logits(position);
+        let rounded = r
+            .rounded(&y)
+            .map(|q| max_abs_delta(&r.exact_logits(&q), theirs));
+        let tokens = crate::analysis::stats::top_k(theirs, k)
+            .into_iter()
+            .map(|id| HwToken {
+                id,
+                exact: exact[id as usize],
+                llama: theirs[id as usize],
+            })
+            .collect();
+        Ok(HwReport {
+            position,
+            facts: r.facts.clone(),
+            residual_norm: l2_norm(residual),
+            h_norm: l2_norm(&y),
+            h_top: largest_components(&y, 8),
+            tokens,
+            max_abs_delta: max_abs_delta(&exact, theirs),
+            max_abs_delta_rounded: rounded,
+            dot_type: r.dot_type_name(),
+        })
+    }
+}
+
+impl Drop for Lens<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the context was made by llama_init_from_model and is freed once, before
+        // the capture it points to (a field dropped after this).
+        unsafe { sys::llama_free(self.ctx) };
+    }
+}
+
+/// Why a lens row could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LensError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("lens unavailable: {0}")]
+    Unavailable(Unavailable),
+}
+
+fn mismatch(worst: f64) -> Unavailable {
+    Unavailable(format!(
+        "the last layer's lens differs from llama.cpp's own distribution by {worst:.2e} in p \
+         (more than {CHECK_TOLERANCE:e} allowed): llama.cpp's final norm or output for this \
+         model is not the one the lens applies"
+    ))
+}
+
+/// The largest |p_ours − p_theirs| over the vocabulary.
+fn max_abs_dp(ours: &[f32], theirs: &[f32], temp: f32) -> f64 {
+    let (Ok(a), Ok(b)) = (
+        crate::analysis::stats::log_softmax(ours, temp),
+        crate::analysis::stats::log_softmax(theirs, temp),
+    ) else {
+        return f64::INFINITY;
+    };
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x.exp() - y.exp()).abs())
+        .fold(0.0, f64::max)
+}

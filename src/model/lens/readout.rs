@@ -1,0 +1,368 @@
+//! What the lens multiplies with: the model's final norm and its output matrix W, read from
+//! the GGUF, and the product computed as llama.cpp's CPU backend computes it (the activation
+//! rounded to W's dot-product type, ggml's own dot product) — or exactly, in f64, for the H·W
+//! panel.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use llama_cpp_sys_2 as sys;
+
+use super::Unavailable;
+use crate::analysis::lens::LensFacts;
+use crate::model::gguf::{types::type_name, GgufInfo, TensorInfo, Value};
+
+/// How a model's final norm works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Norm {
+    /// x / sqrt(mean(x²) + eps) · w
+    Rms { eps: f32 },
+    /// (x − mean) / sqrt(var + eps) · w + b
+    Layer { eps: f32, bias: Vec<f32> },
+}
+
+/// What llama.cpp does to the logits after H·W, per architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Post {
+    /// Logits multiplied by this (command-r, cohere, grok: `logit_scale`).
+    pub scale: Option<f32>,
+    /// Logits divided by this (granite, minicpm: `logit_scale`).
+    pub divide: Option<f32>,
+    /// cap · tanh(logits / cap) (gemma 2 and later, grok: `final_logit_softcapping`).
+    pub softcap: Option<f32>,
+}
+
+impl Post {
+    pub fn apply(&self, z: &mut [f32]) {
+        for x in z.iter_mut() {
+            if let Some(s) = self.scale {
+                *x *= s;
+            }
+            if let Some(d) = self.divide {
+                *x /= d;
+            }
+            if let Some(c) = self.softcap {
+                *x = c * (*x / c).tanh();
+            }
+        }
+    }
+
+    /// The same in f64, for one logit.
+    pub fn apply_f64(&self, mut x: f64) -> f64 {
+        if let Some(s) = self.scale {
+            x *= f64::from(s);
+        }
+        if let Some(d) = self.divide {
+            x /= f64::from(d);
+        }
+        if let Some(c) = self.softcap {
+            let c = f64::from(c);
+            x = c * (x / c).tanh();
+        }
+        x
+    }
+
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(s) = self.scale {
+            parts.push(format!("× {s} (logit_scale)"));
+        }
+        if let Some(d) = self.divide {
+            parts.push(format!("÷ {d} (logit_scale)"));
+        }
+        if let Some(c) = self.softcap {
+            parts.push(format!("{c}·tanh(z/{c}) (final_logit_softcapping)"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", then "))
+    }
+}
+
+/// The final norm and W of a model, with the facts the H·W panel shows.
+pub struct Readout {
+    pub facts: LensFacts,
+    norm: Norm,
+    norm_weight: Vec<f32>,
+    post: Post,
+    /// W's raw bytes: n_vocab rows of `row_bytes`, of type `w_type`.
+    w: Vec<u8>,
+    w_type: sys::ggml_type,
+    row_bytes: usize,
+}
+
+impl Readout {
+    /// Read the final norm and W of the model at `path` (`n_vocab`: its vocabulary size).
+    pub fn read(path: &Path, n_vocab: usize) -> Result<Self, Unavailable> {
+        let un = |s: String| Unavailable(s);
+        let info = crate::model::gguf::inspect(path).map_err(|e| un(format!("the file: {e}")))?;
+        let arch = info.architecture.clone().unwrap_or_default();
+        let n_embd = int(&info, "embedding_length")
+            .ok_or_else(|| un(format!("{arch}.embedding_length is missing")))?;
+        let n_layer = int(&info, "block_count")
+            .ok_or_else(|| un(format!("{arch}.block_count is missing")))?;
+        let (w_info, tied) = match info.tensor("output.weight") {
+            Some(t) => (t, false),
+            None => (
+                info.tensor("token_embd.weight").ok_or_else(|| {
+                    un("the model has neither output.weight nor token_embd.weight".into())
+                })?,
+                true,
+            ),
+        };
+        if w_info.dims.first().copied() != Some(n_embd as u64)
+            || w_info.dims.get(1).copied() != Some(n_vocab as u64)
+        {
+            return Err(un(format!(
+                "{} has shape {:?}, not {n_embd} × {n_vocab}",
+                w_info.name, w_info.dims
+            )));
+        }
+        let norm_t = info
+            .tensor("output_norm.weight")
+            .ok_or_else(|| un("the model has no output_norm.weight (final norm)".into()))?;
+        let norm_weight = read_f32(path, norm_t).map_err(un)?;
+        let float = |k: &str| {
+            info.arch_value(k)
+                .and_then(Value::as_float)
+                .map(|v| v as f32)
+        };
+        let norm = match (
+            float("attention.layer_norm_rms_epsilon"),
+            float("attention.layer_norm_epsilon"),
+        ) {
+            (Some(eps), _) => Norm::Rms { eps },
+            (None, Some(eps)) => Norm::Layer {
+                eps,
+                bias: match info.tensor("output_norm.bias") {
+                    Some(b) => read_f32(path, b).map_err(un)?,
+                    None => vec![0.0; n_embd],
+                },
+            },
+            _ => return Err(un(format!("no final-norm epsilon for architecture {arch}"))),
+        };
+        let post = post_for(&arch, &info);
+        let mut w = vec![0u8; usize::try_from(w_info.bytes).unwrap_or(0)];
+        read_at(path, w_info.offset, &mut w).map_err(un)?;
+        let w_type = w_info.type_id as sys::ggml_type;
+        // SAFETY: plain lookups of ggml's type tables.
+        let row_bytes = unsafe { sys::ggml_row_size(w_type, n_embd as i64) };
+        let cpu = unsafe { sys::ggml_get_type_traits_cpu(w_type).as_ref() };
+        if cpu.is_none_or(|c| c.vec_dot.is_none()) || row_bytes * n_vocab != w.len() {
+            return Err(un(format!(
+                "W's type {} has no CPU dot product",
+                type_name(w_info.type_id)
+            )));
+        }
+        let facts = LensFacts {
+            n_layer,
+            n_embd,
+            n_vocab,
+            w: w_info.name.clone(),
+            w_type: type_name(w_info.type_id),
+            tied,
+            norm: match &norm {
+                Norm::Rms { eps } => format!("RMS norm, eps {eps:e}"),
+                Norm::Layer { eps, .. } => format!("layer norm, eps {eps:e}"),
+            },
+            post: post.describe(),
+        };
+        Ok(Self {
+            facts,
+            norm,
+            norm_weight,
+            post,
+            w,
+            w_type,
+            row_bytes,
+        })
+    }
+
+    /// The final norm applied to `h`, computed as llama.cpp computes it on the CPU.
+    pub fn normed(&self, h: &[f32]) -> Vec<f32> {
+        let n = h.len();
+        let w = &self.norm_weight;
+        match &self.norm {
+            Norm::Rms { eps } => {
+                let sum: f64 = h.iter().map(|&x| f64::from(x * x)).sum();
+                let mean = (sum / n as f64) as f32;
+                let scale = 1.0f32 / (mean + eps).sqrt();
+                h.iter().zip(w).map(|(&x, &w)| (x * scale) * w).collect()
+            }
+            Norm::Layer { eps, bias } => {
+                let mean = (h.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64) as f32;
+                let var: f64 = h.iter().map(|&x| f64::from((x - mean) * (x - mean))).sum();
+                let var = (var / n as f64) as f32;
+                let scale = 1.0f32 / (var + eps).sqrt();
+                h.iter()
+                    .zip(w)
+                    .zip(bias)
+                    .map(|((&x, &w), &b)| ((x - mean) * scale) * w + b)
+                    .collect()
+            }
+        }
+    }
+
+    /// The logits of a residual-stream state `h`: final norm, W with ggml's dot product, and
+    /// what the architecture applies after it.
+    pub fn logits(&self, h: &[f32]) -> Vec<f32> {
+        let y = self.normed(h);
+        let (_, q) = self.to_dot_type(&y);
+        let mut z = vec![0f32; self.facts.n_vocab];
+        // SAFETY: the traits of W's type have a vec_dot (checked in `new`); `q` is `y` in
+        // that dot product's type; every W row is `row_bytes` long.
+        unsafe {
+            let Some(dot) = (*sys::ggml_get_type_traits_cpu(self.w_type)).vec_dot else {
+                return z;
+            };
+            for (t, out) in z.iter_mut().enumerate() {
+                let row = self.w.as_ptr().add(t * self.row_bytes);
+                dot(
+                    y.len() as i32,
+                    out,
+                    0,
+                    row.cast(),
+                    0,
+                    q.as_ptr().cast(),
+                    0,
+                    1,
+                );
+            }
+        }
+        self.post.apply(&mut z);
+        z
+    }
+
+    /// `y` as ggml's CPU dot product with W takes it: rounded to W's `vec_dot_type` (Q8_0
+    /// for most quantized W, f32 or f16 for float W). Returns that type and the bytes.
+    fn to_dot_type(&self, y: &[f32]) -> (sys::ggml_type, Vec<u8>) {
+        // SAFETY: plain lookups of ggml's type tables; `q` has the row size of the dot type
+        // for `y.len()` values, which is what from_float writes.
+        unsafe {
+            let dot_type = (*sys::ggml_get_type_traits_cpu(self.w_type)).vec_dot_type;
+            let mut q = vec![0u8; sys::ggml_row_size(dot_type, y.len() as i64)];
+            match (*sys::ggml_get_type_traits_cpu(dot_type)).from_float {
+                Some(from) if dot_type != sys::GGML_TYPE_F32 => {
+                    from(y.as_ptr(), q.as_mut_ptr().cast(), y.len() as i64)
+                }
+                _ => q.copy_from_slice(std::slice::from_raw_parts(
+                    y.as_ptr().cast::<u8>(),
+                    y.len() * 4,
+                )),
+            }
+            (dot_type, q)
+        }
+    }
+
+    /// `y` rounded as the dot product rounds it, back in f32; `None` when it is not rounded.
+    pub fn rounded(&self, y: &[f32]) -> Option<Vec<f32>> {
+        let (dot_type, q) = self.to_dot_type(y);
+        if dot_type == sys::GGML_TYPE_F32 {
+            return None;
+        }
+        Some(self.dequantize(dot_type, &q, y.len()))
+    }
+
+    /// One row of `n` values of type `ty` as f32.
+    fn dequantize(&self, ty: sys::ggml_type, bytes: &[u8], n: usize) -> Vec<f32> {
+        let mut out = vec![0f32; n];
+        // SAFETY: `bytes` is one row of `n` values of `ty`; to_float writes `n` floats.
+        let to_float = unsafe { (*sys::ggml_get_type_traits(ty)).to_float };
+        match to_float {
+            Some(f) if ty != sys::GGML_TYPE_F32 => unsafe {
+                f(bytes.as_ptr().cast(), out.as_mut_ptr(), n as i64)
+            },
+            _ => {
+                for (r, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *r = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
+        out
+    }
+
+    /// h·W + post in f64 from the dequantized W, for every token (`y`: the normed state).
+    pub fn exact_logits(&self, y: &[f32]) -> Vec<f64> {
+        (0..self.facts.n_vocab)
+            .map(|t| {
+                let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
+                let w = self.dequantize(self.w_type, row, y.len());
+                let z: f64 = w
+                    .iter()
+                    .zip(y)
+                    .map(|(&w, &x)| f64::from(w) * f64::from(x))
+                    .sum();
+                self.post.apply_f64(z)
+            })
+            .collect()
+    }
+
+    /// The type llama.cpp's CPU dot product rounds the activation to, by name.
+    pub fn dot_type_name(&self) -> String {
+        // SAFETY: a lookup in ggml's tables.
+        let t = unsafe { (*sys::ggml_get_type_traits_cpu(self.w_type)).vec_dot_type };
+        type_name(t as u32)
+    }
+}
+
+fn int(info: &GgufInfo, key: &str) -> Option<usize> {
+    info.arch_value(key)
+        .and_then(Value::as_int)
+        .and_then(|v| usize::try_from(v).ok())
+}
+
+/// What the architecture applies to the logits after H·W (see `research-lens`: command-r,
+/// cohere2, grok multiply by logit_scale; granite and minicpm divide; gemma 2+ soft-cap).
+fn post_for(arch: &str, info: &GgufInfo) -> Post {
+    let float = |k: &str| {
+        info.arch_value(k)
+            .and_then(Value::as_float)
+            .map(|v| v as f32)
+    };
+    let scale = float("logit_scale").filter(|&s| s != 0.0);
+    let softcap = float("final_logit_softcapping").filter(|&c| c > 0.0);
+    match arch {
+        "command-r" | "cohere2" | "cohere2moe" | "grok" | "talkie" => Post {
+            scale: scale.or((arch == "grok").then_some(0.577_350_26)),
+            divide: None,
+            softcap,
+        },
+        "granite" | "granitemoe" | "granitehybrid" | "minicpm" => Post {
+            scale: None,
+            divide: scale,
+            softcap: None,
+        },
+        _ => Post {
+            scale: None,
+            divide: None,
+            softcap,
+        },
+    }
+}
+
+fn read_at(path: &Path, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read the model: {e}"))?;
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(buf))
+        .map_err(|e| format!("cannot read the model: {e}"))
+}
+
+/// A 1-D f32 (or f16) tensor's values.
+fn read_f32(path: &Path, t: &TensorInfo) -> Result<Vec<f32>, String> {
+    let mut b = vec![0u8; usize::try_from(t.bytes).unwrap_or(0)];
+    read_at(path, t.offset, &mut b)?;
+    match t.type_id {
+        0 => Ok(b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()),
+        // SAFETY: ggml's f16 → f32 conversion of one value.
+        1 => Ok(b
+            .chunks_exact(2)
+            .map(|c| unsafe { sys::ggml_fp16_to_fp32(u16::from_le_bytes([c[0], c[1]])) })
+            .collect()),
+        other => Err(format!(
+            "{} is {}, not F32 or F16",
+            t.name,
+            type_name(other)
+        )),
+    }
+}
