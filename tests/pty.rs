@@ -717,3 +717,83 @@ fn watch_words_and_export_in_the_explorer() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+#[test]
+fn the_lens_and_h_times_w_on_the_real_model() {
+    let t = Tmux::start("lens", &model_flag(), 120, 50);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The chef carefully seasoned the soup with a pinch of salt.");
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("12 tokens")
+    });
+    // Select " salt" (the chip before "." and "next"), then open the lens.
+    t.keys(&["S-Left", "S-Left", "F9"]);
+    let screen = t.wait_for("the lens of ␣salt", Duration::from_secs(30), |s| {
+        s.contains("␣salt is the top token from layer 29 (of 0–29) on")
+            && s.contains("logit lens · top token · 30 layers")
+            && s.contains("last layer = output: max |Δp|")
+    });
+    // Every layer's row is there, numbered, the last one included.
+    for l in [0, 14, 29] {
+        assert!(
+            screen
+                .lines()
+                .any(|line| line.contains(&format!("│{l:>3} "))),
+            "layer {l} missing:\n{screen}"
+        );
+    }
+    t.keys(&["F10"]);
+    t.wait_for("the H·W panel", Duration::from_secs(30), |s| {
+        s.contains("H·W at position 9 · predicts ␣salt")
+            && s.contains("576 × 49152, Q8_0, tied")
+            && s.contains("max |Δ| over all 49152 logits")
+    });
+    t.keys(&["F10"]);
+    t.wait_for("the distribution again", Duration::from_secs(10), |s| {
+        s.contains("◂ actual")
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
+
+/// A model whose lens fails its self-check: the explorer says so and stays usable.
+#[test]
+fn a_lens_that_fails_its_check_is_shown_as_unavailable() {
+    use common::gguf_edit::{edit, V};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("softcapped.gguf");
+    let real = std::fs::read(common::model_path()).unwrap();
+    std::fs::write(
+        &path,
+        edit(
+            &real,
+            &[("llama.final_logit_softcapping", Some(V::F32(1.0)))],
+        ),
+    )
+    .unwrap();
+    let t = Tmux::start(
+        "lens-unavailable",
+        &format!("-m {}", path.display()),
+        100,
+        30,
+    );
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The cat sat on the mat.");
+    t.keys(&["F9"]);
+    t.wait_for("the lens refused", Duration::from_secs(30), |s| {
+        s.contains("Logit lens unavailable for this model")
+    });
+    t.keys(&["F9"]);
+    t.literal(" It");
+    t.wait_for("typing still works", Duration::from_secs(30), |s| {
+        s.contains("◂ actual") || s.contains("what comes next")
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

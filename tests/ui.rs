@@ -213,6 +213,64 @@ fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
 /// What must hold of every screen: panels keep their borders (nothing drawn over another
 /// panel), every chip the layout places is drawn where a click would find it, and the status
 /// bar counts the tokens the state holds.
+/// Any piece of a lens, some of them odd: positions beyond the text, empty columns,
+/// unavailable, failed.
+fn lens_update(rng: &mut Rng) -> logitscope::explorer::worker::protocol::LensUpdate {
+    use logitscope::analysis::lens::{HwReport, LensFacts, LensStatus};
+    use logitscope::explorer::worker::protocol::LensUpdate;
+    let facts = LensFacts {
+        n_layer: 1 + rng.below(40) as usize,
+        n_embd: 4,
+        n_vocab: 12,
+        w: "output.weight".into(),
+        w_type: "Q6_K".into(),
+        tied: false,
+        norm: "RMS norm, eps 1e-6".into(),
+        post: (rng.below(2) == 0).then(|| "30·tanh(z/30) (final_logit_softcapping)".into()),
+    };
+    let id = |rng: &mut Rng| rng.below(12) as u32;
+    match rng.below(6) {
+        0 => LensUpdate::Status(if rng.below(4) == 0 {
+            LensStatus::unavailable("no l_out tensors", None)
+        } else {
+            LensStatus {
+                available: true,
+                reason: None,
+                max_abs_dp: Some(0.0),
+                positions: Some(rng.below(12) as usize),
+                facts: Some(facts),
+            }
+        }),
+        1 | 2 => LensUpdate::Column {
+            position: rng.below(14) as usize,
+            rows: (0..rng.below(40))
+                .map(|_| {
+                    let (a, b) = (id(rng), id(rng));
+                    row(&[a, b], (rng.below(2) == 0).then_some(b))
+                })
+                .collect(),
+        },
+        3 => LensUpdate::Hw(Box::new(HwReport {
+            position: rng.below(12) as usize,
+            facts,
+            residual_norm: 1.0,
+            h_norm: 1.0,
+            h_top: vec![(0, 1.0)],
+            h: vec![1.0, -2.0, 0.5, 0.0],
+            tokens: vec![logitscope::analysis::lens::HwToken {
+                id: id(rng),
+                exact: 1.0,
+                llama: 1.5,
+            }],
+            max_abs_delta: 0.5,
+            max_abs_delta_rounded: None,
+            dot_type: "F32".into(),
+        })),
+        4 => LensUpdate::Failed("decode failed".into()),
+        _ => LensUpdate::Paused,
+    }
+}
+
 fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
     use logitscope::explorer::layout::{areas, chip_layout, strip_inner, MIN_HEIGHT, MIN_WIDTH};
     use logitscope::explorer::state::Phase;
@@ -243,6 +301,9 @@ fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
                 "event {event}: the {name} panel's corner at ({x},{y}) was drawn over"
             );
         }
+    }
+    if app.inspect != logitscope::explorer::state::Inspect::Off {
+        return;
     }
     let cols = columns_in(buf);
     assert!(
@@ -317,6 +378,8 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyCode::F(4),
         KeyCode::F(5),
         KeyCode::F(6),
+        KeyCode::F(9),
+        KeyCode::F(10),
         KeyCode::Esc,
     ];
     let mods = [
@@ -328,7 +391,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     let mut fills = 0;
     for i in 0..10_000 {
-        let msg = match rng.below(14) {
+        let msg = match rng.below(15) {
             0..=2 => key(KeyCode::Char(
                 char::from_u32(0x20 + rng.below(0x60) as u32).unwrap(),
             )),
@@ -389,6 +452,10 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     result,
                 })
             }
+            13 => Msg::Engine(EngineMsg::Lens {
+                epoch: app.lens.epoch.saturating_sub(rng.below(2)),
+                update: lens_update(&mut rng),
+            }),
             12 => Msg::Engine(EngineMsg::Loaded {
                 info: info(),
                 vocab: if rng.below(2) == 0 {

@@ -12,8 +12,8 @@
 
 use serde::Serialize;
 
-use crate::analysis::report::TopLogprob;
 use crate::analysis::stats::RowSummary;
+use crate::analysis::top::TopLogprob;
 use crate::analysis::vocab::{is_wordlike, Vocab};
 
 /// A blank in a text: a run of two or more underscores, or `[MASK]`.

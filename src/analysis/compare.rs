@@ -126,7 +126,7 @@ pub fn summarize(
     b: &[RowSummary],
 ) -> CompareSummary {
     let n = rows.len().max(1) as f64;
-    let total = |r: &[RowSummary]| crate::analysis::report::totals(r);
+    let total = |r: &[RowSummary]| crate::analysis::stats::totals(r);
     let (ta, na) = total(a);
     let (tb, nb) = total(b);
     let ppl_a = crate::analysis::stats::perplexity(ta, na);

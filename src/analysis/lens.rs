@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-use crate::analysis::report::{top_logprobs, ScoreReport, TopLogprob};
 use crate::analysis::stats::RowSummary;
+use crate::analysis::top::{top_logprobs, TopLogprob};
 use crate::analysis::vocab::Vocab;
 
 /// What the lens multiplies with: W and the final norm, as the GGUF describes them.
@@ -87,30 +87,6 @@ pub fn layer_reports(vocab: &Vocab, rows: &[RowSummary]) -> Vec<LayerReport> {
         .collect()
 }
 
-/// Attach the lens to a report: `lens` at the top, and at every token the layers of the
-/// distribution that predicted it (`columns[i]` = the layers of p_i, `None` where the lens
-/// does not reach).
-pub fn attach(
-    report: &mut ScoreReport,
-    vocab: &Vocab,
-    status: LensStatus,
-    columns: &[Option<Vec<RowSummary>>],
-) {
-    report.lens = Some(status);
-    let column = |i: usize| {
-        columns
-            .get(i)
-            .and_then(Option::as_ref)
-            .map(|rows| layer_reports(vocab, rows))
-    };
-    for t in &mut report.tokens {
-        t.layers = t.index.checked_sub(1).and_then(column);
-    }
-    if let (Some(next), Some(i)) = (&mut report.next, report.tokens.len().checked_sub(1)) {
-        next.layers = column(i);
-    }
-}
-
 /// The first layer whose top token is `id` (`rows[ℓ]` = layer ℓ at one position).
 pub fn first_top_layer(rows: &[RowSummary], id: u32) -> Option<usize> {
     rows.iter()
@@ -128,6 +104,9 @@ pub struct HwReport {
     pub h_norm: f64,
     /// h's components of largest magnitude: (index, value), largest first.
     pub h_top: Vec<(usize, f32)>,
+    /// h itself (for a picture of it).
+    #[serde(skip)]
+    pub h: Vec<f32>,
     /// The top tokens by llama.cpp's logit, with ours beside it.
     pub tokens: Vec<HwToken>,
     /// max over the whole vocabulary of |our f64 logit − llama.cpp's|.

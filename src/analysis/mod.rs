@@ -9,6 +9,7 @@ pub mod lens;
 pub mod report;
 pub mod search;
 pub mod stats;
+pub mod top;
 pub mod vocab;
 pub mod watch;
 pub mod words;

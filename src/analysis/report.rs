@@ -4,16 +4,10 @@
 
 use serde::Serialize;
 
-use crate::analysis::stats::{perplexity, RowSummary, TopEntry};
+pub use crate::analysis::stats::totals;
+use crate::analysis::stats::{perplexity, RowSummary};
+pub use crate::analysis::top::{top_logprobs, TopLogprob};
 use crate::analysis::vocab::{display_bytes, pad_to_width, Vocab};
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TopLogprob {
-    pub id: u32,
-    pub token: String,
-    pub bytes: Vec<u8>,
-    pub logprob: f64,
-}
 
 /// One token, carrying the statistics of the distribution that predicted it (p_{j-1}), as
 /// OpenAI and vLLM prompt logprobs do.
@@ -106,22 +100,28 @@ pub fn tidy_temp(t: f32) -> f64 {
     format!("{t}").parse().unwrap_or(f64::from(t))
 }
 
-pub fn top_logprobs(vocab: &Vocab, top: &[TopEntry]) -> Vec<TopLogprob> {
-    top.iter()
-        .map(|e| TopLogprob {
-            id: e.id,
-            token: vocab.text(e.id),
-            bytes: vocab.bytes(e.id).to_vec(),
-            logprob: e.logprob,
-        })
-        .collect()
-}
-
-/// Totals of a text: (total logprob of the scored tokens, how many were scored).
-pub fn totals(rows: &[RowSummary]) -> (f64, usize) {
-    rows.iter()
-        .filter_map(|r| r.target.map(|t| t.logprob))
-        .fold((0.0, 0), |(s, n), l| (s + l, n + 1))
+/// Attach the lens to a report: `lens` at the top, and at every token the layers of the
+/// distribution that predicted it (`columns[i]` = the layers of p_i, `None` where the lens
+/// does not reach).
+pub fn attach_lens(
+    report: &mut ScoreReport,
+    vocab: &Vocab,
+    status: crate::analysis::lens::LensStatus,
+    columns: &[Option<Vec<RowSummary>>],
+) {
+    report.lens = Some(status);
+    let column = |i: usize| {
+        columns
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(|rows| crate::analysis::lens::layer_reports(vocab, rows))
+    };
+    for t in &mut report.tokens {
+        t.layers = t.index.checked_sub(1).and_then(column);
+    }
+    if let (Some(next), Some(i)) = (&mut report.next, report.tokens.len().checked_sub(1)) {
+        next.layers = column(i);
+    }
 }
 
 /// Build the report. `rows[i]` is p_i for `tokens[i]`; row j-1 predicted token j.

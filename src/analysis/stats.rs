@@ -565,6 +565,13 @@ pub fn max_entropy_bits(n_vocab: usize) -> f64 {
 }
 
 /// Totals over a sequence of scored tokens: total logprob and perplexity exp(-total / n).
+/// Totals of a text: (total logprob of the scored tokens, how many were scored).
+pub fn totals(rows: &[RowSummary]) -> (f64, usize) {
+    rows.iter()
+        .filter_map(|r| r.target.map(|t| t.logprob))
+        .fold((0.0, 0), |(s, n), l| (s + l, n + 1))
+}
+
 pub fn perplexity(total_logprob: f64, n_scored: usize) -> Option<f64> {
     (n_scored > 0).then(|| (-total_logprob / n_scored as f64).exp())
 }

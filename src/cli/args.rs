@@ -81,6 +81,8 @@ pub enum BenchTable {
     Fill,
     /// The vocabulary search for a blank
     Search,
+    /// The logit lens: score --layers, the explorer's lens
+    Lens,
 }
 
 #[derive(Debug, Subcommand)]

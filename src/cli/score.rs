@@ -78,7 +78,7 @@ pub fn run(
             let view = settings.view;
             let (status, columns) = lens_columns(lenses, &ev.tokens, view.temp, view.n_probs)
                 .map_err(|e| e.to_string())?;
-            crate::analysis::lens::attach(&mut report, model.vocab(), status, &columns);
+            crate::analysis::report::attach_lens(&mut report, model.vocab(), status, &columns);
         }
         Ok(match format {
             Format::Json => json_line(&report),

@@ -97,6 +97,10 @@ impl<'m> Lenses<'m> {
     }
 }
 
+/// Every position's lens column (`[i]` = the layers of p_i; `None` where the lens does not
+/// reach).
+pub type Columns = Vec<Option<Vec<RowSummary>>>;
+
 /// The lens of a whole text for a report: its status and every covered position's column
 /// with the top `k` tokens per layer.
 pub fn lens_columns(
@@ -104,7 +108,7 @@ pub fn lens_columns(
     tokens: &[u32],
     temp: f32,
     k: usize,
-) -> Result<(LensStatus, Vec<Option<Vec<RowSummary>>>), ModelError> {
+) -> Result<(LensStatus, Columns), ModelError> {
     if tokens.is_empty() {
         return Ok((
             LensStatus::unavailable("the text has no tokens", None),

@@ -1,5 +1,6 @@
-//! The one table from keys to actions: `update` looks keys up here, and the help overlay (and
-//! the README's key table) is drawn from the same rows, so the two cannot drift apart.
+//! The one table from keys to actions: `update` looks keys up here, and the help overlay is
+//! drawn from the same rows, so the two cannot drift apart; a test holds the README's key
+//! table to them too.
 //!
 //! A key is looked up scope by scope ([`scopes`]: global keys, then the help overlay or the
 //! failure screen, then view controls, then the focused line), and within a scope a named key
@@ -75,6 +76,10 @@ pub enum Action {
     ToggleWords,
     /// Write what is shown to a JSON file.
     Export,
+    /// Open or close the logit lens view.
+    ToggleLens,
+    /// Open or close the H·W panel.
+    ToggleHw,
 }
 
 /// Which keys a binding takes.
@@ -182,9 +187,11 @@ pub static KEYMAP: &[Row] = &[
         bindings: &[b(S::Text, Key::AnyChar, M::NoCtrlNoAlt, A::Type)],
     },
     Row {
-        keys: "← → Home End",
-        what: "move the cursor by grapheme cluster",
+        keys: "← → Home End Ctrl-←→",
+        what: "move the cursor: grapheme cluster / word",
         bindings: &[
+            b(S::Text, k(C::Left), M::Ctrl, A::WordLeft),
+            b(S::Text, k(C::Right), M::Ctrl, A::WordRight),
             b(S::Text, k(C::Left), M::NoCtrl, A::Left),
             b(S::Text, k(C::Right), M::NoCtrl, A::Right),
             b(S::Text, k(C::Home), M::Any, A::Home),
@@ -192,14 +199,6 @@ pub static KEYMAP: &[Row] = &[
             // Aliases, as in readline.
             b(S::Text, k(C::Char('a')), M::Ctrl, A::Home),
             b(S::Text, k(C::Char('e')), M::Ctrl, A::End),
-        ],
-    },
-    Row {
-        keys: "Ctrl-← Ctrl-→",
-        what: "move by word",
-        bindings: &[
-            b(S::Text, k(C::Left), M::Ctrl, A::WordLeft),
-            b(S::Text, k(C::Right), M::Ctrl, A::WordRight),
         ],
     },
     Row {
@@ -275,7 +274,7 @@ pub static KEYMAP: &[Row] = &[
     },
     Row {
         keys: "F7",
-        what: "watch-list: words followed at every position",
+        what: "watch-list: words followed everywhere",
         bindings: &[
             b(S::View, k(C::F(7)), M::Any, A::EditWatch),
             b(S::Watch, k(C::F(7)), M::Any, A::LeaveWatch),
@@ -285,6 +284,14 @@ pub static KEYMAP: &[Row] = &[
         keys: "F8",
         what: "tokens / words (surprisal per word)",
         bindings: &[b(S::View, k(C::F(8)), M::Any, A::ToggleWords)],
+    },
+    Row {
+        keys: "F9 F10",
+        what: "logit lens by layer / H·W redone in f64",
+        bindings: &[
+            b(S::View, k(C::F(9)), M::Any, A::ToggleLens),
+            b(S::View, k(C::F(10)), M::Any, A::ToggleHw),
+        ],
     },
     Row {
         keys: "Ctrl-S",
@@ -400,6 +407,23 @@ mod tests {
         assert_eq!(keys.len(), 18);
         assert_eq!(keys[0], "type, paste");
         assert_eq!(keys[17], "Esc  Ctrl-C  (q here)");
+    }
+
+    /// The README's key table is the help's rows, in order.
+    #[test]
+    fn the_readme_lists_every_key_row() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let table: Vec<&str> = readme
+            .split("## Keys")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .collect();
+        let rows: Vec<String> = help_rows()
+            .map(|r| format!("| `{}` | {} |", r.keys, r.what))
+            .collect();
+        assert_eq!(table, rows);
     }
 
     /// Every function key and named key a shown row binds appears in its label.

@@ -18,8 +18,11 @@
 
 pub mod editor;
 pub mod history;
+pub mod inspect;
 pub mod keymap;
 pub mod layout;
+pub mod message;
+pub mod reading;
 pub mod state;
 pub mod terminal;
 pub mod update;

@@ -1,11 +1,13 @@
 //! The explorer's state: everything the screen is drawn from. Changed only by
 //! [`crate::explorer::update`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::analysis::blanks::{find_blanks, FillReport};
+use crate::analysis::lens::{HwReport, LensStatus};
 use crate::analysis::search::Budget;
-use crate::analysis::stats::ViewOptions;
+use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::explorer::editor::{History, LineEditor};
 use crate::explorer::worker::protocol::Scored;
@@ -43,6 +45,46 @@ pub enum SidePanel {
     Sentence,
     /// Fill-in candidates for the blanks of the text.
     Fill,
+}
+
+/// What the inspection panels show (F9, F10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inspect {
+    #[default]
+    Off,
+    /// The logit lens: a grid of layers × positions, and the selected position by layer.
+    Lens,
+    /// H·W at the selected position.
+    Hw,
+}
+
+/// The logit lens of the text shown, as it arrives from the engine.
+#[derive(Debug, Clone, Default)]
+pub struct LensState {
+    /// Names the text and view below; answers for another epoch are dropped.
+    pub epoch: u64,
+    pub text: String,
+    pub view: Option<ViewOptions>,
+    /// Available or why not (with the self-check's result).
+    pub status: Option<LensStatus>,
+    /// Every layer at a position: `columns[&i][ℓ]` = layer ℓ of p_i.
+    pub columns: BTreeMap<usize, Vec<RowSummary>>,
+    pub hw: Option<Box<HwReport>>,
+    pub error: Option<String>,
+    /// Lens requests made (their job generation).
+    pub requests: u64,
+    /// The running request: (first position, H·W asked); `None` once it paused or failed.
+    pub asked: Option<(usize, bool)>,
+}
+
+impl LensState {
+    /// Positions the lens reaches: all of the text's, or the first `positions` it covers.
+    pub fn covered(&self, n_tokens: usize) -> usize {
+        self.status
+            .as_ref()
+            .and_then(|s| s.positions)
+            .map_or(n_tokens, |p| p.min(n_tokens))
+    }
 }
 
 /// The fill panel's state.
@@ -119,6 +161,9 @@ pub struct App {
     pub word_mode: bool,
     /// A one-line message for the status bar (an export's path).
     pub notice: Option<String>,
+    /// The lens or H·W panels (F9, F10).
+    pub inspect: Inspect,
+    pub lens: LensState,
     pub quit: bool,
 }
 
@@ -152,6 +197,8 @@ impl App {
             watch_at: None,
             word_mode: false,
             notice: None,
+            inspect: Inspect::Off,
+            lens: LensState::default(),
             quit: false,
         }
     }
@@ -220,6 +267,12 @@ impl App {
         self.words()
             .get(self.selected)
             .map_or(s.tokens.len(), |w| w.start)
+    }
+
+    /// The position whose distribution the selection shows (p_i for chip i + 1); `None` on
+    /// the first token, which nothing predicts.
+    pub fn selected_position(&self) -> Option<usize> {
+        self.selected_token().checked_sub(1)
     }
 
     pub fn has_blank(&self) -> bool {

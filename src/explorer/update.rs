@@ -14,35 +14,8 @@ use crate::explorer::layout;
 use crate::explorer::state::{App, ColorMode, FillState, Focus, LoadedModel, Phase, MAX_K, TEMPS};
 use crate::explorer::worker::protocol::{EngineMsg, Job, JobKind};
 
-/// Everything that can happen to the explorer.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Key(KeyEvent),
-    Paste(String),
-    Mouse(MouseEvent),
-    Resize(u16, u16),
-    /// A termination signal (SIGTERM, SIGHUP, SIGINT): leave cleanly.
-    Signal,
-    /// Something to tell the user in the status bar (an export's path or failure).
-    Notice(String),
-    Engine(EngineMsg),
-}
-
-/// What the explorer asks the outside world to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Work for the engine thread (latest wins per kind, see `worker::queue`).
-    Run(Job),
-    /// Work of this kind for texts older than `generation` is no longer wanted.
-    Cancel {
-        kind: JobKind,
-        generation: u64,
-    },
-    /// Write this to a file in the data directory (answered with `Msg::Notice`).
-    Export(Box<crate::analysis::report::Export>),
-    SaveHistory(Vec<String>),
-    Quit,
-}
+pub use crate::explorer::message::{Command, Msg};
+use crate::explorer::reading;
 
 /// The single transition function.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
@@ -85,27 +58,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     app.input_scroll = app.editor.viewport(width, app.input_scroll).scroll;
     // Watched words of several tokens are decoded at the selected position on request.
     if (app.selected_token(), app.shown_generation) != before {
-        cmds.extend(watch_at_selection(app));
+        cmds.extend(reading::watch_at_selection(app));
     }
+    // The lens and H·W panels ask for what they lack.
+    cmds.extend(crate::explorer::inspect::request(app));
     cmds
-}
-
-/// Ask for the watched words' probability at the selected position (words of several tokens
-/// need extra decodes; one-token words come with every evaluation).
-fn watch_at_selection(app: &App) -> Vec<Command> {
-    match &app.scored {
-        Some(s) if !app.watch.is_empty() && !app.stale() => {
-            let position = app.selected_token().saturating_sub(1);
-            vec![Command::Run(Job::Watch {
-                generation: app.shown_generation,
-                text: s.text.clone(),
-                position,
-                words: app.watch.clone(),
-                view: s.view,
-            })]
-        }
-        _ => Vec::new(),
-    }
 }
 
 fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
@@ -181,6 +138,10 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             if generation == app.shown_generation {
                 app.watch_at = Some((generation, position, values));
             }
+            Vec::new()
+        }
+        EngineMsg::Lens { epoch, update } => {
+            crate::explorer::inspect::on_update(app, epoch, update);
             Vec::new()
         }
         EngineMsg::FillProgress {
@@ -312,45 +273,6 @@ fn evaluate(app: &mut App) -> Vec<Command> {
         view: app.view,
         watch: app.watch.clone(),
     })]
-}
-
-/// Ask for what is shown to be written to a file: the `score` report of the text on screen
-/// (words, watched words and the comparison included), and the fill-in report.
-fn export(app: &mut App) -> Vec<Command> {
-    let (Some(scored), Some(m)) = (&app.scored, &app.model) else {
-        app.notice = Some("nothing to export yet".into());
-        return Vec::new();
-    };
-    let mut report = crate::analysis::report::score_report(
-        &scored.text,
-        &m.info.file_name,
-        &m.vocab,
-        scored.view.temp,
-        &scored.tokens,
-        &scored.rows,
-        scored.n_tokens_total,
-    );
-    report.words = Some(app.words());
-    if let (Some(c), Some(b)) = (&scored.compare, &m.second) {
-        crate::analysis::report::attach_compare(
-            &mut report,
-            &b.file_name,
-            &scored.rows,
-            &c.b_rows,
-            &c.rows,
-        );
-    }
-    let export = crate::analysis::report::Export {
-        score: report,
-        watch: app.watch.clone(),
-        fill: app
-            .fill
-            .report
-            .as_deref()
-            .filter(|r| r.text == app.editor.text())
-            .cloned(),
-    };
-    vec![Command::Export(Box::new(export))]
 }
 
 fn select(app: &mut App, to: usize) {
@@ -533,7 +455,15 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             clamp_selection(app);
             none()
         }
-        Action::Export => export(app),
+        Action::Export => reading::export(app),
+        Action::ToggleLens => {
+            crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Lens);
+            none()
+        }
+        Action::ToggleHw => {
+            crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Hw);
+            none()
+        }
         Action::ClearCandidates => {
             // Ctrl-U on an empty candidate line forgets the user's candidates.
             if !app.fill.input.clear() && !app.fill.candidates.is_empty() {

@@ -6,69 +6,22 @@
 //! 4. peak resident memory after scoring 16 and 1,024 tokens (each in a fresh process);
 //! 5. fill-in: 50 candidates with a 10-token suffix, batched vs one evaluation each;
 //! 6. the vocabulary search for a blank: words per second with and without the pruning, and
-//!    (with `--full-vocabulary`) the time to search every word.
+//!    (with `--full-vocabulary`) the time to search every word;
+//! 7. the logit lens: `score --layers` against `score`, and the explorer's lens path.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod lens;
 mod search;
+mod timing;
 
 use super::args::BenchTable;
 use super::fatal::Fatal;
 use super::settings::Settings;
 use crate::analysis::stats::ViewOptions;
 use crate::model::{Model, ModelError, Session};
-
-/// Natural text to cut benchmark inputs from.
-const PASSAGE: &str = "The chef carefully seasoned the soup with a pinch of salt, then tasted it \
-    and added a little pepper. Outside, the rain had stopped and the streets of the old town \
-    were shining under the lamps. A cat sat on the wall by the bakery, watching the people \
-    hurry home with bread under their arms. In the distance a church bell rang eight times, \
-    and somewhere a radio was playing an old song about the sea. ";
-
-pub(super) fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-pub(super) fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
-
-pub(super) fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// A text of exactly `n` tokens (as the model tokenizes it) cut from the passage.
-fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
-    let mut s = String::new();
-    while model.tokenize(&s).len() < n + 8 {
-        s.push_str(PASSAGE);
-    }
-    // Cut at a word boundary close to n tokens.
-    let words: Vec<&str> = s.split(' ').collect();
-    let (mut lo, mut hi) = (1, words.len());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if model.tokenize(&words[..mid].join(" ")).len() < n {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    let text = words[..lo].join(" ");
-    let mut tokens = model.tokenize(&text);
-    tokens.truncate(n);
-    (text, tokens)
-}
+use timing::{median, ms, text_of, time, PASSAGE};
 
 /// Table 3 alone: needs no model.
 pub fn stats_table() -> String {
@@ -130,6 +83,10 @@ pub fn run(
         }
         Some(BenchTable::Search) => {
             search::table(&model, view, full_vocabulary)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Lens) => {
+            lens::table(&model, view)?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -215,6 +172,8 @@ pub fn run(
     fill_bench(&model, view)?;
     println!();
     search::table(&model, view, full_vocabulary)?;
+    println!();
+    lens::table(&model, view)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,9 @@ mod compare;
 mod distribution;
 mod fill;
 mod help;
+mod hw;
 mod input;
+mod lens;
 mod loading;
 mod status;
 mod strip;
@@ -20,7 +22,7 @@ use ratatui::Frame;
 
 use crate::analysis::vocab::sanitize_for_terminal;
 use crate::explorer::layout::{areas, MIN_HEIGHT, MIN_WIDTH};
-use crate::explorer::state::{App, Phase, SidePanel};
+use crate::explorer::state::{App, Inspect, Phase, SidePanel};
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -54,10 +56,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let a = areas(area);
     input::draw(frame, app, a.input);
     strip::draw(frame, app, a.strip);
-    distribution::draw(frame, app, a.dist);
-    match app.side_panel() {
-        SidePanel::Fill => fill::draw(frame, app, a.side),
-        SidePanel::Sentence => chart::draw(frame, app, a.side),
+    match app.inspect {
+        Inspect::Lens => lens::draw_layers(frame, app, a.dist),
+        Inspect::Hw => hw::draw(frame, app, a.dist),
+        Inspect::Off => distribution::draw(frame, app, a.dist),
+    }
+    match (app.inspect, app.side_panel()) {
+        (Inspect::Lens, _) => lens::draw_grid(frame, app, a.side),
+        (_, SidePanel::Fill) => fill::draw(frame, app, a.side),
+        (_, SidePanel::Sentence) => chart::draw(frame, app, a.side),
     }
     status::draw(frame, app, a.status);
     if app.help {

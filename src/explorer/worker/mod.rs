@@ -14,10 +14,11 @@ use std::time::Instant;
 
 use crate::engine::compare::{check_same_vocabulary, evaluate_compared, PairCache};
 use crate::engine::fill::{FillError, FillRequest, Filler};
+use crate::engine::lens::Lenses;
 use crate::engine::watch::{resolve, single_ids};
 use crate::explorer::update::Msg;
 use crate::model::{Model, ModelOptions, Session};
-use protocol::{EngineMsg, Job, Scored, ScoredCompare};
+use protocol::{EngineMsg, Job, JobKind, LensUpdate, Scored, ScoredCompare};
 use queue::JobQueue;
 
 /// The engine thread's name (the panic hook recognises it).
@@ -60,6 +61,8 @@ struct Engine<'m> {
     filler: Filler<'m>,
     /// The second model's session and the comparisons of the cached prefix (`--vs`).
     second: Option<(Session<'m>, PairCache)>,
+    /// The logit lens, made when first asked for.
+    lenses: Lenses<'m>,
 }
 
 /// Load a model, reporting progress as the part `[from, from + span)` of the whole load.
@@ -117,6 +120,7 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
         main,
         filler: Filler::new(&model),
         second: b.map(|s| (s, PairCache::default())),
+        lenses: Lenses::new(&model),
     };
     while let Some(job) = jobs.take() {
         if jobs.superseded(&job) {
@@ -154,6 +158,24 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                 generation,
                 request,
             } => fill(&mut engine, *generation, request, &cancel, tx),
+            Job::Lens {
+                epoch,
+                text,
+                view,
+                first,
+                hw,
+                skip,
+                ..
+            } => {
+                let pause = || jobs.urgent_waiting(JobKind::Lens);
+                let ask = LensAsk {
+                    epoch: *epoch,
+                    first: *first,
+                    hw: *hw,
+                    skip,
+                };
+                lens(&mut engine, text, *view, &ask, &cancel, &pause, tx)
+            }
         }
     }
 }
@@ -264,6 +286,81 @@ fn watch_at(
             values,
         },
     );
+}
+
+/// What a lens job asks for.
+struct LensAsk<'a> {
+    epoch: u64,
+    first: usize,
+    hw: bool,
+    skip: &'a [usize],
+}
+
+/// Top tokens kept per layer for the explorer's lens.
+const LENS_TOP: usize = 3;
+/// Tokens the H·W panel lists.
+const HW_TOKENS: usize = 8;
+
+/// The lens of a text: its status, the column asked for first (with its H·W panel), then the
+/// other columns nearest first. Stops when superseded and pauses (saying so) when more
+/// urgent work waits: each column costs a pass over W per layer.
+fn lens(
+    engine: &mut Engine<'_>,
+    text: &str,
+    view: crate::analysis::stats::ViewOptions,
+    ask: &LensAsk<'_>,
+    cancel: &dyn Fn() -> bool,
+    pause: &dyn Fn() -> bool,
+    tx: &Sender<Msg>,
+) {
+    let epoch = ask.epoch;
+    let say = |update| send(tx, EngineMsg::Lens { epoch, update });
+    let tokens = engine.model.tokenize(text);
+    if tokens.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let run = match engine.lenses.run(&tokens, view.temp) {
+        Ok(run) => run,
+        Err(e) => return say(LensUpdate::Failed(e.to_string())),
+    };
+    say(LensUpdate::Status(run.status.clone()));
+    if !run.status.available {
+        return;
+    }
+    let mut order: Vec<usize> = (0..tokens.len())
+        .filter(|p| !ask.skip.contains(p) || *p == ask.first)
+        .collect();
+    order.sort_by_key(|&p| p.abs_diff(ask.first));
+    for p in order {
+        if cancel() {
+            return;
+        }
+        if pause() {
+            return say(LensUpdate::Paused);
+        }
+        let asked_first = p == ask.first;
+        if !asked_first || !ask.skip.contains(&p) {
+            match run.column(p, LENS_TOP) {
+                Ok(Some(rows)) => say(LensUpdate::Column { position: p, rows }),
+                Ok(None) => {}
+                Err(e) => return say(LensUpdate::Failed(e.to_string())),
+            }
+        }
+        if asked_first && ask.hw {
+            match run.hw(p, HW_TOKENS) {
+                Ok(Some(hw)) => say(LensUpdate::Hw(Box::new(hw))),
+                Ok(None) => {}
+                Err(e) => return say(LensUpdate::Failed(e.to_string())),
+            }
+        }
+        if asked_first {
+            tracing::debug!(
+                "lens of position {p} ready {} ms after the request",
+                started.elapsed().as_millis()
+            );
+        }
+    }
 }
 
 fn fill(

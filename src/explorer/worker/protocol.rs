@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::analysis::blanks::FillReport;
 use crate::analysis::compare::RowCompare;
+use crate::analysis::lens::{HwReport, LensStatus};
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::engine::fill::FillRequest;
@@ -17,11 +18,17 @@ use crate::model::ModelInfo;
 pub enum JobKind {
     Evaluate,
     Watch,
+    Lens,
     Fill,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Evaluate, JobKind::Watch, JobKind::Fill];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Evaluate,
+        JobKind::Watch,
+        JobKind::Lens,
+        JobKind::Fill,
+    ];
 }
 
 /// A piece of engine work.
@@ -48,6 +55,18 @@ pub enum Job {
         words: Vec<String>,
         view: ViewOptions,
     },
+    /// The logit lens of the text shown: the status, the column of `first` (and its H·W
+    /// panel when `hw`), then every other column not in `skip`, nearest first.
+    /// `generation` counts lens requests; `epoch` names the text and view they are for.
+    Lens {
+        generation: u64,
+        epoch: u64,
+        text: String,
+        view: ViewOptions,
+        first: usize,
+        hw: bool,
+        skip: Vec<usize>,
+    },
 }
 
 impl Job {
@@ -56,6 +75,7 @@ impl Job {
             Job::Evaluate { .. } => JobKind::Evaluate,
             Job::Fill { .. } => JobKind::Fill,
             Job::Watch { .. } => JobKind::Watch,
+            Job::Lens { .. } => JobKind::Lens,
         }
     }
 
@@ -63,7 +83,8 @@ impl Job {
         match self {
             Job::Evaluate { generation, .. }
             | Job::Fill { generation, .. }
-            | Job::Watch { generation, .. } => *generation,
+            | Job::Watch { generation, .. }
+            | Job::Lens { generation, .. } => *generation,
         }
     }
 }
@@ -128,6 +149,28 @@ pub enum EngineMsg {
         position: usize,
         values: Vec<crate::analysis::watch::WatchValue>,
     },
+    /// Part of the lens of the text and view of `epoch`.
+    Lens {
+        epoch: u64,
+        update: LensUpdate,
+    },
     /// The engine thread panicked: nothing more will come from it.
     Crashed(String),
+}
+
+/// A piece of the lens of one text.
+#[derive(Debug, Clone)]
+pub enum LensUpdate {
+    /// Available (with the self-check's result) or why not; comes first.
+    Status(LensStatus),
+    /// Every layer at one position (`rows[ℓ]` = layer ℓ).
+    Column {
+        position: usize,
+        rows: Vec<RowSummary>,
+    },
+    Hw(Box<HwReport>),
+    /// The lens could not be computed (a failed decode).
+    Failed(String),
+    /// The engine left the rest for more urgent work; ask again for what is missing.
+    Paused,
 }

@@ -89,6 +89,12 @@ impl JobQueue {
                 .is_some_and(|&g| g > job.generation())
     }
 
+    /// Whether a job of a kind before `kind` (a more urgent one) is waiting: long work of
+    /// `kind` that can be resumed pauses for it.
+    pub fn urgent_waiting(&self, kind: JobKind) -> bool {
+        self.lock().pending.keys().any(|&k| k < kind)
+    }
+
     /// How many workers are blocked in [`JobQueue::take`].
     pub fn waiting(&self) -> usize {
         self.lock().waiting
@@ -150,6 +156,20 @@ mod tests {
         q.submit(eval(5));
         assert_eq!(q.take().unwrap(), eval(5));
         assert_eq!(q.take().unwrap(), fill(5));
+    }
+
+    #[test]
+    fn long_work_knows_when_more_urgent_work_waits() {
+        let q = JobQueue::default();
+        assert!(!q.urgent_waiting(JobKind::Lens));
+        q.submit(fill(1));
+        assert!(!q.urgent_waiting(JobKind::Lens), "a fill is less urgent");
+        q.submit(eval(2));
+        assert!(q.urgent_waiting(JobKind::Lens));
+        assert!(
+            !q.urgent_waiting(JobKind::Evaluate),
+            "nothing is before an evaluation"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! weight and epsilon from the GGUF) and W are applied here: the activation is quantized to
 //! W's dot-product type and multiplied with ggml's own CPU dot product, exactly as llama.cpp
 //! computes its logits, so the last layer's lens reproduces llama.cpp's distribution (checked
-//! on every text before a lens is shown). Separately, [`Lens::exact_logits`] computes h·W in
+//! on every text before a lens is shown). Separately, [`Readout::exact_logits`] computes h·W in
 //! f64 from the dequantized W, for the H·W panel.
 //!
 //! Nothing here keeps positions × layers × |V| numbers: each lens row is summarised as it is
@@ -25,7 +25,7 @@ use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
 use crate::analysis::stats::{summarize_row, RowSummary};
-pub use readout::{Norm, Post, Readout};
+pub use readout::{Norm, Post, Readout, Unavailable};
 
 /// The tokens of a text the lens covers: one decode of at most this many.
 pub const MAX_TOKENS: usize = 512;
@@ -88,6 +88,8 @@ pub struct Lens<'m> {
     capture: Box<Capture>,
     readout: Readout,
     n_ctx: usize,
+    /// Threads for the lens rows (the model's `-t`).
+    threads: usize,
     /// The tokens whose residuals `capture` holds (llama.cpp's logits of each are still in
     /// its buffer: the text is one decode).
     tokens: Vec<u32>,
@@ -95,16 +97,6 @@ pub struct Lens<'m> {
     temp: f32,
     /// The largest |Δp| between the last layer's lens and llama.cpp's row, over the text.
     check: Option<f64>,
-}
-
-/// Why a lens cannot be shown for a model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unavailable(pub String);
-
-impl std::fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The largest |Δp| the last layer's lens may differ from llama.cpp's own distribution.
@@ -151,6 +143,7 @@ impl<'m> Lens<'m> {
             capture,
             readout,
             n_ctx: n_ctx as usize,
+            threads: model.options().threads.max(1) as usize,
             tokens: Vec::new(),
             temp: 1.0,
             check: None,
@@ -213,11 +206,18 @@ impl<'m> Lens<'m> {
         }
         // The check: the last layer through our norm and W against llama.cpp's own row.
         let last = self.readout.facts.n_layer - 1;
-        let mut worst = 0f64;
-        for i in 0..n {
-            let ours = self.logits(last, i)?;
-            worst = worst.max(max_abs_dp(&ours, self.llama_logits(i), temp));
-        }
+        let rows: Vec<(&[f32], &[f32])> = (0..n)
+            .map(|i| {
+                let h = self.hidden(last, i).unwrap_or_default();
+                (h, self.llama_logits(i))
+            })
+            .collect();
+        let readout = &self.readout;
+        let worst = parallel(self.threads, &rows, |(h, theirs)| {
+            max_abs_dp(&readout.logits(h), theirs, temp)
+        })
+        .into_iter()
+        .fold(0f64, f64::max);
         self.check = Some(worst);
         if worst > CHECK_TOLERANCE {
             return Err(LensError::Unavailable(mismatch(worst)));
@@ -276,10 +276,20 @@ impl<'m> Lens<'m> {
     }
 
     /// Every layer's lens row at `position` (`[ℓ]` = layer ℓ).
+    /// The layers' rows are computed on the model's threads side by side.
     pub fn column(&self, position: usize, k: usize) -> Result<Vec<RowSummary>, LensError> {
-        (0..self.readout.facts.n_layer)
-            .map(|l| self.row(l, position, k))
-            .collect()
+        let layers = (0..self.readout.facts.n_layer)
+            .map(|l| self.hidden(l, position))
+            .collect::<Option<Vec<&[f32]>>>()
+            .ok_or(LensError::Model(ModelError::Empty))?;
+        let target = self.tokens.get(position + 1).copied();
+        let (readout, temp) = (&self.readout, self.temp);
+        parallel(self.threads, &layers, |h| {
+            summarize_row(&readout.logits(h), temp, k, target)
+        })
+        .into_iter()
+        .map(|r| r.map_err(|e| LensError::Model(e.into())))
+        .collect()
     }
 
     /// The H·W panel of `position` (of the text last run): h, W, and for the `k` top tokens
@@ -310,6 +320,7 @@ impl<'m> Lens<'m> {
             residual_norm: l2_norm(residual),
             h_norm: l2_norm(&y),
             h_top: largest_components(&y, 8),
+            h: y.clone(),
             tokens,
             max_abs_delta: max_abs_delta(&exact, theirs),
             max_abs_delta_rounded: rounded,
@@ -333,6 +344,25 @@ pub enum LensError {
     Model(#[from] ModelError),
     #[error("lens unavailable: {0}")]
     Unavailable(Unavailable),
+}
+
+/// `f` of every item, in order, on up to `threads` threads.
+fn parallel<I: Sync, T: Send>(threads: usize, items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    if threads <= 1 || items.len() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks(per)
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<T>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn mismatch(worst: f64) -> Unavailable {

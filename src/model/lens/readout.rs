@@ -8,9 +8,18 @@ use std::path::Path;
 
 use llama_cpp_sys_2 as sys;
 
-use super::Unavailable;
 use crate::analysis::lens::LensFacts;
 use crate::model::gguf::{types::type_name, GgufInfo, TensorInfo, Value};
+
+/// Why a lens cannot be shown for a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// How a model's final norm works.
 #[derive(Debug, Clone, PartialEq)]

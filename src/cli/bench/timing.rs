@@ -1,0 +1,57 @@
+//! Timing helpers and benchmark inputs shared by the tables.
+
+use std::time::{Duration, Instant};
+
+use crate::model::Model;
+
+/// Natural text to cut benchmark inputs from.
+pub const PASSAGE: &str =
+    "The chef carefully seasoned the soup with a pinch of salt, then tasted it \
+    and added a little pepper. Outside, the rain had stopped and the streets of the old town \
+    were shining under the lamps. A cat sat on the wall by the bakery, watching the people \
+    hurry home with bread under their arms. In the distance a church bell rang eight times, \
+    and somewhere a radio was playing an old song about the sea. ";
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+pub fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A text of exactly `n` tokens (as the model tokenizes it) cut from the passage.
+pub fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
+    let mut s = String::new();
+    while model.tokenize(&s).len() < n + 8 {
+        s.push_str(PASSAGE);
+    }
+    // Cut at a word boundary close to n tokens.
+    let words: Vec<&str> = s.split(' ').collect();
+    let (mut lo, mut hi) = (1, words.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if model.tokenize(&words[..mid].join(" ")).len() < n {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    let text = words[..lo].join(" ");
+    let mut tokens = model.tokenize(&text);
+    tokens.truncate(n);
+    (text, tokens)
+}

@@ -1,0 +1,211 @@
+//! The lens and H·W panels' part of `update`: opening and closing them, asking the engine for
+//! what they need (the selected position first, then the rest of the grid), and taking its
+//! answers. Pure, like the rest of `update`.
+
+use crate::explorer::message::Command;
+use crate::explorer::state::{App, Inspect, LensState};
+use crate::explorer::worker::protocol::{Job, LensUpdate};
+
+/// F9 / F10: open `mode`, or close it when it is open.
+pub fn toggle(app: &mut App, mode: Inspect) {
+    app.inspect = if app.inspect == mode {
+        Inspect::Off
+    } else {
+        mode
+    };
+}
+
+/// Ask for what the open panel needs and does not have. Called after every message: asks
+/// only when something is missing and not already asked for.
+pub fn request(app: &mut App) -> Vec<Command> {
+    if app.inspect == Inspect::Off || app.stale() {
+        return Vec::new();
+    }
+    let selected = app.selected_position();
+    let Some(scored) = &app.scored else {
+        return Vec::new();
+    };
+    let lens = &mut app.lens;
+    if lens.text != scored.text || lens.view != Some(scored.view) {
+        *lens = LensState {
+            epoch: lens.epoch + 1,
+            text: scored.text.clone(),
+            view: Some(scored.view),
+            requests: lens.requests,
+            ..LensState::default()
+        };
+    }
+    if lens.error.is_some() || lens.status.as_ref().is_some_and(|s| !s.available) {
+        return Vec::new();
+    }
+    let n = scored.tokens.len();
+    let covered = lens.covered(n);
+    let first = selected.unwrap_or(0).min(n.saturating_sub(1));
+    let want_hw = app.inspect == Inspect::Hw
+        && first < covered
+        && lens.hw.as_ref().is_none_or(|h| h.position != first);
+    let want_first = first < covered && !lens.columns.contains_key(&first);
+    let complete = lens.status.is_some() && (0..covered).all(|p| lens.columns.contains_key(&p));
+    let wanted = want_first || want_hw || (!complete && lens.asked.is_none());
+    if !wanted || lens.asked == Some((first, want_hw)) {
+        return Vec::new();
+    }
+    lens.requests += 1;
+    lens.asked = Some((first, want_hw));
+    vec![Command::Run(Job::Lens {
+        generation: lens.requests,
+        epoch: lens.epoch,
+        text: lens.text.clone(),
+        view: scored.view,
+        first,
+        hw: want_hw,
+        skip: lens.columns.keys().copied().collect(),
+    })]
+}
+
+/// Take a piece of the lens from the engine (pieces of another text's lens are dropped).
+pub fn on_update(app: &mut App, epoch: u64, update: LensUpdate) {
+    let lens = &mut app.lens;
+    if epoch != lens.epoch {
+        return;
+    }
+    match update {
+        LensUpdate::Status(s) => lens.status = Some(s),
+        LensUpdate::Column { position, rows } => {
+            lens.columns.insert(position, rows);
+        }
+        LensUpdate::Hw(h) => lens.hw = Some(h),
+        LensUpdate::Failed(e) => {
+            lens.error = Some(e);
+            lens.asked = None;
+        }
+        LensUpdate::Paused => lens.asked = None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::analysis::lens::LensStatus;
+    use crate::analysis::stats::{summarize_row, ViewOptions};
+    use crate::explorer::worker::protocol::Scored;
+
+    fn app_with(tokens: usize) -> App {
+        let mut app = App::new(ViewOptions::default(), vec![], true);
+        app.editor.set_text("a b c");
+        let row = summarize_row(&[1.0, 2.0, 3.0], 1.0, 2, Some(1)).unwrap();
+        app.scored = Some(Scored {
+            text: "a b c".into(),
+            tokens: vec![1; tokens],
+            rows: vec![row; tokens],
+            n_tokens_total: tokens,
+            view: ViewOptions::default(),
+            elapsed: std::time::Duration::ZERO,
+            decoded: tokens,
+            compare: None,
+        });
+        app.selected = tokens;
+        app
+    }
+
+    fn asked(cmds: &[Command]) -> Option<(u64, usize, bool, Vec<usize>)> {
+        cmds.iter().find_map(|c| match c {
+            Command::Run(Job::Lens {
+                generation,
+                first,
+                hw,
+                skip,
+                ..
+            }) => Some((*generation, *first, *hw, skip.clone())),
+            _ => None,
+        })
+    }
+
+    fn status(positions: usize) -> LensStatus {
+        LensStatus {
+            available: true,
+            reason: None,
+            max_abs_dp: Some(0.0),
+            positions: Some(positions),
+            facts: None,
+        }
+    }
+
+    #[test]
+    fn nothing_is_asked_while_closed_then_the_selected_column_first() {
+        let mut app = app_with(3);
+        assert!(request(&mut app).is_empty());
+        toggle(&mut app, Inspect::Lens);
+        let (g, first, hw, skip) = asked(&request(&mut app)).unwrap();
+        assert_eq!((g, first, hw, skip), (1, 2, false, vec![]));
+        assert!(request(&mut app).is_empty(), "asked once");
+        let epoch = app.lens.epoch;
+        on_update(&mut app, epoch, LensUpdate::Status(status(3)));
+        let rows = app.scored.as_ref().unwrap().rows.clone();
+        on_update(
+            &mut app,
+            epoch,
+            LensUpdate::Column {
+                position: 2,
+                rows: rows.clone(),
+            },
+        );
+        // Moving to a column not there yet asks again, skipping what is there.
+        app.selected = 1;
+        let (g, first, _, skip) = asked(&request(&mut app)).unwrap();
+        assert_eq!((g, first, skip), (2, 0, vec![2]));
+        // A pause (more urgent work came first) is resumed.
+        on_update(&mut app, epoch, LensUpdate::Paused);
+        assert!(asked(&request(&mut app)).is_some());
+        for p in 0..3 {
+            on_update(
+                &mut app,
+                epoch,
+                LensUpdate::Column {
+                    position: p,
+                    rows: rows.clone(),
+                },
+            );
+        }
+        on_update(&mut app, epoch, LensUpdate::Paused);
+        assert!(request(&mut app).is_empty(), "the grid is complete");
+        // H·W needs its own answer for the selected position.
+        toggle(&mut app, Inspect::Hw);
+        let (_, first, hw, _) = asked(&request(&mut app)).unwrap();
+        assert_eq!((first, hw), (0, true));
+    }
+
+    #[test]
+    fn another_text_starts_a_new_epoch_and_old_answers_are_dropped() {
+        let mut app = app_with(3);
+        toggle(&mut app, Inspect::Lens);
+        request(&mut app);
+        let old = app.lens.epoch;
+        let mut scored = app.scored.clone().unwrap();
+        scored.text = "a b d".into();
+        app.editor.set_text("a b d");
+        app.scored = Some(scored);
+        assert!(asked(&request(&mut app)).is_some());
+        assert_eq!(app.lens.epoch, old + 1);
+        on_update(&mut app, old, LensUpdate::Status(status(3)));
+        assert!(app.lens.status.is_none(), "an answer for the old text");
+    }
+
+    #[test]
+    fn an_unavailable_lens_asks_for_nothing_more() {
+        let mut app = app_with(3);
+        toggle(&mut app, Inspect::Lens);
+        request(&mut app);
+        let epoch = app.lens.epoch;
+        on_update(
+            &mut app,
+            epoch,
+            LensUpdate::Status(LensStatus::unavailable("no l_out", None)),
+        );
+        app.selected = 1;
+        assert!(request(&mut app).is_empty());
+        toggle(&mut app, Inspect::Lens);
+        assert_eq!(app.inspect, Inspect::Off);
+    }
+}

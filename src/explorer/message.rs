@@ -1,0 +1,36 @@
+//! What goes into `update` ([`Msg`]: keys, pastes, mouse clicks, resizes, the engine's
+//! answers) and what comes out ([`Command`]: engine work, files to write, quitting).
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use crate::explorer::worker::protocol::{EngineMsg, Job, JobKind};
+
+/// Everything that can happen to the explorer.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// A termination signal (SIGTERM, SIGHUP, SIGINT): leave cleanly.
+    Signal,
+    /// Something to tell the user in the status bar (an export's path or failure).
+    Notice(String),
+    Engine(EngineMsg),
+}
+
+/// What the explorer asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Work for the engine thread (latest wins per kind, see `worker::queue`).
+    Run(Job),
+    /// Work of this kind for texts older than `generation` is no longer wanted.
+    Cancel {
+        kind: JobKind,
+        generation: u64,
+    },
+    /// Write this to a file in the data directory (answered with `Msg::Notice`).
+    Export(Box<crate::analysis::report::Export>),
+    SaveHistory(Vec<String>),
+    Quit,
+}
