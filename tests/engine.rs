@@ -15,6 +15,7 @@ fn model() -> Model {
         ctx_size: 2048,
         threads: 2,
         flash_attn: false,
+        rpc: Vec::new(),
     };
     logitscope::model::load(&options, |_| true).unwrap()
 }
@@ -182,6 +183,7 @@ fn text_longer_than_the_context_is_truncated_not_aborted() {
         ctx_size: 64,
         threads: 2,
         flash_attn: false,
+        rpc: Vec::new(),
     };
     let model = logitscope::model::load(&options, |_| true).unwrap();
     let mut s = model.session().unwrap();
@@ -352,6 +354,7 @@ fn two_loads_failing_at_once_each_carry_their_own_cause() {
                             ctx_size: 256,
                             threads: 1,
                             flash_attn: false,
+                            rpc: Vec::new(),
                         };
                         match logitscope::model::load(&options, |_| true) {
                             Ok(_) => panic!("{arch} loaded"),

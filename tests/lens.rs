@@ -21,6 +21,7 @@ fn model() -> Model {
         ctx_size: 2048,
         threads: 2,
         flash_attn: false,
+        rpc: Vec::new(),
     };
     logitscope::model::load(&options, |_| true).unwrap()
 }

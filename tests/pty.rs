@@ -797,3 +797,43 @@ fn a_lens_that_fails_its_check_is_shown_as_unavailable() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// An RPC server lost while the explorer runs: the screen says so and keeps what it shows;
+/// quitting prints the line and ends with status 2, at once.
+#[test]
+fn a_lost_rpc_server_is_shown_and_the_explorer_stays_usable() {
+    let mut server = common::rpc_server::Server::start();
+    let t = Tmux::start(
+        "rpc-lost",
+        &format!("{} --rpc 127.0.0.1:{}", model_flag(), server.port),
+        120,
+        30,
+    );
+    t.wait_for("the offloaded model", Duration::from_secs(30), |s| {
+        s.contains("type a sentence") && s.contains("RPC0 (127.0.0.1:") && s.contains("31 layers")
+    });
+    t.literal("The cat sat on the");
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("5 tokens")
+    });
+    server.kill();
+    t.literal(" mat");
+    t.wait_for("the lost server", Duration::from_secs(30), |s| {
+        s.contains("model lost, what is shown stays, Esc quits: lost the RPC server")
+            && s.contains("␣sat ")
+    });
+    // Still usable: the selection moves over what was scored.
+    t.keys(&["S-Left"]);
+    t.wait_for("the selection moved", Duration::from_secs(10), |s| {
+        s.contains("token 4 ␣the")
+    });
+    let quit = std::time::Instant::now();
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 2);
+    assert!(
+        quit.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        quit.elapsed()
+    );
+    t.assert_restored();
+}

@@ -45,6 +45,7 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
         ctx_size: 512,
         threads: 2,
         flash_attn: false,
+        rpc: Vec::new(),
     };
     let model = logitscope::model::load(&options, |_| true).unwrap();
     let all = logitscope::analysis::search::whole_words(model.vocab(), true);

@@ -83,9 +83,22 @@ pub struct ScoreReport {
     /// With `--words`: the tokens grouped into words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<crate::analysis::words::WordReport>>,
+    /// Where the model's layers ran (llama.cpp's devices: `CPU`, an RPC server, a GPU).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceUse>,
     /// With `--layers`: whether the logit lens is available and its self-check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lens: Option<crate::analysis::lens::LensStatus>,
+}
+
+/// A device the model uses: llama.cpp's name for it (`CPU`, `RPC0`, `CUDA0`), what it is (an
+/// RPC server's endpoint), and how many of the model's layers it holds (the output layer counts
+/// as one, as llama.cpp counts it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceUse {
+    pub name: String,
+    pub description: String,
+    pub layers: usize,
 }
 
 /// A line that could not be scored.
@@ -180,6 +193,7 @@ pub fn score_report(
         n_tokens_total,
         compare: None,
         words: None,
+        devices: Vec::new(),
         lens: None,
     }
 }

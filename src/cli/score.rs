@@ -6,13 +6,16 @@ use std::process::ExitCode;
 
 use super::args::Format;
 use super::fatal::Fatal;
-use super::lines::{for_each_text, json_line, ErrorStyle};
+use super::lines::{for_each_group, json_line, ErrorStyle};
 use super::settings::Settings;
-use crate::analysis::report::{csv_header, csv_rows, table};
+use crate::analysis::report::{csv_header, csv_rows, table, ScoreReport};
 use crate::engine::compare::{score_pair, Pair};
 use crate::engine::lens::{lens_columns, Lenses};
-use crate::engine::score::{add_extras, score_text, Extras};
+use crate::engine::score::{
+    add_extras, score_side_by_side, score_text, Extras, SIDE_BY_SIDE_TOKENS,
+};
 use crate::engine::watch::{resolve, single_ids};
+use crate::model::{Evaluation, Session};
 
 pub fn run(
     settings: &Settings,
@@ -20,6 +23,7 @@ pub fn run(
     format: Format,
     words: bool,
     layers: bool,
+    parallel: usize,
 ) -> Result<ExitCode, Fatal> {
     if layers && format != Format::Json {
         return Err(Fatal::other(
@@ -56,26 +60,20 @@ pub fn run(
     if format == Format::Csv {
         print!("{}", csv_header(&extras.watch));
     }
-    let mut line = 0;
-    for_each_text(texts, errors, |text| {
-        line += 1;
-        let (mut report, ev) = match &mut scorer {
-            Scorer::One(session) => score_text(session, text, settings.view),
-            Scorer::Two(pair) => score_pair(pair, text, settings.view),
-        }
-        .map_err(|e| e.to_string())?;
+    let view = settings.view;
+    // The extras, the lens and the output format of one evaluated text.
+    let mut finish = |mut report: ScoreReport, ev: &Evaluation, line: usize| {
         add_extras(
             &model,
             &mut report,
             &ev.tokens,
             &ev.rows,
             &extras,
-            settings.view,
+            view,
             &mut batch,
         )
         .map_err(|e| e.to_string())?;
         if let Some(lenses) = &mut lenses {
-            let view = settings.view;
             let (status, columns) = lens_columns(lenses, &ev.tokens, view.temp, view.n_probs)
                 .map_err(|e| e.to_string())?;
             crate::analysis::report::attach_lens(&mut report, model.vocab(), status, &columns);
@@ -85,6 +83,50 @@ pub fn run(
             Format::Table => table(&report),
             Format::Csv => csv_rows(line, &report),
         })
+    };
+    // Texts side by side (one model only): a session of `parallel` streams, made when a group
+    // of several texts first arrives.
+    let parallel = if second.is_some() { 1 } else { parallel.max(1) };
+    let mut side: Option<Session<'_>> = None;
+    let mut line = 0;
+    for_each_group(texts, errors, parallel, |group| {
+        let mut ready: Vec<Option<(ScoreReport, Evaluation)>> =
+            group.iter().map(|_| None).collect();
+        if group.len() > 1 {
+            if side.is_none() {
+                side = model
+                    .batch_session(parallel as u32, SIDE_BY_SIDE_TOKENS as u32)
+                    .map_err(|e| tracing::warn!("scoring one text at a time: {e}"))
+                    .ok();
+                if let Some(s) = &mut side {
+                    s.set_watch(&singles);
+                }
+            }
+            if let Some(s) = &mut side {
+                let refs: Vec<&str> = group.iter().map(String::as_str).collect();
+                match score_side_by_side(s, &refs, view) {
+                    Ok(r) => ready = r,
+                    // Each text then gets its own result (or error) alone.
+                    Err(e) => tracing::warn!("side by side failed, one at a time: {e}"),
+                }
+            }
+        }
+        group
+            .iter()
+            .zip(ready)
+            .map(|(text, ready)| {
+                line += 1;
+                let (report, ev) = match ready {
+                    Some(done) => done,
+                    None => match &mut scorer {
+                        Scorer::One(session) => score_text(session, text, view),
+                        Scorer::Two(pair) => score_pair(pair, text, view),
+                    }
+                    .map_err(|e| e.to_string())?,
+                };
+                finish(report, &ev, line)
+            })
+            .collect()
     })
 }
 
@@ -92,6 +134,6 @@ pub fn run(
 /// does not matter.)
 #[allow(clippy::large_enum_variant)]
 enum Scorer<'a, 'b> {
-    One(crate::model::Session<'a>),
+    One(Session<'a>),
     Two(Pair<'a, 'b>),
 }

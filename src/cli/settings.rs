@@ -23,12 +23,15 @@ pub struct Settings {
     pub vs: Option<PathBuf>,
     /// Words to watch.
     pub watch: Vec<String>,
+    pub rpc: Vec<crate::model::rpc::Endpoint>,
 }
 
 pub const DEFAULT_CTX: u32 = 4096;
 
 pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
-    let default_ngl = if cfg!(any(feature = "cuda", feature = "vulkan", feature = "metal")) {
+    let default_ngl = if cfg!(any(feature = "cuda", feature = "vulkan", feature = "metal"))
+        || !args.rpc.is_empty()
+    {
         999
     } else {
         0
@@ -62,6 +65,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
             .unwrap_or_else(crate::engine::search::default_budget),
         vs: args.vs.clone(),
         watch: crate::analysis::watch::parse_list(&args.watch),
+        rpc: args.rpc.clone(),
     }
 }
 
@@ -85,6 +89,7 @@ impl Settings {
             ctx_size: self.ctx_size,
             threads: self.threads,
             flash_attn: self.flash_attn,
+            rpc: self.rpc.clone(),
         }
     }
 

@@ -117,6 +117,7 @@ pub fn score_pair(
         &c.a.rows,
         c.a.n_tokens_total,
     );
+    report.devices = model.info().devices;
     attach_compare(
         &mut report,
         &pair.b.model().info().file_name,

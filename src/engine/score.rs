@@ -23,16 +23,59 @@ pub fn score_text(
     let model = session.model();
     let tokens = model.tokenize(text);
     let ev = session.evaluate(&tokens, view, &|| false)?;
-    let report = score_report(
+    Ok((report_of(model, text, view, &ev), ev))
+}
+
+/// The `score` report of `text`, evaluated by `model` as `ev`.
+fn report_of(model: &Model, text: &str, view: ViewOptions, ev: &Evaluation) -> ScoreReport {
+    let info = model.info();
+    let mut report = score_report(
         text,
-        &model.info().file_name,
+        &info.file_name,
         model.vocab(),
         view.temp,
         &ev.tokens,
         &ev.rows,
         ev.n_tokens_total,
     );
-    Ok((report, ev))
+    report.devices = info.devices;
+    report
+}
+
+/// Texts longer than this are scored one at a time (each stream of a side-by-side session
+/// holds this many tokens).
+pub const SIDE_BY_SIDE_TOKENS: usize = 512;
+
+/// Score `texts` side by side on `batch` (a session of several streams, each of at least
+/// [`SIDE_BY_SIDE_TOKENS`]), as many at once as fit: the same reports as [`score_text`] on
+/// each alone, bit for bit. Texts with no tokens or more than [`SIDE_BY_SIDE_TOKENS`] get
+/// `None`: score them alone.
+pub fn score_side_by_side(
+    batch: &mut Session<'_>,
+    texts: &[&str],
+    view: ViewOptions,
+) -> Result<Vec<Option<(ScoreReport, Evaluation)>>, ModelError> {
+    let model = batch.model();
+    let tokens: Vec<Vec<u32>> = texts.iter().map(|t| model.tokenize(t)).collect();
+    let fits = |t: &Vec<u32>| !t.is_empty() && t.len() <= SIDE_BY_SIDE_TOKENS.min(batch.n_ctx());
+    let mut out: Vec<Option<(ScoreReport, Evaluation)>> = texts.iter().map(|_| None).collect();
+    let todo: Vec<usize> = (0..texts.len()).filter(|&i| fits(&tokens[i])).collect();
+    let mut at = 0;
+    while at < todo.len() {
+        let longest = todo[at..]
+            .iter()
+            .map(|&i| tokens[i].len())
+            .max()
+            .unwrap_or(1);
+        let n = crate::model::side_by_side::group_size(batch.n_seq(), 512, longest);
+        let group = &todo[at..(at + n).min(todo.len())];
+        let refs: Vec<&[u32]> = group.iter().map(|&i| tokens[i].as_slice()).collect();
+        for (&i, ev) in group.iter().zip(batch.evaluate_side_by_side(&refs, view)?) {
+            out[i] = Some((report_of(model, texts[i], view, &ev), ev));
+        }
+        at += group.len();
+    }
+    Ok(out)
 }
 
 /// Add the extras to a report of `tokens` whose rows are `rows` (made by a session watching

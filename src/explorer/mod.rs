@@ -102,6 +102,9 @@ pub fn run(config: Config) -> Result<Ended, String> {
 
     let (tx, rx) = mpsc::channel();
     let jobs = Arc::new(JobQueue::default());
+    // A lost RPC server is shown, not fatal: the explorer keeps what it shows.
+    terminal::tell_lost_server_to(tx.clone());
+    crate::model::abort::park_on_lost_server();
     if let Some(second) = &config.second {
         crate::model::preflight(&second.path).map_err(|e| e.to_string())?;
     }
@@ -121,7 +124,13 @@ pub fn run(config: Config) -> Result<Ended, String> {
     let _ = std::io::stdout().flush();
     result?;
     let waited = std::time::Instant::now();
-    while !engine.is_finished() && waited.elapsed() < ENGINE_STOP_WAIT {
+    // After a lost RPC server the engine waits on the network for good: do not wait for it.
+    let wait = if app.lost.is_some() {
+        std::time::Duration::ZERO
+    } else {
+        ENGINE_STOP_WAIT
+    };
+    while !engine.is_finished() && waited.elapsed() < wait {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let engine_stopped = engine.is_finished();
@@ -132,8 +141,8 @@ pub fn run(config: Config) -> Result<Ended, String> {
     }
     tracing::info!("explorer closed");
     Ok(Ended {
-        outcome: match app.phase {
-            Phase::Failed(msg) => Outcome::Failed(msg),
+        outcome: match (app.phase, app.lost) {
+            (Phase::Failed(msg), _) | (_, Some(msg)) => Outcome::Failed(msg),
             _ => Outcome::Quit,
         },
         engine_stopped,

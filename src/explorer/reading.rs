@@ -40,6 +40,7 @@ pub fn export(app: &mut App) -> Vec<Command> {
         scored.n_tokens_total,
     );
     report.words = Some(app.words());
+    report.devices = m.info.devices.clone();
     if let (Some(c), Some(b)) = (&scored.compare, &m.second) {
         crate::analysis::report::attach_compare(
             &mut report,

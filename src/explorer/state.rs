@@ -161,6 +161,8 @@ pub struct App {
     pub word_mode: bool,
     /// A one-line message for the status bar (an export's path).
     pub notice: Option<String>,
+    /// An RPC server was lost: the model is gone, what is shown stays readable.
+    pub lost: Option<String>,
     /// The lens or H·W panels (F9, F10).
     pub inspect: Inspect,
     pub lens: LensState,
@@ -197,6 +199,7 @@ impl App {
             watch_at: None,
             word_mode: false,
             notice: None,
+            lost: None,
             inspect: Inspect::Off,
             lens: LensState::default(),
             quit: false,

@@ -49,9 +49,27 @@ pub fn leave() {
     ratatui::restore();
 }
 
+/// Where a lost RPC server is reported (the explorer's channel).
+static LOST_SERVER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Msg>>> =
+    std::sync::OnceLock::new();
+
+/// Report a lost RPC server to the explorer through `tx` instead of ending the process.
+pub fn tell_lost_server_to(tx: std::sync::mpsc::Sender<Msg>) {
+    let _ = LOST_SERVER.set(std::sync::Mutex::new(tx));
+}
+
 /// Give the terminal back from llama.cpp's abort, on whatever thread hit it: raw writes to
-/// the terminal (stdout's lock may be held by a draw in progress), no waiting.
-fn restore_after_abort(_message: &str) {
+/// the terminal (stdout's lock may be held by a draw in progress), no waiting. A lost RPC
+/// server whose thread is parked is told to the explorer instead, which goes on.
+fn restore_after_abort(fault: &crate::model::abort::Fault<'_>) {
+    if fault.parked {
+        if let Some(tx) = LOST_SERVER.get().and_then(|m| m.try_lock().ok()) {
+            let _ = tx.send(Msg::Engine(
+                crate::explorer::worker::protocol::EngineMsg::Lost(fault.line.to_owned()),
+            ));
+        }
+        return;
+    }
     const RESET: &[u8] = b"\x1b[?1006l\x1b[?1015l\x1b[?1003l\x1b[?1002l\x1b[?1000l\x1b[?2004l\x1b[?1049l\x1b[?25h\r\n";
     let _ = crossterm::terminal::disable_raw_mode();
     // SAFETY: write(2) on fd 1 with a valid buffer; the result is irrelevant at this point.

@@ -97,6 +97,10 @@ fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             app.phase = Phase::Failed(msg);
             Vec::new()
         }
+        EngineMsg::Lost(line) => {
+            app.lost = Some(line);
+            Vec::new()
+        }
         EngineMsg::Crashed(msg) => {
             let log = app
                 .log_file

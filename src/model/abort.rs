@@ -9,14 +9,32 @@
 //! spawned (`GGML_NO_BACKTRACE` is set too, for ggml code that prints its own backtrace).
 
 use std::ffi::{c_char, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
-/// Something to do before the process ends on an abort, given the one-line message. Runs on
-/// whichever thread hit the assertion, possibly while other threads hold locks: hooks must not
-/// block.
-pub type Hook = fn(&str);
+/// What happened: the one-line message, whether it is an RPC server lost (the network, not
+/// the model), and whether the thread is parked instead of ending the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault<'a> {
+    pub line: &'a str,
+    pub lost_server: bool,
+    pub parked: bool,
+}
+
+/// Something to do on an abort. Runs on whichever thread hit it, possibly while other threads
+/// hold locks: hooks must not block.
+pub type Hook = fn(&Fault<'_>);
 
 static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Whether a lost RPC server parks the thread that noticed it (the explorer keeps running and
+/// says so) instead of ending the process (scripting: one line, status 2).
+static PARK_ON_LOST_SERVER: AtomicBool = AtomicBool::new(false);
+
+/// From now on, a lost RPC server parks the thread that noticed it (see [`Fault`]).
+pub fn park_on_lost_server() {
+    PARK_ON_LOST_SERVER.store(true, Ordering::SeqCst);
+}
 
 /// Install ggml's abort callback. Call early, on the main thread, before other threads start
 /// (it also sets `GGML_NO_BACKTRACE` in the environment); later calls do nothing.
@@ -61,6 +79,29 @@ pub fn describe(message: &str) -> String {
     format!("llama.cpp aborted: {one_line}")
 }
 
+/// The RPC servers in use, named when one is lost (set by `model::rpc`).
+static SERVERS: Mutex<String> = Mutex::new(String::new());
+
+/// Name the RPC servers in use, for the line about a lost one.
+pub fn set_servers(servers: &str) {
+    if let Ok(mut s) = SERVERS.lock() {
+        *s = servers.to_owned();
+    }
+}
+
+/// The line for an abort of ggml's RPC client: which servers, and what ggml said.
+pub fn describe_lost(message: &str) -> String {
+    let what = describe(message);
+    let what = what.trim_start_matches("llama.cpp aborted: ");
+    // "ggml-rpc.cpp:571: Remote RPC server crashed…" → "Remote RPC server crashed… (ggml-rpc.cpp:571)"
+    let what = match what.split_once(": ") {
+        Some((at, rest)) if at.starts_with("ggml-rpc") => format!("{rest} ({at})"),
+        _ => what.to_owned(),
+    };
+    let servers = SERVERS.try_lock().map(|s| s.clone()).unwrap_or_default();
+    format!("lost the RPC server ({servers}): {what}")
+}
+
 extern "C" fn on_abort(message: *const c_char) {
     let text = if message.is_null() {
         String::from("(no message)")
@@ -70,12 +111,36 @@ extern "C" fn on_abort(message: *const c_char) {
             .to_string_lossy()
             .into_owned()
     };
-    let line = describe(&text);
+    if text.contains("ggml-rpc") {
+        end(&describe_lost(&text), true);
+    } else {
+        end(&describe(&text), false);
+    }
+}
+
+/// An RPC server stopped answering (the watchdog's verdict): as if ggml had aborted on it.
+pub fn lost_server(what: &str) {
+    end(&format!("lost the RPC server: {what}"), true);
+}
+
+fn end(line: &str, lost_server: bool) {
+    let parked = lost_server && PARK_ON_LOST_SERVER.load(Ordering::SeqCst);
+    let fault = Fault {
+        line,
+        lost_server,
+        parked,
+    };
     // Another thread may hold the lock (or have panicked with it): then no hooks run, rather
     // than waiting.
     let hooks: Vec<Hook> = HOOKS.try_lock().map(|h| h.clone()).unwrap_or_default();
     for hook in hooks {
-        hook(&line);
+        hook(&fault);
+    }
+    if parked {
+        // This thread (ggml's, or the engine's) never comes back; the process goes on.
+        loop {
+            std::thread::park();
+        }
     }
     let out = format!("logitscope: error: {line}\n");
     // SAFETY: write(2) and _exit(2) are async-signal-safe; nothing here waits for a lock held

@@ -23,12 +23,16 @@ pub struct ModelOptions {
     pub ctx_size: u32,
     pub threads: u32,
     pub flash_attn: bool,
+    /// RPC servers to offload layers to (`--rpc`), added before the model loads.
+    pub rpc: Vec<super::rpc::Endpoint>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("llama.cpp could not initialise its backend: {0}")]
     Backend(String),
+    #[error(transparent)]
+    Rpc(#[from] super::rpc::RpcError),
     #[error("llama.cpp could not load the model{}", suffix(.0))]
     Load(Option<String>),
     #[error("llama.cpp could not create a context (n_ctx {n_ctx}){}", suffix(.detail))]
@@ -62,16 +66,23 @@ pub(super) fn cause(lines: &[String]) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// A model file that cannot be used: the phrase follows `model file '<path>' `.
+/// A model that cannot be loaded: the file (the phrase follows `model file '<path>' `), or
+/// not the file's fault (an RPC server to load it on is not there).
 #[derive(Debug)]
 pub struct LoadError {
     pub path: PathBuf,
     pub problem: String,
+    /// The problem is the file's.
+    pub about_file: bool,
 }
 
 impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "model file '{}' {}", self.path.display(), self.problem)
+        if self.about_file {
+            write!(f, "model file '{}' {}", self.path.display(), self.problem)
+        } else {
+            f.write_str(&self.problem)
+        }
     }
 }
 
@@ -94,6 +105,31 @@ pub struct Model {
     pub(super) model: LlamaModel,
     vocab: Arc<Vocab>,
     pub(super) options: ModelOptions,
+    devices: Vec<DeviceUse>,
+}
+
+/// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its
+/// debug report of the split), in the order the devices first appear.
+fn device_use(lines: &[String], remote: &[super::rpc::RemoteDevice]) -> Vec<DeviceUse> {
+    let mut out: Vec<DeviceUse> = Vec::new();
+    for l in lines {
+        let Some(rest) = l.split("assigned to device ").nth(1) else {
+            continue;
+        };
+        let name = rest.split([',', ' ']).next().unwrap_or_default().to_owned();
+        match out.iter_mut().find(|d| d.name == name) {
+            Some(d) => d.layers += 1,
+            None => out.push(DeviceUse {
+                description: remote
+                    .iter()
+                    .find(|r| r.name == name)
+                    .map_or_else(|| name.clone(), |r| r.endpoint.clone()),
+                name,
+                layers: 1,
+            }),
+        }
+    }
+    out
 }
 
 /// Facts about a loaded model shown to the user.
@@ -105,7 +141,12 @@ pub struct ModelInfo {
     pub n_params: u64,
     pub gpu_layers: u32,
     pub gpu_available: bool,
+    /// Where the model's layers went, from llama.cpp's load report (empty when it did not
+    /// report them).
+    pub devices: Vec<DeviceUse>,
 }
+
+pub use crate::analysis::report::DeviceUse;
 
 /// Check a model file, then load it. Every failure names the file and says what is wrong in
 /// one line. `progress` gets values in 0..=1 and may return false to cancel the load.
@@ -116,6 +157,7 @@ pub fn load(
     preflight(&options.path)?;
     Model::load(options, progress).map_err(|e| LoadError {
         path: options.path.clone(),
+        about_file: !matches!(e, ModelError::Rpc(_)),
         problem: match e {
             ModelError::Load(Some(detail)) => format!("was rejected by llama.cpp: {detail}"),
             ModelError::Load(None) => "was rejected by llama.cpp".into(),
@@ -133,6 +175,7 @@ pub fn preflight(path: &std::path::Path) -> Result<(), LoadError> {
     gguf::inspect(path).map(|_| ()).map_err(|e| LoadError {
         path: path.to_owned(),
         problem: e.to_string(),
+        about_file: true,
     })
 }
 
@@ -150,18 +193,30 @@ impl Model {
     ) -> Result<Self, ModelError> {
         let backend = backend()?;
         abort::install();
+        let remote = if options.rpc.is_empty() {
+            Vec::new()
+        } else {
+            super::rpc::connect(&options.rpc)?
+        };
         let params = LlamaModelParams::default()
             .with_n_gpu_layers(options.n_gpu_layers)
             .with_progress_callback(progress);
-        let (model, errors) = crate::support::logging::capture_errors(|| {
-            LlamaModel::load_from_file(backend, &options.path, &params)
-        });
+        let (model, lines) = crate::support::logging::capture_lines(
+            |level, line| *level == tracing::Level::ERROR || line.contains("assigned to device"),
+            || LlamaModel::load_from_file(backend, &options.path, &params),
+        );
+        let errors: Vec<String> = lines
+            .iter()
+            .filter(|l| !l.contains("assigned to device"))
+            .cloned()
+            .collect();
         let model = model.map_err(|_| ModelError::Load(cause(&errors)))?;
         let vocab = Arc::new(read_vocab(&model));
         Ok(Self {
             model,
             vocab,
             options: options.clone(),
+            devices: device_use(&lines, &remote),
         })
     }
 
@@ -198,6 +253,7 @@ impl Model {
                 0
             },
             gpu_available: gpu_built(),
+            devices: self.devices.clone(),
         }
     }
 

@@ -22,10 +22,14 @@ mod loader;
 pub mod logs;
 pub mod pair;
 pub mod quantize;
+pub mod rpc;
 mod session;
+pub mod side_by_side;
 pub mod slots;
 
-pub use loader::{load, preflight, LoadError, Model, ModelError, ModelInfo, ModelOptions};
+pub use loader::{
+    load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo, ModelOptions,
+};
 pub use session::{
     common_prefix, plan_chunks, plan_start, Evaluation, Session, MAX_DECODE, MAX_WAVE, MIN_DECODE,
 };

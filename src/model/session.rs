@@ -298,9 +298,13 @@ impl<'m> Session<'m> {
                 .map_err(|e| ModelError::Decode(e.to_string()))?;
         }
         self.last_decode_rows = 0;
+        let _busy = super::rpc::Busy::start();
         self.ctx
             .decode(&mut self.batch)
             .map_err(|e| ModelError::Decode(e.to_string()))?;
+        // The decode may still run (on a GPU, on RPC servers): wait for it here, under the
+        // watchdog, rather than in the first logit read.
+        self.ctx.synchronize();
         self.last_decode_rows = tokens.len();
         Ok(())
     }

@@ -189,7 +189,10 @@ impl Slots<'_, '_> {
                     .map_err(|e| decode(&e))?;
             }
         }
+        let busy = super::rpc::Busy::start();
         s.ctx.decode(&mut s.batch).map_err(|e| decode(&e))?;
+        s.ctx.synchronize();
+        drop(busy);
         let mut out = Vec::with_capacity(members.len());
         let mut i = 0i32;
         for (_, m) in members {

@@ -17,24 +17,33 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// Which lines a capture keeps: by level and text.
+pub type Keep = fn(&Level, &str) -> bool;
+
 thread_local! {
-    /// Error lines logged on this thread while a [`capture_errors`] call is running; `None`
-    /// when no capture is active.
-    static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// Lines logged on this thread while a [`capture_lines`] call is running, and which to
+    /// keep; `None` when no capture is active.
+    static CAPTURED: RefCell<Option<(Keep, Vec<String>)>> = const { RefCell::new(None) };
 }
 
 /// Run `f`, collecting the ERROR-level log lines this thread emits meanwhile (whatever their
 /// source). Nested captures are not supported: the inner one takes the lines.
 pub fn capture_errors<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let outer = CAPTURED.with(|c| c.borrow_mut().replace(Vec::new()));
+    capture_lines(|level, _| *level == Level::ERROR, f)
+}
+
+/// Run `f`, collecting the log lines this thread emits meanwhile that `keep` accepts.
+pub fn capture_lines<T>(keep: Keep, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = CAPTURED.with(|c| c.borrow_mut().replace((keep, Vec::new())));
     let value = f();
     let lines = CAPTURED
         .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .map(|(_, lines)| lines)
         .unwrap_or_default();
     (value, lines)
 }
 
-/// A layer that hands ERROR events to an active [`capture_errors`] on the same thread.
+/// A layer that hands events to an active [`capture_lines`] on the same thread.
 struct CaptureLayer;
 
 struct MessageVisitor(Option<String>);
@@ -54,15 +63,15 @@ impl Visit for MessageVisitor {
 
 impl<S: Subscriber> Layer<S> for CaptureLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if *event.metadata().level() != Level::ERROR {
-            return;
-        }
         CAPTURED.with(|c| {
-            if let Some(lines) = c.borrow_mut().as_mut() {
+            if let Some((keep, lines)) = c.borrow_mut().as_mut() {
                 let mut visitor = MessageVisitor(None);
                 event.record(&mut visitor);
                 if let Some(msg) = visitor.0 {
-                    lines.push(msg.trim().to_owned());
+                    let msg = msg.trim();
+                    if keep(event.metadata().level(), msg) {
+                        lines.push(msg.to_owned());
+                    }
                 }
             }
         });

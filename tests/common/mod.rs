@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod gguf_edit;
+pub mod rpc_server;
 pub mod synth;
 pub mod ui;
 

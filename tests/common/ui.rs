@@ -42,6 +42,7 @@ pub fn info() -> ModelInfo {
         n_params: 1,
         gpu_layers: 0,
         gpu_available: false,
+        devices: Vec::new(),
     }
 }
 

@@ -7,12 +7,17 @@
 //! 5. fill-in: 50 candidates with a 10-token suffix, batched vs one evaluation each;
 //! 6. the vocabulary search for a blank: words per second with and without the pruning, and
 //!    (with `--full-vocabulary`) the time to search every word;
-//! 7. the logit lens: `score --layers` against `score`, and the explorer's lens path.
+//! 7. the logit lens: `score --layers` against `score`, and the explorer's lens path;
+//! 8. a model split across two RPC servers on this host against the local CPU;
+//! 9. `score` against a plain decode of the same texts (fresh processes), one text at a time
+//!    and side by side.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod lens;
+mod overhead;
+mod rpc;
 mod search;
 mod timing;
 
@@ -87,6 +92,15 @@ pub fn run(
         }
         Some(BenchTable::Lens) => {
             lens::table(&model, view)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Overhead) => {
+            overhead::table(settings, &model)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Rpc) => {
+            drop(model);
+            rpc::table(settings)?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
@@ -174,6 +188,11 @@ pub fn run(
     search::table(&model, view, full_vocabulary)?;
     println!();
     lens::table(&model, view)?;
+    println!();
+    overhead::table(settings, &model)?;
+    drop(model);
+    println!();
+    rpc::table(settings)?;
     Ok(ExitCode::SUCCESS)
 }
 

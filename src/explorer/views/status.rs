@@ -58,7 +58,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
         parts.push(format!("|V| {}", m.vocab.len()));
         parts.push(format!("n_ctx {}", m.n_ctx));
-        parts.push(if m.info.gpu_layers > 0 {
+        let offloaded: Vec<String> = m
+            .info
+            .devices
+            .iter()
+            .filter(|d| d.name != "CPU")
+            .map(|d| format!("{} ({}) {} layers", d.name, d.description, d.layers))
+            .collect();
+        parts.push(if !offloaded.is_empty() {
+            offloaded.join(", ")
+        } else if m.info.gpu_layers > 0 {
             format!("GPU layers {}", m.info.gpu_layers)
         } else {
             "CPU".into()
@@ -70,6 +79,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
     if let Some(w) = &app.warning {
         line = format!("⚠ {} │ {line}", sanitize_for_terminal(w));
+    }
+    if let Some(lost) = &app.lost {
+        line = format!(
+            "⚠ model lost, what is shown stays, Esc quits: {} │ {line}",
+            sanitize_for_terminal(lost)
+        );
     }
     frame.render_widget(Paragraph::new(line).style(style), area);
 }

@@ -154,6 +154,9 @@ pub enum EngineMsg {
         epoch: u64,
         update: LensUpdate,
     },
+    /// An RPC server holding the model's layers was lost: nothing more will come from the
+    /// engine (its thread waits on the network for good); what is shown stays.
+    Lost(String),
     /// The engine thread panicked: nothing more will come from it.
     Crashed(String),
 }

@@ -189,7 +189,10 @@ impl<'m> Lens<'m> {
                 *batch.logits.add(i) = 1;
             }
             batch.n_tokens = n as i32;
+            let busy = crate::model::rpc::Busy::start();
             let s = sys::llama_decode(self.ctx, batch);
+            sys::llama_synchronize(self.ctx);
+            drop(busy);
             sys::llama_batch_free(batch);
             s
         };

@@ -1,0 +1,184 @@
+//! Models split across hosts with llama.cpp's RPC backend, on this host: two
+//! `logitscope rpc-server` processes on loopback ports hold the layers. The numbers must be the
+//! local CPU's (the same kernels run in the servers), the layers must really be on the servers,
+//! and every fault must end in one clear line within a bounded time.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::rpc_server::Server;
+use serde_json::Value;
+
+fn sentences() -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/sentences.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn without_devices(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("devices");
+    v
+}
+
+#[test]
+fn two_servers_hold_every_layer_and_give_the_local_numbers_bit_for_bit() {
+    let (a, b) = (Server::start(), Server::start());
+    let rpc = format!("127.0.0.1:{},127.0.0.1:{}", a.port, b.port);
+    let model = common::model_arg();
+    let input = sentences();
+    let remote = common::run(
+        &["score", "-m", &model, "--rpc", &rpc, "-ngl", "99"],
+        Some(input.as_bytes()),
+    );
+    assert!(
+        remote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&remote.stderr)
+    );
+    let local = common::run(&["score", "-m", &model], Some(input.as_bytes()));
+    let (remote, local) = (common::json_lines(&remote), common::json_lines(&local));
+    assert_eq!(remote.len(), 8);
+    for (r, l) in remote.iter().zip(&local) {
+        // The layers ran on the two servers, none on the local CPU (30 layers and the output
+        // layer, split by the servers' free memory).
+        let devices = r["devices"].as_array().unwrap();
+        let names: Vec<&str> = devices
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["RPC0", "RPC1"], "{devices:?}");
+        assert_eq!(devices[0]["description"], format!("127.0.0.1:{}", a.port));
+        assert_eq!(devices[1]["description"], format!("127.0.0.1:{}", b.port));
+        let layers: u64 = devices.iter().map(|d| d["layers"].as_u64().unwrap()).sum();
+        assert_eq!(layers, 31);
+        assert!(devices.iter().all(|d| d["layers"].as_u64().unwrap() > 0));
+        assert_eq!(l["devices"][0]["name"], "CPU");
+        // Measured: bit-identical (the servers run the same CPU kernels on the same splits).
+        assert_eq!(without_devices(r.clone()), without_devices(l.clone()));
+    }
+    // Each server saw its client (ggml prints this when it accepts one).
+    for s in [&a, &b] {
+        let out = std::fs::read_to_string(&s.stdout).unwrap();
+        assert!(out.contains("Accepted client connection"), "{out}");
+    }
+}
+
+#[test]
+fn a_closed_port_is_one_line_and_status_2() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rpc = format!("127.0.0.1:{port}");
+    let out = common::run(
+        &["score", "-m", &common::model_arg(), "--rpc", &rpc, "x"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "logitscope: error: RPC server {rpc}: connection refused"
+        )),
+        "{err}"
+    );
+}
+
+/// Run `score` over many long lines through `server` and do `fault` to it once the first
+/// result is out; the run must end by itself (status 2) within `limit`.
+fn run_with_fault(
+    server: &mut Server,
+    extra: &[&str],
+    fault: &str,
+    limit: Duration,
+) -> (String, String) {
+    use std::io::{BufRead, BufReader, Write};
+    let line = "the chef seasoned the soup with salt and the cat sat on the mat ".repeat(12);
+    let input: String = (0..300).map(|i| format!("{i} {line}\n")).collect();
+    let rpc = format!("127.0.0.1:{}", server.port);
+    let model = common::model_arg();
+    let mut args = vec!["score", "-m", &model, "--rpc", &rpc];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(common::bin())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"tokens\""), "{first}");
+    let t = Instant::now();
+    match fault {
+        "kill" => server.kill(),
+        "stop" => {
+            Command::new("kill")
+                .args(["-STOP", &server.child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        _ => unreachable!(),
+    }
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("score did not end within {limit:?} of the fault");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = child.wait().unwrap();
+    println!("ended {:?} after the fault", t.elapsed());
+    assert_eq!(status.code(), Some(2));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (rest, err)
+}
+
+fn assert_error_line_for_the_input(rest: &str, err: &str, cause: &str) {
+    // Results before the fault, then one error line for the input it hit, then nothing.
+    let last: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert!(last["text"].as_str().unwrap().contains("the chef seasoned"));
+    let error = last["error"].as_str().unwrap();
+    assert!(error.starts_with("lost the RPC server"), "{error}");
+    assert!(error.contains(cause), "{error}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("logitscope: error: lost the RPC server"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_server_killed_during_a_long_score_ends_it_with_an_error_line() {
+    let mut server = Server::start();
+    let (rest, err) = run_with_fault(&mut server, &[], "kill", Duration::from_secs(30));
+    assert_error_line_for_the_input(&rest, &err, "Remote RPC server crashed");
+}
+
+#[test]
+fn a_server_that_stops_answering_is_given_up_after_the_timeout() {
+    let mut server = Server::start();
+    let (rest, err) = run_with_fault(
+        &mut server,
+        &["--rpc-timeout", "3"],
+        "stop",
+        Duration::from_secs(30),
+    );
+    assert_error_line_for_the_input(&rest, &err, "did not answer for 3 s");
+}
