@@ -142,12 +142,12 @@ mod tests {
 
     #[test]
     fn groups_fill_the_batch_without_passing_the_streams() {
-        assert_eq!(group_size(8, 512, 84), 8);
         assert_eq!(
-            group_size(16, 512, 84),
-            8,
-            "chunks of 64 tokens: 8 fit in 512"
+            group_size(8, 512, 84),
+            6,
+            "chunks of 84 tokens: 6 fit in 512"
         );
+        assert_eq!(group_size(16, 512, 300), 4, "chunks of at most 128 tokens");
         assert_eq!(group_size(16, 512, 20), 16);
         assert_eq!(group_size(4, 512, 1), 4);
         assert_eq!(group_size(8, 10, 500), 1);

@@ -8,9 +8,9 @@
 //! 6. the vocabulary search for a blank: words per second with and without the pruning, and
 //!    (with `--full-vocabulary`) the time to search every word;
 //! 7. the logit lens: `score --layers` against `score`, and the explorer's lens path;
-//! 8. a model split across two RPC servers on this host against the local CPU;
-//! 9. `score` against a plain decode of the same texts (fresh processes), one text at a time
-//!    and side by side.
+//! 8. `score` against a plain decode of the same texts (fresh processes), one text at a time
+//!    and side by side;
+//! 9. a model split across two RPC servers on this host against the local CPU.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -234,11 +234,13 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
     let suffix_tokens = model.tokenize(suffix).len();
     let max_len = seqs.iter().map(Vec::len).max().unwrap_or(1);
     let (streams, per_seq) = crate::engine::fill::batch_shape(max_len, main.n_ctx()).map_err(e)?;
+    // `streams` KV-cache streams: the prefix's and `streams - 1` for tails side by side.
     let time_with = |streams: usize, reps: usize| -> Result<Duration, Fatal> {
         let mut batch: Session<'_> = model
             .batch_session(streams as u32, per_seq as u32)
             .map_err(e)?;
-        Ok(time(reps, || {
+        let mut failed = None;
+        let t = time(reps, || {
             crate::engine::sequence_logprobs(
                 &mut batch,
                 &seqs,
@@ -246,11 +248,12 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
                 &|| false,
                 &mut |_, _| {},
             )
-            .ok()
-        }))
+            .map_err(|x| failed = Some(x))
+        });
+        failed.map_or(Ok(t), |x| Err(e(x)))
     };
     let batched = time_with(streams, 3)?;
-    let one_stream = time_with(1, 3)?;
+    let one_stream = time_with(2, 3)?;
     let separate = time(1, || {
         for s in &seqs {
             main.reset();

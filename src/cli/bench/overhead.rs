@@ -1,5 +1,5 @@
-//! Table 9: what `score` costs over the plain decode, as a user meets it — 20 distinct texts
-//! of 84 tokens on stdin, a fresh process each run, wall time, median of 5 — against
+//! Table 8: what `score` costs over the plain decode, as a user meets it — 20 distinct texts
+//! of 84 tokens on stdin, a fresh process each run, wall time, median of 7 — against
 //! `examples/decode_floor`, a plain llama-cpp-2 program that decodes each text in one decode and
 //! touches every logit row. And lines per second one at a time (`--parallel 1`) against side by
 //! side (the default).
@@ -15,7 +15,7 @@ use crate::model::Model;
 
 const TEXTS: usize = 20;
 const TOKENS: usize = 84;
-const RUNS: usize = 5;
+const RUNS: usize = 7;
 
 /// `TEXTS` distinct texts of exactly `TOKENS` tokens: the passage's words from different
 /// starting points, cut where the tokens reach the count.
@@ -52,7 +52,7 @@ fn floor_binary() -> Result<PathBuf, Fatal> {
         Ok(floor)
     } else {
         Err(Fatal::other(format!(
-            "table 9 needs {}: build it with `cargo build --release --example decode_floor` \
+            "table 8 needs {}: build it with `cargo build --release --example decode_floor` \
              (./dev bench does)",
             floor.display()
         )))
@@ -111,7 +111,7 @@ pub fn table(settings: &Settings, model: &Model) -> Result<(), Fatal> {
     }
     ratios.sort_by(f64::total_cmp);
     println!(
-        "9. score against the decode floor: {TEXTS} texts of {TOKENS} tokens on stdin, a fresh \
+        "8. score against the decode floor: {TEXTS} texts of {TOKENS} tokens on stdin, a fresh \
          process each, wall time (median of {RUNS})"
     );
     println!("program                          median ms  lines/s");

@@ -1,4 +1,4 @@
-//! Table 8: a model split across two RPC servers on this host (loopback) against the same
+//! Table 9: a model split across two RPC servers on this host (loopback) against the same
 //! model on the local CPU: load time and scoring speed. Loopback has no network latency worth
 //! the name, so this shows the protocol's own overhead; real hosts add their network's.
 
@@ -81,7 +81,7 @@ pub fn table(settings: &Settings) -> Result<(), Fatal> {
         .map(|d| format!("{} ({}) {} layers", d.name, d.description, d.layers))
         .collect();
     println!(
-        "8. two RPC servers on this host (loopback: the protocol's overhead, no real network): {}",
+        "9. two RPC servers on this host (loopback: the protocol's overhead, no real network): {}",
         split.join(", ")
     );
     println!(
