@@ -118,9 +118,22 @@ fn run_with_fault(
     std::thread::spawn(move || {
         let _ = stdin.write_all(input.as_bytes());
     });
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    // Read stdout as a consumer would, all along: a reader that stops reading fills the pipe
+    // and `score` then waits on its write, not on the server.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if lines.is_empty() {
+                let _ = first_tx.send(line.clone());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let first = first_rx.recv().expect("a first result before the fault");
     assert!(first.contains("\"tokens\""), "{first}");
     let t = Instant::now();
     match fault {
@@ -143,8 +156,7 @@ fn run_with_fault(
     let status = child.wait().unwrap();
     println!("ended {:?} after the fault", t.elapsed());
     assert_eq!(status.code(), Some(2));
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let rest = reader.join().unwrap().join("\n");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     (rest, err)
