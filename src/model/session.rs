@@ -16,11 +16,11 @@ use crate::analysis::stats::{summarize_row, watch_stats, RowSummary, ViewOptions
 /// this model, 16 and more on K-quants (tests/fixtures/README.md). 16 keeps a keystroke cheap
 /// and is proven bit-exact by tests/engine.rs.
 pub const MIN_DECODE: usize = 16;
-/// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 25 MB for the
+/// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 19 MB for the
 /// default model) and lets a long evaluation notice a newer request between chunks (≈ 0.4 s
-/// apart on two CPU cores). 128 rather than 64: a typical line of `score` is then one decode,
+/// apart on two CPU cores). 96 rather than 64: a typical line of `score` is then one decode,
 /// which measurably narrows the gap to a plain decode (README, benchmark table 8).
-pub const MAX_DECODE: usize = 128;
+pub const MAX_DECODE: usize = 96;
 /// The most tokens of one multi-sequence decode when scoring candidates side by side: on two
 /// CPU cores ≈ 0.6 s, the longest a cancel waits.
 pub const MAX_WAVE: usize = 128;

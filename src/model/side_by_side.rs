@@ -147,7 +147,7 @@ mod tests {
             6,
             "chunks of 84 tokens: 6 fit in 512"
         );
-        assert_eq!(group_size(16, 512, 300), 4, "chunks of at most 128 tokens");
+        assert_eq!(group_size(16, 512, 300), 5, "chunks of at most 96 tokens");
         assert_eq!(group_size(16, 512, 20), 16);
         assert_eq!(group_size(4, 512, 1), 4);
         assert_eq!(group_size(8, 10, 500), 1);
