@@ -417,6 +417,9 @@ mod tests {
             .split("## Keys")
             .nth(1)
             .unwrap_or_default()
+            .split("\n## ")
+            .next()
+            .unwrap_or_default()
             .lines()
             .filter(|l| l.starts_with("| `"))
             .collect();
