@@ -6,17 +6,7 @@ mod common;
 
 use serde_json::Value;
 
-fn sentences() -> Vec<String> {
-    std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sentences.txt"
-    ))
-    .unwrap()
-    .lines()
-    .filter(|l| !l.trim().is_empty())
-    .map(str::to_owned)
-    .collect()
-}
+use common::sentences;
 
 fn score(args: &[&str], texts: &[String]) -> Vec<Value> {
     let mut all = vec!["score"];
@@ -132,20 +122,16 @@ fn kl_against_a_second_quantization_matches_an_independent_f64_computation() {
 
 #[test]
 fn models_with_different_vocabularies_are_refused_in_one_line() {
-    use common::gguf_edit::{edit, read_str_array, V};
+    use common::gguf_edit::{read_str_array, V};
     let dir = tempfile::tempdir().unwrap();
     let real = std::fs::read(common::model_path()).unwrap();
     let mut tokens = read_str_array(&real, "tokenizer.ggml.tokens");
     tokens[4000] = b"logitscope-renamed".to_vec();
-    let other = dir.path().join("renamed.gguf");
-    std::fs::write(
-        &other,
-        edit(
-            &real,
-            &[("tokenizer.ggml.tokens", Some(V::StrArray(tokens)))],
-        ),
-    )
-    .unwrap();
+    let other = common::edited_model(
+        dir.path(),
+        "renamed.gguf",
+        &[("tokenizer.ggml.tokens", Some(V::StrArray(tokens)))],
+    );
     let out = common::run(
         &[
             "-m",

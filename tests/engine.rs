@@ -5,20 +5,9 @@
 mod common;
 
 use logitscope::analysis::stats::ViewOptions;
-use logitscope::model::{Evaluation, Model, ModelOptions, MIN_DECODE};
+use logitscope::model::{Evaluation, ModelOptions, MIN_DECODE};
 
-fn model() -> Model {
-    logitscope::support::logging::init_quiet();
-    let options = ModelOptions {
-        path: common::model_path(),
-        n_gpu_layers: 0,
-        ctx_size: 2048,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    logitscope::model::load(&options, |_| true).unwrap()
-}
+use common::load_model as model;
 
 const WORDS: &str = "the chef carefully seasoned a pot of soup with salt while rain fell on the \
     old town and a cat watched people hurry home with bread under their arms as a bell rang";
@@ -176,16 +165,7 @@ fn a_cancelled_evaluation_leaves_a_usable_cache() {
 
 #[test]
 fn text_longer_than_the_context_is_truncated_not_aborted() {
-    logitscope::support::logging::init_quiet();
-    let options = ModelOptions {
-        path: common::model_path(),
-        n_gpu_layers: 0,
-        ctx_size: 64,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    let model = logitscope::model::load(&options, |_| true).unwrap();
+    let model = common::load_model_with_ctx(64);
     let mut s = model.session().unwrap();
     let tokens = model.tokenize(&text_with_words(700));
     let ev = s

@@ -7,30 +7,10 @@ mod common;
 use serde_json::Value;
 
 fn fill(args: &[&str]) -> Vec<Value> {
-    let model = common::model_arg();
-    let mut all = vec!["fill", "-m", &model];
-    all.extend_from_slice(args);
-    let out = common::run(&all, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::json_lines(&out)
+    common::run_ok("fill", args)
 }
 
-fn score_totals(texts: &[String]) -> Vec<f64> {
-    let model = common::model_arg();
-    let mut args = vec!["score".to_owned(), "-m".into(), model];
-    args.extend(texts.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = common::run(&args, None);
-    assert!(out.status.success());
-    common::json_lines(&out)
-        .iter()
-        .map(|v| v["total_logprob"].as_f64().unwrap())
-        .collect()
-}
+use common::score_totals;
 
 #[test]
 fn salt_wins_the_chef_blank() {

@@ -56,18 +56,7 @@ fn score_gives_one_correct_line_or_a_clear_error_per_input() {
             continue;
         }
         // The tokens spell the text back, byte for byte (a prefix when truncated).
-        let spelled: Vec<u8> = v["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|t| {
-                t["bytes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|b| b.as_u64().unwrap() as u8)
-            })
-            .collect();
+        let spelled = common::token_bytes(v);
         let text = if name == "CR at the end (CRLF input)" {
             &bytes[..bytes.len() - 1]
         } else {

@@ -211,14 +211,7 @@ fn hostile_hyperparameters_give_one_clear_line_or_work() {
 }
 
 fn patched(dir: &std::path::Path, name: &str, layers: u32) -> std::path::PathBuf {
-    let real = std::fs::read(common::model_path()).unwrap();
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        edit(&real, &[("llama.block_count", Some(V::U32(layers)))]),
-    )
-    .unwrap();
-    path
+    common::edited_model(dir, name, &[("llama.block_count", Some(V::U32(layers)))])
 }
 
 /// One line on stderr, nothing but JSON (here: nothing) on stdout, status 2.

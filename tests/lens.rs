@@ -10,33 +10,9 @@ mod common;
 use logitscope::analysis::stats::log_softmax;
 use logitscope::analysis::ViewOptions;
 use logitscope::model::lens::{Lens, CHECK_TOLERANCE};
-use logitscope::model::{Model, ModelOptions};
 use serde_json::Value;
 
-fn model() -> Model {
-    logitscope::support::logging::init_quiet();
-    let options = ModelOptions {
-        path: common::model_path(),
-        n_gpu_layers: 0,
-        ctx_size: 2048,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    logitscope::model::load(&options, |_| true).unwrap()
-}
-
-fn sentences() -> Vec<String> {
-    let p = format!(
-        "{}/tests/fixtures/sentences.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use common::{load_model as model, sentences};
 
 fn max_abs_dp(a: &[f32], b: &[f32]) -> f64 {
     let (a, b) = (log_softmax(a, 1.0).unwrap(), log_softmax(b, 1.0).unwrap());
@@ -249,18 +225,8 @@ fn salt_rises_only_in_the_last_layer_of_the_chef_sentence() {
 /// check must say so instead of showing a lens.
 #[test]
 fn a_model_whose_check_fails_is_unavailable_with_a_reason() {
-    use common::gguf_edit::{edit, V};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("softcapped.gguf");
-    let real = std::fs::read(common::model_path()).unwrap();
-    std::fs::write(
-        &path,
-        edit(
-            &real,
-            &[("llama.final_logit_softcapping", Some(V::F32(1.0)))],
-        ),
-    )
-    .unwrap();
+    let path = common::softcapped_model(dir.path());
     let p = path.to_str().unwrap();
     let text = "The cat sat on the mat.";
     let plain = common::run(&["score", "-m", p, text], None);

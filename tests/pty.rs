@@ -444,17 +444,11 @@ fn i_heart_keeps_the_distribution_columns_aligned() {
 }
 
 fn patched_model(dir: &std::path::Path, layers: u32) -> std::path::PathBuf {
-    let real = std::fs::read(common::model_path()).unwrap();
-    let path = dir.join(format!("layers-{layers}.gguf"));
-    std::fs::write(
-        &path,
-        common::gguf_edit::edit(
-            &real,
-            &[("llama.block_count", Some(common::gguf_edit::V::U32(layers)))],
-        ),
+    common::edited_model(
+        dir,
+        &format!("layers-{layers}.gguf"),
+        &[("llama.block_count", Some(common::gguf_edit::V::U32(layers)))],
     )
-    .unwrap();
-    path
 }
 
 /// The explorer on the default model patched to 0 and 1000 layers: refused with one line and
@@ -762,18 +756,8 @@ fn the_lens_and_h_times_w_on_the_real_model() {
 /// A model whose lens fails its self-check: the explorer says so and stays usable.
 #[test]
 fn a_lens_that_fails_its_check_is_shown_as_unavailable() {
-    use common::gguf_edit::{edit, V};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("softcapped.gguf");
-    let real = std::fs::read(common::model_path()).unwrap();
-    std::fs::write(
-        &path,
-        edit(
-            &real,
-            &[("llama.final_logit_softcapping", Some(V::F32(1.0)))],
-        ),
-    )
-    .unwrap();
+    let path = common::softcapped_model(dir.path());
     let t = Tmux::start(
         "lens-unavailable",
         &format!("-m {}", path.display()),

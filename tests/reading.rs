@@ -7,17 +7,8 @@ mod common;
 use serde_json::Value;
 
 fn score(args: &[&str], texts: &[&str]) -> Vec<Value> {
-    let model = common::model_arg();
-    let mut all = vec!["score", "-m", &model];
-    all.extend_from_slice(args);
-    all.extend_from_slice(texts);
-    let out = common::run(&all, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::json_lines(&out)
+    let all: Vec<&str> = args.iter().chain(texts).copied().collect();
+    common::run_ok("score", &all)
 }
 
 const TEXTS: [&str; 3] = [
@@ -139,16 +130,7 @@ fn words_partition_every_text_and_sum_its_tokens() {
     assert_eq!(out.len(), texts.len());
     for (text, line) in texts.iter().zip(&out) {
         let tokens = line["tokens"].as_array().unwrap();
-        let bytes: Vec<u8> = tokens
-            .iter()
-            .flat_map(|t| {
-                t["bytes"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|b| b.as_u64().unwrap() as u8)
-            })
-            .collect();
+        let bytes = common::token_bytes(line);
         let words = line["words"].as_array().unwrap();
         let (mut at, mut next) = (0, 0);
         let mut word_sum = 0.0;

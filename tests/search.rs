@@ -8,29 +8,11 @@ mod common;
 use serde_json::Value;
 
 fn fill(args: &[&str]) -> Value {
-    let model = common::model_arg();
-    let mut all = vec!["fill", "-m", &model];
-    all.extend_from_slice(args);
-    let out = common::run(&all, None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    common::json_lines(&out).remove(0)
+    common::run_ok("fill", args).remove(0)
 }
 
 /// `score`'s total log-probability of each text (one process, texts on stdin).
-fn score_totals(texts: &[String]) -> Vec<f64> {
-    let model = common::model_arg();
-    let input = texts.join("\n") + "\n";
-    let out = common::run(&["score", "-m", &model], Some(input.as_bytes()));
-    assert!(out.status.success());
-    common::json_lines(&out)
-        .iter()
-        .map(|v| v["total_logprob"].as_f64().unwrap())
-        .collect()
-}
+use common::score_totals;
 
 fn filled(text: &str, word: &str) -> String {
     text.replacen("____", word, 1)
@@ -38,16 +20,7 @@ fn filled(text: &str, word: &str) -> String {
 
 #[test]
 fn the_search_top_10_equals_brute_force_over_2000_words() {
-    logitscope::support::logging::init_quiet();
-    let options = logitscope::model::ModelOptions {
-        path: common::model_path(),
-        n_gpu_layers: 0,
-        ctx_size: 512,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    let model = logitscope::model::load(&options, |_| true).unwrap();
+    let model = common::load_model_with_ctx(512);
     let all = logitscope::analysis::search::whole_words(model.vocab(), true);
     drop(model);
     // Every 15th whole-word token (a spread of frequent and rare words), and the word the

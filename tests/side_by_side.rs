@@ -7,15 +7,8 @@
 mod common;
 
 use logitscope::analysis::ViewOptions;
-use logitscope::model::{Model, ModelOptions};
 
-fn sentences() -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/sentences.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use common::sentences_file as sentences;
 
 /// Lines of 1 to about 300 tokens, and a few that fail (empty, too long for a stream).
 fn mixed_lines() -> String {
@@ -73,16 +66,7 @@ fn lines_of_very_different_lengths_side_by_side_equal_one_at_a_time() {
 
 #[test]
 fn the_library_call_groups_and_matches_each_text_alone() {
-    logitscope::support::logging::init_quiet();
-    let options = ModelOptions {
-        path: common::model_path(),
-        n_gpu_layers: 0,
-        ctx_size: 4096,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    let model: Model = logitscope::model::load(&options, |_| true).unwrap();
+    let model = common::load_model_with_ctx(4096);
     let view = ViewOptions {
         temp: 0.7,
         n_probs: 5,

@@ -18,32 +18,10 @@ use logitscope::explorer::worker::protocol::Job;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
-    t.draw(|f| logitscope::explorer::views::draw(f, app))
-        .unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        let mut line = String::new();
-        for x in 0..buf.area.width {
-            line.push_str(buf[(x, y)].symbol());
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
-
 /// The cell columns where each top-k row of the distribution panel starts its bar and its
 /// probability: (first bar cell, the probability's decimal point), one pair per row.
 fn distribution_columns(app: &App) -> Vec<(u16, u16)> {
-    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
-    t.draw(|f| logitscope::explorer::views::draw(f, app))
-        .unwrap();
-    columns_in(t.backend().buffer())
+    columns_in(&buffer(app))
 }
 
 fn columns_in(buf: &ratatui::buffer::Buffer) -> Vec<(u16, u16)> {
@@ -69,20 +47,6 @@ fn columns_in(buf: &ratatui::buffer::Buffer) -> Vec<(u16, u16)> {
         out.push((cells[bar].0, cells[dot].0));
     }
     out
-}
-
-fn scored_app(w: u16, h: u16) -> App {
-    let mut app = ready(w, h);
-    update(&mut app, Msg::Paste(SENTENCE.into()));
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(scored(SENTENCE)),
-        }),
-    );
-    app
 }
 
 #[test]
@@ -500,14 +464,7 @@ fn awkward_pieces_keep_the_distribution_columns_aligned() {
     for r in &mut s.rows {
         *r = row(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 10], None);
     }
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(s),
-        }),
-    );
+    deliver(&mut app, s);
     let cols = distribution_columns(&app);
     assert_eq!(cols.len(), 10, "ten top-k rows drawn: {cols:?}");
     assert!(
@@ -572,8 +529,9 @@ fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
     }
 }
 
-#[test]
-fn snapshot_fill_panel() {
+/// A scored 100×30 explorer whose line was replaced by the chef sentence with a blank, and
+/// the generation of the fill it asked for.
+fn chef_blank_app() -> (App, u64) {
     let mut app = scored_app(100, 30);
     update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
     update(
@@ -581,6 +539,12 @@ fn snapshot_fill_panel() {
         Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
     );
     let g = app.fill.generation;
+    (app, g)
+}
+
+#[test]
+fn snapshot_fill_panel() {
+    let (mut app, g) = chef_blank_app();
     let report = chef_fill_report(&app, None);
     let cmds = update(
         &mut app,
@@ -598,14 +562,7 @@ fn snapshot_fill_panel() {
     );
     assert_eq!(app.display_text(), filled);
     assert_eq!(app.fill_spans(), [(43, 47)]);
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(scored_filled(filled)),
-        }),
-    );
+    deliver(&mut app, scored_filled(filled));
     assert!(!app.stale());
     let s = screen(&app);
     assert!(s.contains("salt") && s.contains("0.850"));
@@ -617,13 +574,7 @@ fn snapshot_fill_panel() {
 /// much was searched and where each candidate came from.
 #[test]
 fn snapshot_fill_search_progress_and_coverage() {
-    let mut app = scored_app(100, 30);
-    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
-    update(
-        &mut app,
-        Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
-    );
-    let g = app.fill.generation;
+    let (mut app, g) = chef_blank_app();
     let partial = chef_fill_report(&app, None);
     update(
         &mut app,
@@ -668,19 +619,9 @@ fn snapshot_fill_search_progress_and_coverage() {
 fn snapshot_compare_view() {
     use logitscope::analysis::compare::RowCompare;
     use logitscope::explorer::worker::protocol::ScoredCompare;
-    let mut app = App::new(ViewOptions::default(), vec![], true);
-    app.size = (100, 30);
     let mut b_info = info();
     b_info.file_name = "tiny-test-q8.gguf".into();
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Loaded {
-            info: info(),
-            vocab: vocab(),
-            n_ctx: 4096,
-            second: Some(b_info),
-        }),
-    );
+    let mut app = loaded(vocab(), vec![], Some(b_info), 100, 30);
     update(&mut app, Msg::Paste(SENTENCE.into()));
     let mut s = scored(SENTENCE);
     let b_rows: Vec<_> = (0..9u32)
@@ -695,14 +636,7 @@ fn snapshot_compare_view() {
         })
         .collect();
     s.compare = Some(ScoredCompare { b_rows, rows });
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(s),
-        }),
-    );
+    deliver(&mut app, s);
     update(&mut app, key(KeyCode::F(6)));
     update(&mut app, key(KeyCode::F(6)));
     assert_eq!(
@@ -730,10 +664,7 @@ fn the_chart_labels_its_positions_under_the_selection() {
         for _ in 0..back {
             update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
         }
-        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| logitscope::explorer::views::draw(f, &app))
-            .unwrap();
-        let buf = t.backend().buffer().clone();
+        let buf = buffer(&app);
         let side = logitscope::explorer::layout::areas(Rect::new(0, 0, w, h)).side;
         let row_of = |pred: &dyn Fn(&str) -> bool| {
             (side.y..side.bottom()).find(|&y| {
@@ -790,13 +721,7 @@ fn snapshot_watch_rows() {
         ];
     }
     let g = app.generation;
-    let cmds = update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(s),
-        }),
-    );
+    let cmds = deliver(&mut app, s);
     // The words of several tokens are asked for at the selected position.
     assert!(
         cmds.iter()
@@ -857,14 +782,7 @@ fn snapshot_word_view() {
         .map(|i| row(&[(i + 1) % 12, 11, 3], (i + 1 < 11).then_some(i + 1)))
         .collect();
     s.n_tokens_total = 11;
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(s),
-        }),
-    );
+    deliver(&mut app, s);
     update(&mut app, key(KeyCode::F(8)));
     assert!(app.word_mode);
     assert_eq!(app.n_chips(), 10, "9 words and the next chip");

@@ -13,38 +13,8 @@ use logitscope::analysis::stats::RowSummary;
 use logitscope::explorer::state::{App, Inspect};
 use logitscope::explorer::update::{update, Command, Msg};
 use logitscope::explorer::worker::protocol::{EngineMsg, Job, LensUpdate};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 
-const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
 const LAYERS: usize = 6;
-
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
-    t.draw(|f| logitscope::explorer::views::draw(f, app))
-        .unwrap();
-    let buf = t.backend().buffer().clone();
-    (0..buf.area.height)
-        .map(|y| {
-            let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
-            format!("{}\n", line.trim_end())
-        })
-        .collect()
-}
-
-fn scored_app(w: u16, h: u16) -> App {
-    let mut app = ready(w, h);
-    update(&mut app, Msg::Paste(SENTENCE.into()));
-    let g = app.generation;
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(scored(SENTENCE)),
-        }),
-    );
-    app
-}
 
 fn facts() -> LensFacts {
     LensFacts {
@@ -222,15 +192,8 @@ fn the_lens_follows_a_new_text_and_drops_the_old_one() {
     let mut app = lens_app(100, 30);
     let old = app.lens.epoch;
     update(&mut app, key(KeyCode::Char('x')));
-    let g = app.generation;
     let text = app.editor.text().to_owned();
-    let cmds = update(
-        &mut app,
-        Msg::Engine(EngineMsg::Evaluated {
-            generation: g,
-            result: Ok(scored(&text)),
-        }),
-    );
+    let cmds = deliver(&mut app, scored(&text));
     assert!(asked(&cmds).is_some(), "the new text's lens is asked for");
     assert_eq!(app.lens.epoch, old + 1);
     assert!(app.lens.columns.is_empty());

@@ -23,6 +23,22 @@ pub struct TokenReport {
     pub rank: Option<u32>,
     pub entropy_bits: Option<f64>,
     pub top_logprobs: Vec<TopLogprob>,
+    #[serde(flatten)]
+    pub extras: Extras,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NextReport {
+    pub entropy_bits: f64,
+    pub top_logprobs: Vec<TopLogprob>,
+    #[serde(flatten)]
+    pub extras: Extras,
+}
+
+/// What the options add to a distribution (a token's, or the one after the text); absent
+/// from the JSON when not asked for.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Extras {
     /// With a second model (`--vs`): how its distribution here differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<TokenCompare>,
@@ -30,18 +46,6 @@ pub struct TokenReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
     /// With `--layers`: the logit lens of this distribution, one entry per layer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layers: Option<Vec<crate::analysis::lens::LayerReport>>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct NextReport {
-    pub entropy_bits: f64,
-    pub top_logprobs: Vec<TopLogprob>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compare: Option<TokenCompare>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub watch: Option<Vec<crate::analysis::watch::WatchValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<crate::analysis::lens::LayerReport>>,
 }
@@ -130,10 +134,10 @@ pub fn attach_lens(
             .map(|rows| crate::analysis::lens::layer_reports(vocab, rows))
     };
     for t in &mut report.tokens {
-        t.layers = t.index.checked_sub(1).and_then(column);
+        t.extras.layers = t.index.checked_sub(1).and_then(column);
     }
     if let (Some(next), Some(i)) = (&mut report.next, report.tokens.len().checked_sub(1)) {
-        next.layers = column(i);
+        next.extras.layers = column(i);
     }
 }
 
@@ -165,18 +169,14 @@ pub fn score_report(
                 rank: target.map(|t| t.rank),
                 entropy_bits: prev.map(|r| r.entropy_bits),
                 top_logprobs: prev.map_or_else(Vec::new, |r| top_logprobs(vocab, &r.top)),
-                compare: None,
-                watch: None,
-                layers: None,
+                extras: Extras::default(),
             }
         })
         .collect();
     let next = rows.last().map(|r| NextReport {
         entropy_bits: r.entropy_bits,
         top_logprobs: top_logprobs(vocab, &r.top),
-        compare: None,
-        watch: None,
-        layers: None,
+        extras: Extras::default(),
     });
     let (total, n_scored) = totals(rows);
     ScoreReport {
@@ -222,10 +222,10 @@ pub fn attach_compare(
         })
     };
     for t in &mut report.tokens {
-        t.compare = t.index.checked_sub(1).and_then(at);
+        t.extras.compare = t.index.checked_sub(1).and_then(at);
     }
     if let Some(next) = &mut report.next {
-        next.compare = a_rows.len().checked_sub(1).and_then(at);
+        next.extras.compare = a_rows.len().checked_sub(1).and_then(at);
     }
     report.compare = Some(crate::analysis::compare::summarize(
         model_b, cmp, a_rows, b_rows,
@@ -343,7 +343,7 @@ pub fn csv_rows(line: usize, report: &ScoreReport) -> String {
     let n_watch = report
         .tokens
         .iter()
-        .find_map(|t| t.watch.as_ref().map(Vec::len))
+        .find_map(|t| t.extras.watch.as_ref().map(Vec::len))
         .unwrap_or(0);
     report
         .tokens
@@ -360,9 +360,9 @@ pub fn csv_rows(line: usize, report: &ScoreReport) -> String {
                 t.rank.map(|r| r.to_string()).unwrap_or_default(),
                 opt(t.entropy_bits),
                 opt(t.logprob.map(|l| -l / std::f64::consts::LN_2)),
-                opt(t.compare.as_ref().map(|c| c.kl_bits)),
+                opt(t.extras.compare.as_ref().map(|c| c.kl_bits)),
             ];
-            match &t.watch {
+            match &t.extras.watch {
                 Some(w) => cols.extend(w.iter().map(|v| v.logprob.to_string())),
                 None => cols.extend(std::iter::repeat_n(String::new(), n_watch)),
             }

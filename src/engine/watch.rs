@@ -97,12 +97,12 @@ pub fn attach(
         return;
     }
     for t in &mut report.tokens {
-        t.watch = t
+        t.extras.watch = t
             .index
             .checked_sub(1)
             .and_then(|i| rows.get(i).map(|r| values_at(list, r, multi, i)));
     }
     if let (Some(next), Some(i)) = (&mut report.next, rows.len().checked_sub(1)) {
-        next.watch = Some(values_at(list, &rows[i], multi, i));
+        next.extras.watch = Some(values_at(list, &rows[i], multi, i));
     }
 }

@@ -99,3 +99,112 @@ pub fn hostile_inputs() -> Vec<(&'static str, String)> {
         ),
     ]
 }
+
+/// Run a subcommand on the default model (`logitscope SUB -m MODEL ARGS…`), which must
+/// succeed; its JSON lines.
+pub fn run_ok(subcommand: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let model = model_arg();
+    let mut all = vec![subcommand, "-m", &model];
+    all.extend_from_slice(args);
+    let out = run(&all, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out)
+}
+
+/// The default model loaded in this process (n_ctx 2048, 2 threads, CPU).
+pub fn load_model() -> logitscope::model::Model {
+    load_model_with_ctx(2048)
+}
+
+/// The default model loaded in this process with a context of `ctx_size` tokens.
+pub fn load_model_with_ctx(ctx_size: u32) -> logitscope::model::Model {
+    logitscope::support::logging::init_quiet();
+    let options = logitscope::model::ModelOptions {
+        path: model_path(),
+        n_gpu_layers: 0,
+        ctx_size,
+        threads: 2,
+        flash_attn: false,
+        rpc: Vec::new(),
+    };
+    logitscope::model::load(&options, |_| true).unwrap()
+}
+
+/// The reference sentences file (tests/fixtures/sentences.txt): one sentence per line.
+pub fn sentences_file() -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/sentences.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The reference sentences.
+pub fn sentences() -> Vec<String> {
+    sentences_file()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The bytes a `score` line's tokens spell, in order.
+pub fn token_bytes(line: &serde_json::Value) -> Vec<u8> {
+    line["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| {
+            t["bytes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+        })
+        .collect()
+}
+
+/// `score`'s `total_logprob` of each text (one stdin line each), on the default model.
+pub fn score_totals(texts: &[String]) -> Vec<f64> {
+    let model = model_arg();
+    let input = texts.join("\n") + "\n";
+    let out = run(&["score", "-m", &model], Some(input.as_bytes()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out)
+        .iter()
+        .map(|v| v["total_logprob"].as_f64().unwrap())
+        .collect()
+}
+
+/// The default model with GGUF metadata `edits` applied, written to `dir/name`.
+pub fn edited_model(
+    dir: &std::path::Path,
+    name: &str,
+    edits: &[(&str, Option<gguf_edit::V>)],
+) -> PathBuf {
+    let real = std::fs::read(model_path()).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, gguf_edit::edit(&real, edits)).unwrap();
+    path
+}
+
+/// The default model asking for final logit soft-capping, which llama.cpp's llama graph does
+/// not apply: a model whose logit lens fails its self-check.
+pub fn softcapped_model(dir: &std::path::Path) -> PathBuf {
+    edited_model(
+        dir,
+        "softcapped.gguf",
+        &[(
+            "llama.final_logit_softcapping",
+            Some(gguf_edit::V::F32(1.0)),
+        )],
+    )
+}

@@ -48,19 +48,27 @@ pub fn info() -> ModelInfo {
 
 /// A ready app (model loaded) of the given size.
 pub fn ready(w: u16, h: u16) -> App {
-    let mut app = App::new(
-        ViewOptions::default(),
-        vec!["an older sentence".into()],
-        true,
-    );
+    loaded(vocab(), vec!["an older sentence".into()], None, w, h)
+}
+
+/// An app of the given size with `history`, once the model (and `second`, a model to compare
+/// with) reported loaded with `vocab`.
+pub fn loaded(
+    vocab: Arc<Vocab>,
+    history: Vec<String>,
+    second: Option<ModelInfo>,
+    w: u16,
+    h: u16,
+) -> App {
+    let mut app = App::new(ViewOptions::default(), history, true);
     app.size = (w, h);
     update(
         &mut app,
         Msg::Engine(EngineMsg::Loaded {
             info: info(),
-            vocab: vocab(),
+            vocab,
             n_ctx: 4096,
-            second: None,
+            second,
         }),
     );
     app
@@ -163,16 +171,50 @@ pub fn awkward_vocab() -> Arc<Vocab> {
 
 /// A ready app whose model has the given vocabulary (ids as in [`scored`]).
 pub fn ready_with(vocab: Arc<Vocab>, w: u16, h: u16) -> App {
-    let mut app = App::new(ViewOptions::default(), vec![], true);
-    app.size = (w, h);
-    update(
-        &mut app,
-        Msg::Engine(EngineMsg::Loaded {
-            info: info(),
-            vocab,
-            n_ctx: 4096,
-            second: None,
-        }),
-    );
+    loaded(vocab, vec![], None, w, h)
+}
+
+/// The sentence the screen tests score.
+pub const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
+
+/// The explorer drawn on ratatui's TestBackend at its size, one line per row, trailing
+/// blanks trimmed.
+pub fn screen(app: &App) -> String {
+    let buf = buffer(app);
+    (0..buf.area.height)
+        .map(|y| {
+            let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+            format!("{}\n", line.trim_end())
+        })
+        .collect()
+}
+
+/// The explorer drawn on ratatui's TestBackend at its size: the cells.
+pub fn buffer(app: &App) -> ratatui::buffer::Buffer {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    let mut t = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    t.draw(|f| logitscope::explorer::views::draw(f, app))
+        .unwrap();
+    t.backend().buffer().clone()
+}
+
+/// A loaded explorer of `w`×`h` showing [`SENTENCE`], scored.
+pub fn scored_app(w: u16, h: u16) -> App {
+    let mut app = ready(w, h);
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    deliver(&mut app, scored(SENTENCE));
     app
+}
+
+/// The engine's evaluation `scored` arriving for the text now in the editor.
+pub fn deliver(app: &mut App, scored: Scored) -> Vec<Command> {
+    let g = app.generation;
+    update(
+        app,
+        Msg::Engine(EngineMsg::Evaluated {
+            generation: g,
+            result: Ok(scored),
+        }),
+    )
 }
