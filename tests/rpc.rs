@@ -12,13 +12,7 @@ use std::time::{Duration, Instant};
 use common::rpc_server::Server;
 use serde_json::Value;
 
-fn sentences() -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/sentences.txt",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+use common::sentences_file as sentences;
 
 fn without_devices(mut v: Value) -> Value {
     v.as_object_mut().unwrap().remove("devices");
@@ -93,11 +87,15 @@ fn a_closed_port_is_one_line_and_status_2() {
 }
 
 /// Run `score` over many long lines through `server` and do `fault` to it once the first
-/// result is out; the run must end by itself (status 2) within `limit`.
+/// result is out; the run must end by itself (status 2) within `limit`. With
+/// `between_inputs`, only the first line is written before the fault and the rest after it:
+/// the fault then meets `score` waiting for input, and the next line's first call to the
+/// server (clearing the KV cache, not a decode) is where it shows.
 fn run_with_fault(
     server: &mut Server,
     extra: &[&str],
     fault: &str,
+    between_inputs: bool,
     limit: Duration,
 ) -> (String, String) {
     use std::io::{BufRead, BufReader, Write};
@@ -115,8 +113,17 @@ fn run_with_fault(
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    let (faulted_tx, faulted_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
+        if between_inputs {
+            let (first, rest) = input.split_at(input.find('\n').unwrap() + 1);
+            let _ = stdin.write_all(first.as_bytes());
+            let _ = stdin.flush();
+            let _ = faulted_rx.recv();
+            let _ = stdin.write_all(rest.as_bytes());
+        } else {
+            let _ = stdin.write_all(input.as_bytes());
+        }
     });
     // Read stdout as a consumer would, all along: a reader that stops reading fills the pipe
     // and `score` then waits on its write, not on the server.
@@ -146,6 +153,7 @@ fn run_with_fault(
         }
         _ => unreachable!(),
     }
+    let _ = faulted_tx.send(());
     while child.try_wait().unwrap().is_none() {
         if t.elapsed() > limit {
             let _ = child.kill();
@@ -179,7 +187,14 @@ fn assert_error_line_for_the_input(rest: &str, err: &str, cause: &str) {
 #[test]
 fn a_server_killed_during_a_long_score_ends_it_with_an_error_line() {
     let mut server = Server::start();
-    let (rest, err) = run_with_fault(&mut server, &[], "kill", Duration::from_secs(30));
+    let (rest, err) = run_with_fault(&mut server, &[], "kill", false, Duration::from_secs(30));
+    assert_error_line_for_the_input(&rest, &err, "Remote RPC server crashed");
+}
+
+#[test]
+fn a_server_killed_while_score_waits_for_input_ends_it_with_an_error_line() {
+    let mut server = Server::start();
+    let (rest, err) = run_with_fault(&mut server, &[], "kill", true, Duration::from_secs(30));
     assert_error_line_for_the_input(&rest, &err, "Remote RPC server crashed");
 }
 
@@ -188,8 +203,26 @@ fn a_server_that_stops_answering_is_given_up_after_the_timeout() {
     let mut server = Server::start();
     let (rest, err) = run_with_fault(
         &mut server,
+        // One text per decode (≈ 0.3 s): a side-by-side decode of 5 long lines could itself
+        // near 3 s on a busy 2-core machine.
+        &["--rpc-timeout", "3", "--parallel", "1"],
+        "stop",
+        false,
+        Duration::from_secs(30),
+    );
+    assert_error_line_for_the_input(&rest, &err, "did not answer for 3 s");
+}
+
+/// The server stops while `score` waits for its next line: the next line's first round trip
+/// (clearing the KV cache) must be under the watchdog too, or `score` waits forever.
+#[test]
+fn a_server_that_stops_between_inputs_is_given_up_after_the_timeout() {
+    let mut server = Server::start();
+    let (rest, err) = run_with_fault(
+        &mut server,
         &["--rpc-timeout", "3"],
         "stop",
+        true,
         Duration::from_secs(30),
     );
     assert_error_line_for_the_input(&rest, &err, "did not answer for 3 s");

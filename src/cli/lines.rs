@@ -10,22 +10,57 @@ use serde::Serialize;
 use super::fatal::Fatal;
 use crate::analysis::report::ErrorReport;
 
-/// Input texts: the arguments, or else each line of stdin. A stdin line that is not UTF-8 is
-/// kept as an error (with its text made lossy) so that output stays one line per input line.
-pub fn input_texts(args: Vec<String>) -> Box<dyn Iterator<Item = Result<String, String>>> {
+/// One input text, or the error it gives (a stdin line that is not UTF-8 keeps its text, made
+/// lossy, so that output stays one line per input line).
+type Input = Result<String, String>;
+
+/// Send the input texts to `tx` in batches: the arguments `max` at a time, or else the lines
+/// of stdin — each batch every complete line already read (up to `max`), so that lines
+/// written together are scored together, and a line written alone is sent at once.
+fn send_inputs(args: Vec<String>, max: usize, tx: &std::sync::mpsc::SyncSender<Vec<Input>>) {
     if !args.is_empty() {
-        return Box::new(args.into_iter().map(Ok));
-    }
-    let stdin = std::io::stdin().lock();
-    Box::new(stdin.split(b'\n').map(|line| match line {
-        Ok(mut bytes) => {
-            if bytes.last() == Some(&b'\r') {
-                bytes.pop();
+        let mut args = args.into_iter().map(Ok).peekable();
+        while args.peek().is_some() {
+            if tx.send(args.by_ref().take(max).collect()).is_err() {
+                return;
             }
-            String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         }
-        Err(e) => Err(format!("cannot read stdin: {e}")),
-    }))
+        return;
+    }
+    let mut stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+    let mut ended = false;
+    while !ended {
+        let mut batch = Vec::new();
+        // The first line of a batch may wait for input; the others are already buffered.
+        while batch.len() < max && (batch.is_empty() || stdin.buffer().contains(&b'\n')) {
+            let mut bytes = Vec::new();
+            match stdin.read_until(b'\n', &mut bytes) {
+                Ok(0) => ended = true,
+                Ok(_) => batch.push(stdin_line(bytes)),
+                Err(e) => {
+                    batch.push(Err(format!("cannot read stdin: {e}")));
+                    ended = true;
+                }
+            }
+            if ended {
+                break;
+            }
+        }
+        if !batch.is_empty() && tx.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+/// A stdin line without its line ending (`\n`, `\r\n`); not UTF-8 is an error.
+fn stdin_line(mut bytes: Vec<u8>) -> Input {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// One JSON object on one line (serialisation of these types cannot fail).
@@ -110,28 +145,32 @@ pub fn for_each_group(
     mut each: impl FnMut(&[String]) -> Vec<Result<String, String>>,
 ) -> Result<ExitCode, Fatal> {
     crate::model::abort::on_abort_run(error_for_current);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<String, String>>(max.max(1) * 4);
+    let max = max.max(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Input>>(4);
     std::thread::Builder::new()
         .name("input".into())
-        .spawn(move || {
-            for t in input_texts(texts) {
-                if tx.send(t).is_err() {
-                    return;
-                }
-            }
-        })
+        .spawn(move || send_inputs(texts, max, &tx))
         .map_err(|e| Fatal::other(format!("cannot read the input: {e}")))?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     let mut line = 0;
-    while let Ok(first) = rx.recv() {
-        let mut inputs = vec![first];
-        while inputs.len() < max.max(1) {
-            match rx.try_recv() {
-                Ok(t) => inputs.push(t),
+    // Inputs read but not yet worked on: a group takes up to `max` of them, never waiting for
+    // more when some are there.
+    let mut pending: std::collections::VecDeque<Input> = std::collections::VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv() {
+                Ok(batch) => pending.extend(batch),
                 Err(_) => break,
             }
         }
+        while pending.len() < max {
+            match rx.try_recv() {
+                Ok(batch) => pending.extend(batch),
+                Err(_) => break,
+            }
+        }
+        let inputs: Vec<Input> = pending.drain(..pending.len().min(max)).collect();
         // Lines that are not UTF-8 fail here; the others go to `each` together.
         let texts: Vec<String> = inputs
             .iter()

@@ -371,14 +371,19 @@ pub fn set_timeout(timeout: Duration) {
     });
 }
 
-/// Marks the current decode as running on RPC devices (when any were added) until dropped.
+/// How many [`Busy`] guards are alive (they nest: a context dropped inside a decode's guard).
+static BUSY_DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// Marks a llama.cpp call that may wait on the RPC servers (a decode, a context made or
+/// freed, a KV cache cleared: each is a round trip to the servers) until dropped. Guards
+/// nest; the clock runs from the outermost one.
 pub struct Busy(bool);
 
 impl Busy {
     pub fn start() -> Self {
         let watching = TIMEOUT_MS.load(Ordering::Relaxed) > 0;
-        if watching {
-            BUSY_SINCE.store(now_ms(), Ordering::Relaxed);
+        if watching && BUSY_DEPTH.fetch_add(1, Ordering::SeqCst) == 0 {
+            BUSY_SINCE.store(now_ms(), Ordering::SeqCst);
         }
         Busy(watching)
     }
@@ -386,8 +391,8 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0 {
-            BUSY_SINCE.store(0, Ordering::Relaxed);
+        if self.0 && BUSY_DEPTH.fetch_sub(1, Ordering::SeqCst) == 1 {
+            BUSY_SINCE.store(0, Ordering::SeqCst);
         }
     }
 }

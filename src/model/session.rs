@@ -7,6 +7,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
+use std::mem::ManuallyDrop;
 
 use super::loader::{backend, cause, Model, ModelError};
 use crate::analysis::stats::{summarize_row, watch_stats, RowSummary, ViewOptions};
@@ -54,8 +55,12 @@ impl Model {
             .with_n_threads_batch(self.options.threads as i32)
             .with_flash_attention_policy(i32::from(self.options.flash_attn));
         let backend = backend()?;
+        // Making a context allocates and clears its KV cache on the devices: on RPC servers,
+        // round trips the watchdog must cover.
+        let busy = super::rpc::Busy::start();
         let (ctx, errors) =
             crate::support::logging::capture_errors(|| self.model.new_context(backend, params));
+        drop(busy);
         let ctx = ctx.map_err(|_| ModelError::Context {
             n_ctx,
             detail: cause(&errors),
@@ -67,7 +72,7 @@ impl Model {
         let batch_capacity = (ctx.n_batch() as usize).clamp(1, 512);
         Ok(Session {
             model: self,
-            ctx,
+            ctx: ManuallyDrop::new(ctx),
             batch: LlamaBatch::new(batch_capacity, n_seq as i32),
             batch_capacity,
             n_seq: n_seq as usize,
@@ -106,7 +111,8 @@ impl Evaluation {
 /// A llama.cpp context and what it remembers of the last text.
 pub struct Session<'m> {
     pub(super) model: &'m Model,
-    pub(super) ctx: LlamaContext<'m>,
+    /// Freed in `Drop`, under the RPC watchdog (freeing talks to the servers).
+    pub(super) ctx: ManuallyDrop<LlamaContext<'m>>,
     pub(super) batch: LlamaBatch<'static>,
     /// Tokens the batch (and one decode) holds at most.
     pub(super) batch_capacity: usize,
@@ -125,6 +131,14 @@ pub struct Session<'m> {
     pub(super) total_tokens: usize,
     /// Tokens whose probability and rank every row summary also keeps (a watch-list).
     pub(super) watch: Vec<u32>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _busy = super::rpc::Busy::start();
+        // SAFETY: `ctx` is dropped here once and never used again: `self` is being dropped.
+        unsafe { ManuallyDrop::drop(&mut self.ctx) };
+    }
 }
 
 impl<'m> Session<'m> {
@@ -159,7 +173,9 @@ impl<'m> Session<'m> {
 
     /// Forget the cached text (the next evaluation decodes from scratch).
     pub fn reset(&mut self) {
+        let busy = super::rpc::Busy::start();
         self.ctx.clear_kv_cache();
+        drop(busy);
         self.cached_tokens.clear();
         self.cached_rows.clear();
     }
