@@ -317,6 +317,11 @@ pub struct Export {
 /// The columns of `score --format csv`: one row per token; `watch:<word>` columns hold each
 /// watched word's log-probability; `error` is set on a line that could not be scored.
 pub fn csv_header(watch: &[crate::analysis::watch::Watched]) -> String {
+    csv_line(&csv_columns(watch))
+}
+
+/// The CSV columns: the per-token ones, a `watch:WORD` per watched word, then `error`.
+pub fn csv_columns(watch: &[crate::analysis::watch::Watched]) -> Vec<String> {
     let mut cols: Vec<String> = [
         "line",
         "index",
@@ -334,7 +339,7 @@ pub fn csv_header(watch: &[crate::analysis::watch::Watched]) -> String {
     .to_vec();
     cols.extend(watch.iter().map(|w| format!("watch:{}", w.word)));
     cols.push("error".into());
-    csv_line(&cols)
+    cols
 }
 
 /// The rows of one scored text (input line `line`, counted from 1).

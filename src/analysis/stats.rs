@@ -123,18 +123,7 @@ pub fn summarize_row(
     // Pass 1 also ranks the target: logits before it that are >= its logit (ties are broken by
     // id) plus logits after it that are > it. x >= z is x > next_down(z).
     let (max, rank_ahead, nan) = match (target, target_logit) {
-        (Some(id), Some(z)) if z > f32::NEG_INFINITY => {
-            let (before, after) = logits.split_at(id as usize);
-            let (m1, c1, n1) = max_and_count(before, z.next_down());
-            let (m2, c2, n2) = max_and_count(after, z);
-            (m1.max(m2), c1 + c2, n1 || n2)
-        }
-        (Some(id), Some(z)) => {
-            // An impossible target (-inf): count the finite ones and the -inf ties before it.
-            let (m, c, n) = max_and_count(logits, z);
-            let ties = logits[..id as usize].iter().filter(|&&x| x == z).count();
-            (m, c + ties, n)
-        }
+        (Some(id), Some(z)) => max_and_ahead(logits, id as usize, z),
         _ => max_and_count(logits, f32::INFINITY),
     };
     let Normaliser {
@@ -179,6 +168,23 @@ pub fn summarize_row(
     })
 }
 
+/// The row's maximum, how many entries rank ahead of entry `id` (logit `z`): those before it
+/// that are >= z (ties are broken by id) and those after it that are > z, and whether a NaN
+/// was seen. x >= z is x > next_down(z).
+fn max_and_ahead(logits: &[f32], id: usize, z: f32) -> (f32, usize, bool) {
+    if z > f32::NEG_INFINITY {
+        let (before, after) = logits.split_at(id);
+        let (m1, c1, n1) = max_and_count(before, z.next_down());
+        let (m2, c2, n2) = max_and_count(after, z);
+        (m1.max(m2), c1 + c2, n1 || n2)
+    } else {
+        // An impossible entry (-inf): count the finite ones and the -inf ties before it.
+        let (m, c, n) = max_and_count(logits, z);
+        let ties = logits[..id].iter().filter(|&&x| x == z).count();
+        (m, c + ties, n)
+    }
+}
+
 /// The probability and rank of each of `ids` in the row `logits` that `summary` summarises
 /// (ranks break ties by id, as everywhere). One counting pass per id.
 pub fn watch_stats(
@@ -192,12 +198,7 @@ pub fn watch_stats(
                 .get(id as usize)
                 .ok_or(RowError::TargetOutOfRange(id))?;
             let logprob = summary.logprob_of(z);
-            let (before, after) = logits.split_at(id as usize);
-            let ahead = if z > f32::NEG_INFINITY {
-                max_and_count(before, z.next_down()).1 + max_and_count(after, z).1
-            } else {
-                max_and_count(logits, z).1 + before.iter().filter(|&&x| x == z).count()
-            };
+            let ahead = max_and_ahead(logits, id as usize, z).1;
             Ok(TargetStats {
                 id,
                 logprob,

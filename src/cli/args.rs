@@ -55,7 +55,7 @@ pub struct ModelArgs {
     /// HOST:PORT; with it, -ngl defaults to all layers
     #[arg(long, global = true, value_delimiter = ',', value_name = "HOST:PORT,…")]
     pub rpc: Vec<crate::model::rpc::Endpoint>,
-    /// Seconds one call to the RPC servers (a decode, making or clearing a context) may take before a server is taken for lost
+    /// Seconds one call to the RPC servers (a decode, making, clearing or freeing a context) may take before a server is taken for lost
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub rpc_timeout: u64,
 }

@@ -8,7 +8,7 @@ use super::args::Format;
 use super::fatal::Fatal;
 use super::lines::{for_each_group, json_line, ErrorStyle};
 use super::settings::Settings;
-use crate::analysis::report::{csv_header, csv_rows, table, ScoreReport};
+use crate::analysis::report::{csv_columns, csv_header, csv_rows, table, ScoreReport};
 use crate::engine::compare::{score_pair, Pair};
 use crate::engine::lens::{lens_columns, Lenses};
 use crate::engine::score::{
@@ -55,7 +55,7 @@ pub fn run(
     let errors = match format {
         Format::Json => ErrorStyle::Json,
         Format::Table => ErrorStyle::Plain,
-        Format::Csv => ErrorStyle::Csv(12 + extras.watch.len()),
+        Format::Csv => ErrorStyle::Csv(csv_columns(&extras.watch).len()),
     };
     if format == Format::Csv {
         print!("{}", csv_header(&extras.watch));

@@ -331,18 +331,8 @@ impl<'m> Filler<'m> {
         max_len: usize,
         limit: usize,
     ) -> Result<&mut Session<'m>, ModelError> {
-        let (streams, per_seq) =
-            batch_shape(max_len, limit.min(self.model.options().ctx_size as usize))?;
-        let fits = |s: &Session<'_>| s.n_ctx() >= max_len && s.n_seq() >= streams;
-        let session = match self.batch.take() {
-            Some(s) if fits(&s) => s,
-            old => {
-                // Free the old context before making the larger one.
-                drop(old);
-                self.model.batch_session(streams as u32, per_seq as u32)?
-            }
-        };
-        Ok(self.batch.insert(session))
+        let limit = limit.min(self.model.options().ctx_size as usize);
+        ensure_batch(self.model, &mut self.batch, max_len, limit)
     }
 }
 
@@ -423,6 +413,27 @@ fn blank_report(
 const BATCH_CELLS: usize = 4096;
 /// Streams of the candidate context at most (one keeps the prefix, the rest are slots).
 const MAX_STREAMS: usize = 16;
+
+/// The multi-stream session in `slot` when it holds texts of `max_len` tokens, else a new one
+/// shaped by [`batch_shape`] (the old context is freed first).
+pub fn ensure_batch<'s, 'm>(
+    model: &'m Model,
+    slot: &'s mut Option<Session<'m>>,
+    max_len: usize,
+    limit: usize,
+) -> Result<&'s mut Session<'m>, ModelError> {
+    let (streams, per_seq) = batch_shape(max_len, limit)?;
+    let fits = |s: &Session<'_>| s.n_ctx() >= max_len && s.n_seq() >= streams;
+    let session = match slot.take() {
+        Some(s) if fits(&s) => s,
+        old => {
+            // Free the old context before making the larger one.
+            drop(old);
+            model.batch_session(streams as u32, per_seq as u32)?
+        }
+    };
+    Ok(slot.insert(session))
+}
 
 /// The shape of the candidate-scoring context for texts of up to `max_len` tokens, when one
 /// sequence may hold `limit` tokens (the `-c` of the main context): `(streams, cells per

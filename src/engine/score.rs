@@ -104,15 +104,7 @@ pub fn add_extras<'m>(
         }
         let longest = tokens.len() + word.tokens.len();
         let limit = model.options().ctx_size as usize;
-        if batch.as_ref().is_none_or(|s| s.n_ctx() < longest) {
-            let (streams, per_seq) = super::fill::batch_shape(longest, limit)?;
-            // Free the old context before making the larger one.
-            *batch = None;
-            *batch = Some(model.batch_session(streams as u32, per_seq as u32)?);
-        }
-        let Some(session) = batch.as_mut() else {
-            continue;
-        };
+        let session = super::fill::ensure_batch(model, batch, longest, limit)?;
         let lps = super::watch::continuation_logprobs(
             session,
             tokens,

@@ -142,6 +142,22 @@ impl Drop for Session<'_> {
 }
 
 impl<'m> Session<'m> {
+    /// The summary of row `i` of the last decode (`target` the token that followed), with the
+    /// watched tokens' statistics when there is a watch-list.
+    pub(super) fn summarize(
+        &self,
+        i: usize,
+        view: ViewOptions,
+        target: Option<u32>,
+    ) -> Result<RowSummary, ModelError> {
+        let logits = self.ctx.get_logits_ith(i as i32);
+        let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
+        if !self.watch.is_empty() {
+            row.watched = watch_stats(logits, &row, &self.watch)?;
+        }
+        Ok(row)
+    }
+
     pub fn model(&self) -> &'m Model {
         self.model
     }
@@ -289,12 +305,8 @@ impl<'m> Session<'m> {
     ) -> Result<(), ModelError> {
         self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
         for i in 0..len {
-            let logits = self.ctx.get_logits_ith(i as i32);
             let target = tokens.get(pos + i + 1).copied();
-            let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
-            if !self.watch.is_empty() {
-                row.watched = watch_stats(logits, &row, &self.watch)?;
-            }
+            let row = self.summarize(i, view, target)?;
             self.cached_rows.push(row);
         }
         self.cached_tokens

@@ -13,7 +13,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::loader::ModelError;
 use super::session::{plan_chunks, Evaluation, Session, MAX_DECODE};
-use crate::analysis::stats::{summarize_row, watch_stats, ViewOptions};
+use crate::analysis::stats::ViewOptions;
 
 /// How many texts of `longest` tokens fit side by side in a session of `n_seq` streams and a
 /// batch of `capacity` tokens.
@@ -101,13 +101,8 @@ impl Session<'_> {
                 let (from, len) = (done[i], chunks[i][w]);
                 for j in 0..len {
                     // Rows are addressed by the token's place in the batch.
-                    let logits = self.ctx.get_logits_ith((k * width + j) as i32);
                     let target = fitted[i].get(from + j + 1).copied();
-                    let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
-                    if !self.watch.is_empty() {
-                        row.watched = watch_stats(logits, &row, &self.watch)?;
-                    }
-                    rows[i].push(row);
+                    rows[i].push(self.summarize(k * width + j, view, target)?);
                 }
                 // The filler cells go before the next chunk takes their positions.
                 if len < width {

@@ -78,6 +78,11 @@ pub fn run(
         println!("{}", stats_table());
         return Ok(ExitCode::SUCCESS);
     }
+    if only == Some(BenchTable::Rpc) {
+        // The table loads the model itself, locally and over RPC.
+        rpc::table(settings)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let model = settings.load_model()?;
     let view = settings.view;
     match only {
@@ -96,11 +101,6 @@ pub fn run(
         }
         Some(BenchTable::Overhead) => {
             overhead::table(settings, &model)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(BenchTable::Rpc) => {
-            drop(model);
-            rpc::table(settings)?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}

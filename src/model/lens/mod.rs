@@ -304,11 +304,13 @@ impl<'m> Lens<'m> {
             .ok_or(LensError::Model(ModelError::Empty))?;
         let r = &self.readout;
         let y = r.normed(residual);
-        let exact = r.exact_logits(&y);
         let theirs = self.llama_logits(position);
-        let rounded = r
-            .rounded(&y)
-            .map(|q| max_abs_delta(&r.exact_logits(&q), theirs));
+        // Our product of h, and of h rounded as llama.cpp's dot product rounds it.
+        let q = r.rounded(&y);
+        let ys: Vec<&[f32]> = std::iter::once(y.as_slice()).chain(q.as_deref()).collect();
+        let mut products = r.exact_logits(&ys).into_iter();
+        let exact = products.next().unwrap_or_default();
+        let rounded = products.next().map(|p| max_abs_delta(&p, theirs));
         let tokens = crate::analysis::stats::top_k(theirs, k)
             .into_iter()
             .map(|id| HwToken {
@@ -323,7 +325,7 @@ impl<'m> Lens<'m> {
             residual_norm: l2_norm(residual),
             h_norm: l2_norm(&y),
             h_top: largest_components(&y, 8),
-            h: y.clone(),
+            h: y,
             tokens,
             max_abs_delta: max_abs_delta(&exact, theirs),
             max_abs_delta_rounded: rounded,

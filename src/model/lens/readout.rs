@@ -288,20 +288,24 @@ impl Readout {
         out
     }
 
-    /// h·W + post in f64 from the dequantized W, for every token (`y`: the normed state).
-    pub fn exact_logits(&self, y: &[f32]) -> Vec<f64> {
-        (0..self.facts.n_vocab)
-            .map(|t| {
-                let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
-                let w = self.dequantize(self.w_type, row, y.len());
+    /// h·W + post in f64 from the dequantized W, for every token, for each of `ys` (normed
+    /// states of the same length): W is dequantized once for all of them.
+    pub fn exact_logits(&self, ys: &[&[f32]]) -> Vec<Vec<f64>> {
+        let n = ys.first().map_or(0, |y| y.len());
+        let mut out = vec![Vec::with_capacity(self.facts.n_vocab); ys.len()];
+        for t in 0..self.facts.n_vocab {
+            let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
+            let w = self.dequantize(self.w_type, row, n);
+            for (y, logits) in ys.iter().zip(&mut out) {
                 let z: f64 = w
                     .iter()
-                    .zip(y)
+                    .zip(*y)
                     .map(|(&w, &x)| f64::from(w) * f64::from(x))
                     .sum();
-                self.post.apply_f64(z)
-            })
-            .collect()
+                logits.push(self.post.apply_f64(z));
+            }
+        }
+        out
     }
 
     /// The type llama.cpp's CPU dot product rounds the activation to, by name.
