@@ -167,6 +167,10 @@ pub struct FillReport {
     pub blanks: Vec<BlankReport>,
     /// The text with every blank replaced by its best candidate.
     pub filled_text: String,
+    /// Present when the model failed the side-by-side self-check: candidates were scored one
+    /// sequence at a time, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batching: Option<String>,
 }
 
 /// `text` with its first blanks replaced by `fills` (in order), and the byte range of each fill

@@ -90,6 +90,10 @@ pub struct ScoreReport {
     /// Where the model's layers ran (llama.cpp's devices: `CPU`, an RPC server, a GPU).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceUse>,
+    /// Present when the model failed the side-by-side self-check: the texts were scored one
+    /// sequence at a time, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batching: Option<String>,
     /// With `--layers`: whether the logit lens is available and its self-check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lens: Option<crate::analysis::lens::LensStatus>,
@@ -194,6 +198,7 @@ pub fn score_report(
         compare: None,
         words: None,
         devices: Vec::new(),
+        batching: None,
         lens: None,
     }
 }

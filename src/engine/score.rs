@@ -39,6 +39,7 @@ fn report_of(model: &Model, text: &str, view: ViewOptions, ev: &Evaluation) -> S
         ev.n_tokens_total,
     );
     report.devices = info.devices;
+    report.batching = info.batching;
     report
 }
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
@@ -93,6 +92,7 @@ pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
+            super::kernels::pin();
             logs::route_to_tracing();
             LlamaBackend::init().map_err(|e| e.to_string())
         })
@@ -106,6 +106,8 @@ pub struct Model {
     vocab: Arc<Vocab>,
     pub(super) options: ModelOptions,
     devices: Vec<DeviceUse>,
+    /// The side-by-side self-check's finding, made on first use ([`Model::batching`]).
+    pub(super) batching: OnceLock<super::probe::Batching>,
 }
 
 /// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its
@@ -144,6 +146,9 @@ pub struct ModelInfo {
     /// Where the model's layers went, from llama.cpp's load report (empty when it did not
     /// report them).
     pub devices: Vec<DeviceUse>,
+    /// Set when the side-by-side self-check failed: why texts are scored one at a time
+    /// ([`Model::batching`]); `None` when it passed or has not run.
+    pub batching: Option<String>,
 }
 
 pub use crate::analysis::report::DeviceUse;
@@ -191,32 +196,30 @@ impl Model {
         options: &ModelOptions,
         progress: impl FnMut(f32) -> bool + 'static,
     ) -> Result<Self, ModelError> {
-        let backend = backend()?;
+        backend()?;
         abort::install();
         let remote = if options.rpc.is_empty() {
             Vec::new()
         } else {
             super::rpc::connect(&options.rpc)?
         };
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(options.n_gpu_layers)
-            .with_progress_callback(progress);
         let (model, lines) = crate::support::logging::capture_lines(
             |level, line| *level == tracing::Level::ERROR || line.contains("assigned to device"),
-            || LlamaModel::load_from_file(backend, &options.path, &params),
+            || load_raw(options, progress),
         );
         let errors: Vec<String> = lines
             .iter()
             .filter(|l| !l.contains("assigned to device"))
             .cloned()
             .collect();
-        let model = model.map_err(|_| ModelError::Load(cause(&errors)))?;
+        let model = model.ok_or_else(|| ModelError::Load(cause(&errors)))?;
         let vocab = Arc::new(read_vocab(&model));
         Ok(Self {
             model,
             vocab,
             options: options.clone(),
             devices: device_use(&lines, &remote),
+            batching: OnceLock::new(),
         })
     }
 
@@ -224,7 +227,8 @@ impl Model {
     /// callback). Only the model layer sees it.
     pub(super) fn raw(&self) -> *mut llama_cpp_sys_2::llama_model {
         // SAFETY: `LlamaModel` is `#[repr(transparent)]` over `Ptr<llama_model>`, itself
-        // `#[repr(transparent)]` over `NonNull<llama_model>`: its bits are the pointer.
+        // `#[repr(transparent)]` over `NonNull<llama_model>`: its bits are the pointer (the
+        // sizes are checked at compile time, [`LAYOUT_CHECK`]).
         unsafe { *(&self.model as *const LlamaModel).cast::<*mut llama_cpp_sys_2::llama_model>() }
     }
 
@@ -254,6 +258,7 @@ impl Model {
             },
             gpu_available: gpu_built(),
             devices: self.devices.clone(),
+            batching: self.batching.get().and_then(super::probe::Batching::note),
         }
     }
 
@@ -299,6 +304,57 @@ impl Model {
             .map(|t| u32::try_from(t.0).unwrap_or(0))
             .collect()
     }
+}
+
+/// llama-cpp-2 wraps a model as one pointer (`#[repr(transparent)]` down to `NonNull`), which
+/// [`Model::raw`] and [`load_raw`] rely on: a version that changed it fails to compile here.
+const LAYOUT_CHECK: () = assert!(
+    std::mem::size_of::<LlamaModel>()
+        == std::mem::size_of::<std::ptr::NonNull<llama_cpp_sys_2::llama_model>>()
+        && std::mem::align_of::<LlamaModel>()
+            == std::mem::align_of::<*mut llama_cpp_sys_2::llama_model>()
+);
+
+/// Load the model with llama.cpp's parameters set directly: llama-cpp-2 0.1.160 offers no
+/// setter for `use_extra_bufts`, which must be off for layout-independent numbers
+/// ([`super::kernels`]). `None` when llama.cpp refused the file (its error lines say why) or
+/// `progress` cancelled.
+fn load_raw(
+    options: &ModelOptions,
+    progress: impl FnMut(f32) -> bool + 'static,
+) -> Option<LlamaModel> {
+    unsafe extern "C" fn trampoline<F: FnMut(f32) -> bool>(
+        p: f32,
+        user_data: *mut std::ffi::c_void,
+    ) -> bool {
+        // SAFETY: `user_data` is the `F` boxed below, alive until the load returns.
+        let callback = unsafe { &mut *user_data.cast::<F>() };
+        callback(p)
+    }
+    fn typed<F: FnMut(f32) -> bool>(
+        _: &F,
+    ) -> unsafe extern "C" fn(f32, *mut std::ffi::c_void) -> bool {
+        trampoline::<F>
+    }
+    let () = LAYOUT_CHECK;
+    let path = std::ffi::CString::new(options.path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut callback = Box::new(progress);
+    // SAFETY: llama.cpp's default parameters with plain fields changed; the path is
+    // NUL-terminated and the callback outlives the call.
+    let ptr = unsafe {
+        let mut params = llama_cpp_sys_2::llama_model_default_params();
+        params.n_gpu_layers = i32::try_from(options.n_gpu_layers).unwrap_or(i32::MAX);
+        params.use_extra_bufts = super::kernels::repack_allowed();
+        params.progress_callback = Some(typed(&*callback));
+        params.progress_callback_user_data = std::ptr::from_mut(&mut *callback).cast();
+        llama_cpp_sys_2::llama_model_load_from_file(path.as_ptr(), params)
+    };
+    let ptr = std::ptr::NonNull::new(ptr)?;
+    // SAFETY: a model llama.cpp just made, owned by nobody else; `LlamaModel` is this pointer
+    // (LAYOUT_CHECK) and frees it on drop, as a model it had loaded itself.
+    Some(unsafe {
+        std::mem::transmute::<std::ptr::NonNull<llama_cpp_sys_2::llama_model>, LlamaModel>(ptr)
+    })
 }
 
 fn gpu_built() -> bool {

@@ -17,10 +17,12 @@
 
 pub mod abort;
 pub mod gguf;
+pub mod kernels;
 pub mod lens;
 mod loader;
 pub mod logs;
 pub mod pair;
+pub mod probe;
 pub mod quantize;
 pub mod rpc;
 mod session;

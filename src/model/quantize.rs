@@ -5,13 +5,23 @@ use std::ffi::CString;
 use std::path::Path;
 
 /// The quantization types offered (llama.cpp's ftype names).
-pub const TYPES: [(&str, u32); 7] = [
+/// The K-quants are the types most GGUF files come in (q4_k_m above all): the exactness tests
+/// run on them too.
+pub const TYPES: [(&str, u32); 15] = [
     ("q4_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0),
     ("q4_1", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1),
     ("q5_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_0),
     ("q5_1", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_1),
     ("q8_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0),
+    ("q2_k", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q2_K),
+    ("q3_k_m", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q3_K_M),
+    ("q4_k_s", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_S),
+    ("q4_k_m", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M),
+    ("q5_k_s", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_S),
+    ("q5_k_m", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_M),
     ("q6_k", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q6_K),
+    ("iq4_nl", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_IQ4_NL),
+    ("iq4_xs", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_IQ4_XS),
     ("f16", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_F16),
 ];
 

@@ -10,7 +10,7 @@ use llama_cpp_2::token::LlamaToken;
 use std::mem::ManuallyDrop;
 
 use super::loader::{backend, cause, Model, ModelError};
-use crate::analysis::stats::{summarize_row, watch_stats, RowSummary, ViewOptions};
+use crate::analysis::stats::{logprobs_of, summarize_row, watch_stats, RowSummary, ViewOptions};
 
 /// The smallest decode the engine issues (unless the whole text is shorter): llama.cpp's
 /// results for 1- and 2-token decodes differ from a whole-text decode; 4 and more matched on
@@ -364,6 +364,36 @@ impl<'m> Session<'m> {
         let row = self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1);
         let lps = crate::analysis::stats::logprobs_of(row, view.temp, ids)?;
         Ok(Some((ev, lps)))
+    }
+
+    /// `out[j]` = ln p(tokens[j] | tokens[..j]) (`None` for j = 0), the text decoded from
+    /// scratch in [`plan_chunks`] as `score` decodes it (the cache is forgotten).
+    pub(super) fn token_logprobs(
+        &mut self,
+        tokens: &[u32],
+        temp: f32,
+    ) -> Result<Vec<Option<f64>>, ModelError> {
+        if tokens.len() > self.n_ctx {
+            return Err(ModelError::TooLong {
+                n_tokens: tokens.len(),
+                n_ctx: self.n_ctx,
+            });
+        }
+        self.reset();
+        let mut out = vec![None; tokens.len()];
+        let mut pos = 0;
+        for len in plan_chunks(tokens.len(), self.max_decode()) {
+            self.decode_tokens(&tokens[pos..pos + len], pos, 0)?;
+            for i in 0..len {
+                if let Some(&t) = tokens.get(pos + i + 1) {
+                    let row = self.ctx.get_logits_ith(i as i32);
+                    out[pos + i + 1] = Some(logprobs_of(row, temp, &[t])?[0]);
+                }
+            }
+            pos += len;
+        }
+        self.reset();
+        Ok(out)
     }
 
     /// Decode only: llama.cpp's work plus touching every logit row, with no statistics. The

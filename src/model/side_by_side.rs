@@ -25,8 +25,30 @@ pub fn group_size(n_seq: usize, capacity: usize, longest: usize) -> usize {
 impl Session<'_> {
     /// Evaluate each of `texts` from scratch, side by side (at most [`Session::n_seq`] texts,
     /// each at most the context and the batch allows per stream; see [`group_size`]). The
-    /// evaluations equal those of [`Session::evaluate`] on each text alone.
+    /// evaluations equal those of [`Session::evaluate`] on each text alone: where the model's
+    /// self-check ([`Model::batching`](super::Model::batching)) found otherwise, each text is
+    /// evaluated alone.
     pub fn evaluate_side_by_side(
+        &mut self,
+        texts: &[&[u32]],
+        view: ViewOptions,
+    ) -> Result<Vec<Evaluation>, ModelError> {
+        if self.model.batching().is_exact() {
+            return self.evaluate_side_by_side_raw(texts, view);
+        }
+        let mut alone = self.model.session()?;
+        alone.set_watch(&self.watch);
+        texts
+            .iter()
+            .map(|t| {
+                alone.reset();
+                alone.evaluate(t, view, &|| false)
+            })
+            .collect()
+    }
+
+    /// [`Session::evaluate_side_by_side`] without the self-check (the self-check itself).
+    pub(super) fn evaluate_side_by_side_raw(
         &mut self,
         texts: &[&[u32]],
         view: ViewOptions,

