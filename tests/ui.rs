@@ -171,6 +171,7 @@ fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
             })
             .collect(),
         filled_text: String::new(),
+        batching: None,
     }
 }
 
@@ -526,6 +527,7 @@ fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
             coverage,
         }],
         filled_text: "The chef seasoned the soup with a pinch of salt.".into(),
+        batching: None,
     }
 }
 

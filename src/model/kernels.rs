@@ -27,15 +27,23 @@ pub(super) fn pin() {
     }
 }
 
+/// Why this process's CPU kernels are known to depend on the layout of a decode (ggml's
+/// source: the repacked and tiled kernels are chosen by row count), if they are.
+pub fn known_layout_dependence() -> Option<&'static str> {
+    if repack_allowed() {
+        Some("weights repacked (LOGITSCOPE_REPACK=1): ggml runs rows through a 4-row gemm or a gemv by their place in a decode")
+    } else if std::env::var("GGML_CPU_TILED_MM")
+        .is_ok_and(|v| v.trim().parse::<i64>().is_ok_and(|n| n != 0))
+    {
+        Some("ggml's tiled K-quant kernel is on (GGML_CPU_TILED_MM): it takes decodes of 8 rows or more, smaller ones another path")
+    } else {
+        None
+    }
+}
+
 /// Whether weights may be repacked for faster CPU kernels (llama.cpp's `use_extra_bufts`):
 /// off, unless `LOGITSCOPE_REPACK=1` asks for speed over layout-independent numbers (the
 /// probe then decides whether texts may share a decode).
 pub(super) fn repack_allowed() -> bool {
     std::env::var_os("LOGITSCOPE_REPACK").is_some_and(|v| v == "1")
-}
-
-/// Whether the tiled K-quant kernel is on (after [`pin`]): for the status line.
-pub fn tiled_on() -> bool {
-    std::env::var("GGML_CPU_TILED_MM")
-        .map_or(true, |v| v.trim().parse::<i32>().map_or(true, |n| n != 0))
 }

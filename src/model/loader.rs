@@ -106,8 +106,8 @@ pub struct Model {
     vocab: Arc<Vocab>,
     pub(super) options: ModelOptions,
     devices: Vec<DeviceUse>,
-    /// The side-by-side self-check's finding, made on first use ([`Model::batching`]).
-    pub(super) batching: OnceLock<super::probe::Batching>,
+    /// The layout self-check's finding, made on first need ([`Model::layout`]).
+    pub(super) layout: OnceLock<super::probe::Layout>,
 }
 
 /// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its
@@ -146,8 +146,8 @@ pub struct ModelInfo {
     /// Where the model's layers went, from llama.cpp's load report (empty when it did not
     /// report them).
     pub devices: Vec<DeviceUse>,
-    /// Set when the side-by-side self-check failed: why texts are scored one at a time
-    /// ([`Model::batching`]); `None` when it passed or has not run.
+    /// Set when the layout self-check failed: what is done instead and why
+    /// ([`Model::layout`]); `None` when it passed or has not run.
     pub batching: Option<String>,
 }
 
@@ -219,7 +219,7 @@ impl Model {
             vocab,
             options: options.clone(),
             devices: device_use(&lines, &remote),
-            batching: OnceLock::new(),
+            layout: OnceLock::new(),
         })
     }
 
@@ -258,7 +258,7 @@ impl Model {
             },
             gpu_available: gpu_built(),
             devices: self.devices.clone(),
-            batching: self.batching.get().and_then(super::probe::Batching::note),
+            batching: self.layout.get().and_then(super::probe::Layout::note),
         }
     }
 

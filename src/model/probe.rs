@@ -1,131 +1,192 @@
-//! The self-check behind every multi-sequence decode: before a model scores texts side by
-//! side (or fill-in candidates on slots), a few probe texts are scored both ways, and only a
-//! model whose numbers agree bit for bit gets several sequences per decode. Otherwise it is
-//! scored one sequence at a time, and the reports say so. [`super::kernels`] is why the
-//! check passes on llama.cpp's CPU backend; a GPU or RPC backend, or `LOGITSCOPE_REPACK=1`,
-//! may choose kernels by batch size, and the check is what keeps that from showing a number
-//! that is not the model's.
+//! The self-check behind every decode that could depend on its layout: before a model scores
+//! texts side by side (or fill-in candidates on slots), or reuses a cached prefix, a few probe
+//! texts are scored both ways, and only what agrees bit for bit is used. Otherwise texts are
+//! scored one sequence at a time, or from scratch, and the reports say so.
+//! [`super::kernels`] is why the checks pass on llama.cpp's CPU backend; a GPU or RPC backend,
+//! or `LOGITSCOPE_REPACK=1`, may choose kernels by batch size, and the check is what keeps
+//! that from showing a number that is not the model's.
 
 use super::loader::{Model, ModelError};
 use super::session::Session;
 use super::slots::Start;
-use crate::analysis::stats::ViewOptions;
+use crate::analysis::stats::{logprobs_of, RowSummary, ViewOptions};
 
-/// Texts of several lengths (token counts around 4, 8 and 16, where ggml's kernels switch),
-/// with shared prefixes for the slot check.
-const PROBES: [&str; 4] = [
+/// Texts of several lengths (token counts on both sides of 4, 8 and 16, where ggml's CPU
+/// kernels switch), the last two with a shared prefix for the slot check.
+const PROBES: [&str; 3] = [
     "The cat sat",
     "The cat sat on the mat, and the dog slept by the door.",
-    "Paris is the capital of France; Berlin is the capital of Germany, and Rome of Italy.",
     "The cat sat on the warm stone steps while the children played in the garden below.",
 ];
 
-/// What the probe found: may several sequences share a decode?
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Batching {
-    /// Side by side equals one at a time, bit for bit.
-    Exact,
-    /// They differ (what differed): one sequence at a time.
-    OneAtATime(String),
+/// What the probe found about a model on its backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// Why several sequences may not share a decode (`None`: side by side equals one at a
+    /// time, bit for bit).
+    pub side_by_side: Option<String>,
+    /// Why a cached prefix may not be reused (`None`: decoding a text's tail after its cached
+    /// head equals decoding it whole).
+    pub incremental: Option<String>,
 }
 
-impl Batching {
-    pub fn is_exact(&self) -> bool {
-        matches!(self, Self::Exact)
+impl Layout {
+    pub fn side_by_side_exact(&self) -> bool {
+        self.side_by_side.is_none()
+    }
+
+    pub fn incremental_exact(&self) -> bool {
+        self.incremental.is_none()
     }
 
     /// For reports and the status bar: `None` when nothing needs saying.
     pub fn note(&self) -> Option<String> {
-        match self {
-            Self::Exact => None,
-            Self::OneAtATime(why) => Some(format!(
-                "one sequence at a time: on this model and backend {why}, so no texts share a decode"
-            )),
+        let mut parts = Vec::new();
+        if let Some(why) = &self.side_by_side {
+            parts.push(format!("one sequence at a time ({why})"));
         }
-    }
-}
-
-impl Model {
-    /// Whether this model may decode several sequences at once (probed on first use, once).
-    pub fn batching(&self) -> &Batching {
-        self.batching.get_or_init(|| {
-            let found = probe(self).unwrap_or_else(|e| {
-                Batching::OneAtATime(format!("the self-check could not run ({e})"))
-            });
-            if let Batching::OneAtATime(why) = &found {
-                tracing::warn!("side-by-side self-check failed: {why}");
-            }
-            found
+        if let Some(why) = &self.incremental {
+            parts.push(format!("every text decoded from scratch ({why})"));
+        }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "the self-check found this model's numbers depend on how decodes are laid out on this backend: {}",
+                parts.join("; ")
+            )
         })
     }
 }
 
-fn probe(model: &Model) -> Result<Batching, ModelError> {
+impl Model {
+    /// What this model's decodes may share (probed on first need, once per process).
+    pub fn layout(&self) -> &Layout {
+        self.layout.get_or_init(|| {
+            if let Some(why) = super::kernels::known_layout_dependence() {
+                return Layout {
+                    side_by_side: Some(why.into()),
+                    incremental: Some(why.into()),
+                };
+            }
+            let found = self.probe_layout().unwrap_or_else(|e| {
+                let why = format!("the self-check could not run: {e}");
+                Layout {
+                    side_by_side: Some(why.clone()),
+                    incremental: Some(why),
+                }
+            });
+            if let Some(note) = found.note() {
+                tracing::warn!("{note}");
+            }
+            found
+        })
+    }
+
+    /// Run the probe now (whatever the kernels are known to do): for tests of the probe.
+    pub fn probe_layout(&self) -> Result<Layout, ModelError> {
+        probe(self)
+    }
+
+    /// The probe's finding if it has run.
+    pub fn layout_if_probed(&self) -> Option<&Layout> {
+        self.layout.get()
+    }
+}
+
+/// Rows and token log-probabilities of `tokens` decoded from scratch.
+type Alone = (Vec<RowSummary>, Vec<Option<f64>>);
+
+fn alone(
+    session: &mut Session<'_>,
+    tokens: &[u32],
+    view: ViewOptions,
+) -> Result<Alone, ModelError> {
+    session.reset();
+    let mut lps = vec![None; tokens.len()];
+    let ev = session.evaluate_from(tokens, view, 0, &|| false, &mut |pos, len, s| {
+        for i in 0..len {
+            if let Some(&t) = tokens.get(pos + i + 1) {
+                lps[pos + i + 1] = Some(logprobs_of(s.row(i), view.temp, &[t])?[0]);
+            }
+        }
+        Ok(())
+    })?;
+    Ok((ev.rows, lps))
+}
+
+fn probe(model: &Model) -> Result<Layout, ModelError> {
     let view = ViewOptions {
         temp: 1.0,
         n_probs: 5,
     };
     let texts: Vec<Vec<u32>> = PROBES.iter().map(|t| model.tokenize(t)).collect();
-    let mut alone = model.session()?;
-    let mut rows = Vec::new();
-    let mut logprobs = Vec::new();
-    for t in &texts {
-        alone.reset();
-        rows.push(alone.evaluate(t, view, &|| false)?.rows);
-        logprobs.push(alone.token_logprobs(t, view.temp)?);
-    }
-    drop(alone);
     let longest = texts.iter().map(Vec::len).max().unwrap_or(1);
-    let mut batch = model.batch_session(texts.len() as u32 + 1, longest as u32 + 1)?;
+    // Small contexts: the context size changes no number (tests/fixtures/README.md).
+    let mut one = model.raw_session(longest as u32 + 1, 1)?;
+    let mut found = Vec::new();
+    for t in &texts {
+        found.push(alone(&mut one, t, view)?);
+    }
+    let mut layout = Layout::default();
+    // The longest text again, its last MIN_DECODE tokens after its cached head.
+    let (i, long) = texts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, t)| t.len())
+        .unwrap_or((0, &texts[0]));
+    one.reset();
+    let head = long.len().saturating_sub(super::MIN_DECODE + 1).max(1);
+    one.evaluate(&long[..head], view, &|| false)?;
+    if one.evaluate(long, view, &|| false)?.rows != found[i].0 {
+        layout.incremental =
+            Some("a text's tail decoded after its cached head got other numbers than the text decoded whole".into());
+    }
+    drop(one);
+    let mut batch = model.raw_session(longest as u32 + 1, texts.len() as u32 + 1)?;
     let refs: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
-    let side = batch.evaluate_side_by_side_raw(&refs, view)?;
-    for (i, ev) in side.iter().enumerate() {
-        if ev.rows != rows[i] {
-            return Ok(Batching::OneAtATime(format!(
-                "texts scored side by side got other numbers than alone (probe {})",
-                i + 1
-            )));
-        }
+    let side = batch.evaluate_side_by_side(&refs, view)?;
+    if let Some(k) = side.iter().zip(&found).position(|(ev, a)| ev.rows != a.0) {
+        layout.side_by_side = Some(format!(
+            "texts scored side by side got other numbers than alone (probe text {})",
+            k + 1
+        ));
+    } else if !slots_agree(&mut batch, &texts, &found)? {
+        layout.side_by_side =
+            Some("candidates scored on slots side by side got other numbers than alone".into());
     }
-    if let Some(why) = slot_check(&mut batch, &texts, &logprobs)? {
-        return Ok(Batching::OneAtATime(why));
-    }
-    Ok(Batching::Exact)
+    Ok(layout)
 }
 
-/// Texts 1 and 3 share "The cat sat on the": decode it once, the two tails on two slots in
+/// Texts 2 and 3 share "The cat sat on the": decode it once, the two tails on two slots in
 /// one step each of the same length, and compare with the texts alone.
-fn slot_check(
+fn slots_agree(
     batch: &mut Session<'_>,
     texts: &[Vec<u32>],
-    alone: &[Vec<Option<f64>>],
-) -> Result<Option<String>, ModelError> {
-    let (a, b) = (&texts[1], &texts[3]);
+    found: &[Alone],
+) -> Result<bool, ModelError> {
+    let (a, b) = (&texts[1], &texts[2]);
     let shared = super::session::common_prefix(a, b)
         .min(a.len() - 1)
         .min(b.len() - 1);
     let to = a.len().min(b.len());
     if shared == 0 || to <= shared {
-        return Ok(None);
+        return Ok(true);
     }
-    let Some((mut slots, _)) = batch.open_slots_raw(&a[..shared], 1.0, &|| false)? else {
-        return Ok(None);
+    let Some((mut slots, _)) = batch.open_slots(&a[..shared], 1.0, &|| false)? else {
+        return Ok(true);
     };
-    let got = slots.step_raw(
+    let got = slots.step(
         &[(0, a.as_slice()), (1, b.as_slice())],
         shared,
         to,
         Start::Fresh,
     )?;
-    for (lps, want) in got.iter().zip([&alone[1], &alone[3]]) {
-        for (k, lp) in lps.iter().enumerate() {
+    Ok(got
+        .iter()
+        .zip([&found[1].1, &found[2].1])
+        .all(|(lps, want)| {
             // `lps[k]` is the log-probability of token shared + k + 1.
-            if want.get(shared + k + 1).is_some_and(|w| w != lp) {
-                return Ok(Some(
-                    "candidates scored on slots side by side got other numbers than alone".into(),
-                ));
-            }
-        }
-    }
-    Ok(None)
+            lps.iter()
+                .enumerate()
+                .all(|(k, lp)| want.get(shared + k + 1).is_none_or(|w| w == lp))
+        }))
 }

@@ -44,6 +44,17 @@ impl Model {
         self.make_session(per_seq_ctx.max(16).saturating_mul(n_seq), n_seq)
     }
 
+    /// A session that trusts every layout, for the self-check itself ([`Model::layout`]).
+    pub(super) fn raw_session(
+        &self,
+        per_seq_ctx: u32,
+        n_seq: u32,
+    ) -> Result<Session<'_>, ModelError> {
+        let mut s = self.make_session(per_seq_ctx.max(16).saturating_mul(n_seq), n_seq)?;
+        s.checked = false;
+        Ok(s)
+    }
+
     fn make_session(&self, n_ctx: u32, n_seq: u32) -> Result<Session<'_>, ModelError> {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -83,6 +94,7 @@ impl Model {
             last_decode_rows: 0,
             total_tokens: 0,
             watch: Vec::new(),
+            checked: true,
         })
     }
 }
@@ -131,6 +143,9 @@ pub struct Session<'m> {
     pub(super) total_tokens: usize,
     /// Tokens whose probability and rank every row summary also keeps (a watch-list).
     pub(super) watch: Vec<u32>,
+    /// Whether layout-dependent work (prefix reuse, sequences side by side) asks the model's
+    /// self-check first; false only in the self-check's own sessions.
+    pub(super) checked: bool,
 }
 
 impl Drop for Session<'_> {
@@ -224,6 +239,10 @@ impl<'m> Session<'m> {
             0
         };
         let common = common_prefix(&self.cached_tokens, &tokens[..n]).min(reusable_rows);
+        if common > 0 && self.checked && !self.model.layout().incremental_exact() {
+            // The self-check found that a tail decoded after a cached head differs.
+            return Ok(0);
+        }
         Ok(plan_start(common, n))
     }
 
@@ -368,7 +387,7 @@ impl<'m> Session<'m> {
 
     /// `out[j]` = ln p(tokens[j] | tokens[..j]) (`None` for j = 0), the text decoded from
     /// scratch in [`plan_chunks`] as `score` decodes it (the cache is forgotten).
-    pub(super) fn token_logprobs(
+    pub(super) fn token_logprobs_alone(
         &mut self,
         tokens: &[u32],
         temp: f32,

@@ -26,14 +26,14 @@ impl Session<'_> {
     /// Evaluate each of `texts` from scratch, side by side (at most [`Session::n_seq`] texts,
     /// each at most the context and the batch allows per stream; see [`group_size`]). The
     /// evaluations equal those of [`Session::evaluate`] on each text alone: where the model's
-    /// self-check ([`Model::batching`](super::Model::batching)) found otherwise, each text is
+    /// self-check ([`Model::layout`](super::Model::layout)) found otherwise, each text is
     /// evaluated alone.
     pub fn evaluate_side_by_side(
         &mut self,
         texts: &[&[u32]],
         view: ViewOptions,
     ) -> Result<Vec<Evaluation>, ModelError> {
-        if self.model.batching().is_exact() {
+        if !self.checked || self.model.layout().side_by_side_exact() {
             return self.evaluate_side_by_side_raw(texts, view);
         }
         let mut alone = self.model.session()?;
@@ -47,8 +47,7 @@ impl Session<'_> {
             .collect()
     }
 
-    /// [`Session::evaluate_side_by_side`] without the self-check (the self-check itself).
-    pub(super) fn evaluate_side_by_side_raw(
+    fn evaluate_side_by_side_raw(
         &mut self,
         texts: &[&[u32]],
         view: ViewOptions,

@@ -38,7 +38,7 @@ pub struct Slots<'s, 'm> {
     session: &'s mut Session<'m>,
     prefix: Vec<u32>,
     temp: f32,
-    /// Where the model's self-check failed ([`super::Model::batching`]): a one-sequence
+    /// Where the model's self-check failed ([`super::Model::layout`]): a one-sequence
     /// session that scores each member's whole sequence alone, as `score` would, and what it
     /// found per slot.
     alone: Option<Alone<'m>>,
@@ -46,8 +46,11 @@ pub struct Slots<'s, 'm> {
 
 struct Alone<'m> {
     session: Session<'m>,
-    done: Vec<Option<(Vec<u32>, Vec<Option<f64>>)>>,
+    /// Per slot: the sequence last scored there and its token log-probabilities.
+    done: Vec<Option<Scored>>,
 }
+
+type Scored = (Vec<u32>, Vec<Option<f64>>);
 
 impl<'m> Session<'m> {
     /// Decode `prefix` on stream 0 (the cached text is forgotten). Returns `None` when
@@ -59,7 +62,7 @@ impl<'m> Session<'m> {
         temp: f32,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<(Slots<'_, 'm>, PrefixRows)>, ModelError> {
-        let alone = if self.model.batching().is_exact() {
+        let alone = if !self.checked || self.model.layout().side_by_side_exact() {
             None
         } else {
             Some(Alone {
@@ -75,8 +78,7 @@ impl<'m> Session<'m> {
             }))
     }
 
-    /// [`Session::open_slots`] without the self-check (the self-check itself).
-    pub(super) fn open_slots_raw(
+    fn open_slots_raw(
         &mut self,
         prefix: &[u32],
         temp: f32,
@@ -175,7 +177,7 @@ impl Slots<'_, '_> {
             }
             let fresh = !matches!(&alone.done[slot], Some((seq, _)) if seq.as_slice() == m);
             if fresh {
-                let lps = alone.session.token_logprobs(m, self.temp)?;
+                let lps = alone.session.token_logprobs_alone(m, self.temp)?;
                 alone.done[slot] = Some((m.to_vec(), lps));
             }
             let lps = alone.done[slot]
@@ -191,8 +193,8 @@ impl Slots<'_, '_> {
         Ok(out)
     }
 
-    /// [`Slots::step`] on the shared decode, without the self-check (the self-check itself).
-    pub(super) fn step_raw(
+    /// [`Slots::step`] on the shared decode.
+    fn step_raw(
         &mut self,
         members: &[(usize, &[u32])],
         from: usize,

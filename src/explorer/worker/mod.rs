@@ -106,6 +106,12 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
         Ok(s) => s,
         Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
     };
+    // The layout self-check runs now, before typing starts, so the status bar can say when the
+    // model is scored one sequence at a time or from scratch.
+    model.layout();
+    if let Some(b) = &model_b {
+        b.layout();
+    }
     send(
         tx,
         EngineMsg::Loaded {
