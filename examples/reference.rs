@@ -17,6 +17,8 @@ use std::io::BufRead;
 use llama_cpp_sys_2 as sys;
 use serde_json::{json, Value};
 
+/// # Safety
+/// Called by llama.cpp with its log line; reads nothing.
 unsafe extern "C" fn quiet(
     _: sys::ggml_log_level,
     _: *const std::ffi::c_char,

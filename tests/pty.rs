@@ -753,6 +753,36 @@ fn the_lens_and_h_times_w_on_the_real_model() {
     t.assert_restored();
 }
 
+/// Defect: after the line was cleared, "Computing the lens…" stayed for minutes — the clear
+/// cancelled lens jobs with the keystroke generation, which every later lens request (counted
+/// on its own) looked older than.
+#[test]
+fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
+    let t = Tmux::start("lens-clear", &model_flag(), 120, 50);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The cat sat on the");
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("5 tokens")
+    });
+    t.keys(&["F9"]);
+    t.wait_for("the first lens", Duration::from_secs(30), |s| {
+        s.contains("logit lens · top token · 30 layers") && !s.contains("Computing the lens")
+    });
+    t.keys(&["C-u"]);
+    t.literal("Paris is the capital of");
+    let screen = t.wait_for("the lens of the new text", Duration::from_secs(60), |s| {
+        s.contains("logit lens · top token · 30 layers")
+            && !s.contains("Computing the lens")
+            && s.contains("capital")
+    });
+    assert!(screen.contains("last layer = output: max |Δp|"), "{screen}");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}
+
 /// A model whose lens fails its self-check: the explorer says so and stays usable.
 #[test]
 fn a_lens_that_fails_its_check_is_shown_as_unavailable() {

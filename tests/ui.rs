@@ -202,6 +202,7 @@ fn lens_update(rng: &mut Rng) -> logitscope::explorer::worker::protocol::LensUpd
                 available: true,
                 reason: None,
                 max_abs_dp: Some(0.0),
+                max_abs_dp_shown: None,
                 positions: Some(rng.below(12) as usize),
                 facts: Some(facts),
             }

@@ -34,6 +34,7 @@ fn available() -> LensStatus {
         available: true,
         reason: None,
         max_abs_dp: Some(0.0),
+        max_abs_dp_shown: None,
         positions: Some(9),
         facts: Some(facts()),
     }

@@ -42,6 +42,10 @@ pub struct LensStatus {
     /// distribution, over every position and token of the text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_abs_dp: Option<f64>,
+    /// The same against the distributions actually shown (the report's own rows, from the
+    /// session that scored the text): the lens is shown only when its last layer is them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_dp_shown: Option<f64>,
     /// Positions the lens covers (the first tokens of a long text; see `model::lens`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub positions: Option<usize>,
@@ -55,10 +59,34 @@ impl LensStatus {
             available: false,
             reason: Some(reason.into()),
             max_abs_dp: None,
+            max_abs_dp_shown: None,
             positions: None,
             facts,
         }
     }
+}
+
+/// The largest |Δp| between a lens row and the row shown for the same position: over the
+/// tokens both top lists hold and the token that followed. Two summaries of one distribution
+/// give 0.
+pub fn shown_gap(lens: &RowSummary, shown: &RowSummary) -> f64 {
+    let dp = |a: f64, b: f64| (a.exp() - b.exp()).abs();
+    let mut worst = 0f64;
+    for e in &shown.top {
+        if let Some(l) = lens.top.iter().find(|l| l.id == e.id) {
+            worst = worst.max(dp(l.logprob, e.logprob));
+        }
+    }
+    // A top-1 the other list lacks is a difference of at least its probability.
+    if let (Some(a), Some(b)) = (lens.top.first(), shown.top.first()) {
+        if a.id != b.id && !lens.top.iter().any(|l| l.id == b.id) {
+            worst = worst.max(b.logprob.exp());
+        }
+    }
+    if let (Some(a), Some(b)) = (lens.target, shown.target) {
+        worst = worst.max(dp(a.logprob, b.logprob));
+    }
+    worst
 }
 
 /// One layer of the lens at one position: its distribution summarised, and the token that
@@ -154,6 +182,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::analysis::stats::summarize_row;
+
+    #[test]
+    fn the_shown_gap_is_zero_for_one_distribution_and_grows_with_a_difference() {
+        let a = summarize_row(&[1.0, 2.0, 0.5, -1.0], 1.0, 3, Some(2)).unwrap();
+        assert_eq!(shown_gap(&a, &a.clone()), 0.0);
+        let b = summarize_row(&[1.0, 2.1, 0.5, -1.0], 1.0, 3, Some(2)).unwrap();
+        assert!(shown_gap(&a, &b) > 1e-3);
+        // Another top-1 the other list lacks counts its whole probability.
+        let c = summarize_row(&[9.0, 0.0, 0.0, 0.0], 1.0, 1, None).unwrap();
+        let d = summarize_row(&[0.0, 9.0, 0.0, 0.0], 1.0, 1, None).unwrap();
+        assert!(shown_gap(&c, &d) > 0.99);
+    }
 
     #[test]
     fn largest_components_by_magnitude() {

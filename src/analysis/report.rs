@@ -149,7 +149,7 @@ pub fn attach_lens(
 #[allow(clippy::too_many_arguments)]
 pub fn score_report(
     text: &str,
-    model: &str,
+    model: &ModelFacts,
     vocab: &Vocab,
     temp: f32,
     tokens: &[u32],
@@ -185,7 +185,7 @@ pub fn score_report(
     let (total, n_scored) = totals(rows);
     ScoreReport {
         text: text.to_owned(),
-        model: model.to_owned(),
+        model: model.file_name.clone(),
         n_vocab: vocab.len(),
         temperature: tidy_temp(temp),
         tokens: token_reports,
@@ -197,10 +197,20 @@ pub fn score_report(
         n_tokens_total,
         compare: None,
         words: None,
-        devices: Vec::new(),
-        batching: None,
+        devices: model.devices.clone(),
+        batching: model.batching.clone(),
         lens: None,
     }
+}
+
+/// What a report says about the model that made it: its file, where its layers ran, and the
+/// layout self-check's fallback if one is in force. One builder for every report (`score`,
+/// `--vs`, the explorer's export).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelFacts {
+    pub file_name: String,
+    pub devices: Vec<DeviceUse>,
+    pub batching: Option<String>,
 }
 
 /// Add a second model's comparison to a report: `cmp[i]` compares p_i of A and B, `b_rows[i]`
@@ -426,7 +436,18 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}"))
             })
             .collect();
-        let report = score_report("I ❤", "m", &vocab, 1.0, &tokens, &rows, tokens.len());
+        let report = score_report(
+            "I ❤",
+            &ModelFacts {
+                file_name: "m".into(),
+                ..ModelFacts::default()
+            },
+            &vocab,
+            1.0,
+            &tokens,
+            &rows,
+            tokens.len(),
+        );
         let text = table(&report);
         assert!(
             text.contains("<U+FE0F>") && text.contains("<0xE3>") && text.contains("<U+0301>"),

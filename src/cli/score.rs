@@ -74,8 +74,9 @@ pub fn run(
         )
         .map_err(|e| e.to_string())?;
         if let Some(lenses) = &mut lenses {
-            let (status, columns) = lens_columns(lenses, &ev.tokens, view.temp, view.n_probs)
-                .map_err(|e| e.to_string())?;
+            let (status, columns) =
+                lens_columns(lenses, &ev.tokens, &ev.rows, view.temp, view.n_probs)
+                    .map_err(|e| e.to_string())?;
             crate::analysis::report::attach_lens(&mut report, model.vocab(), status, &columns);
         }
         Ok(match format {

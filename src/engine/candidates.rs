@@ -188,6 +188,21 @@ pub fn score_wave(
     let Some(&first) = wave.first() else {
         return Ok(true);
     };
+    if slots.one_at_a_time() {
+        // The model failed its layout self-check: each candidate's whole text alone, every
+        // number its own (none from the prefix's decode).
+        for &i in wave {
+            if cancel() {
+                return Ok(false);
+            }
+            let c = &mut cands[i];
+            c.logprobs = slots.alone(&c.tokens)?.unwrap_or_default();
+            c.known = c.tokens.len().saturating_sub(1);
+            c.complete = true;
+            top.insert(c.bound());
+        }
+        return Ok(true);
+    }
     let len = cands[first].tokens.len();
     let mut pos = wave_start(&cands[first], wave.len());
     // Members and their slots: member k on slot k for the whole wave.

@@ -110,14 +110,13 @@ pub fn score_pair(
     let c = pair.evaluate(&tokens, view, &|| false)?;
     let mut report = crate::analysis::report::score_report(
         text,
-        &model.info().file_name,
+        &model.info().facts(),
         model.vocab(),
         view.temp,
         &c.a.tokens,
         &c.a.rows,
         c.a.n_tokens_total,
     );
-    report.devices = model.info().devices;
     attach_compare(
         &mut report,
         &pair.b.model().info().file_name,

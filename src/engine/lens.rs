@@ -2,9 +2,9 @@
 //! (or the reason there is none), run on the text, its status, and each position's column of
 //! layers summarised.
 
-use crate::analysis::lens::{HwReport, LensStatus};
+use crate::analysis::lens::{shown_gap, HwReport, LensStatus};
 use crate::analysis::stats::RowSummary;
-use crate::model::lens::{Lens, LensError, Unavailable};
+use crate::model::lens::{Lens, LensError, Unavailable, CHECK_TOLERANCE};
 use crate::model::{Model, ModelError};
 
 /// A model's lens, made when first asked for.
@@ -80,6 +80,7 @@ impl<'m> Lenses<'m> {
                     available: true,
                     reason: None,
                     max_abs_dp: lens.check(),
+                    max_abs_dp_shown: None,
                     positions: Some(positions),
                     facts,
                 },
@@ -88,6 +89,7 @@ impl<'m> Lenses<'m> {
             Err(LensError::Unavailable(why)) => Ok(LensRun {
                 status: LensStatus {
                     max_abs_dp: lens.check(),
+                    max_abs_dp_shown: None,
                     ..LensStatus::unavailable(why.0, facts)
                 },
                 lens: None,
@@ -103,9 +105,12 @@ pub type Columns = Vec<Option<Vec<RowSummary>>>;
 
 /// The lens of a whole text for a report: its status and every covered position's column
 /// with the top `k` tokens per layer.
+/// `shown` are the rows the report shows for the same tokens: the lens's last layer must be
+/// them (within the self-check's tolerance), or the lens is reported unavailable.
 pub fn lens_columns(
     lenses: &mut Lenses<'_>,
     tokens: &[u32],
+    shown: &[RowSummary],
     temp: f32,
     k: usize,
 ) -> Result<(LensStatus, Columns), ModelError> {
@@ -116,8 +121,24 @@ pub fn lens_columns(
         ));
     }
     let run = lenses.run(tokens, temp)?;
-    let columns = (0..tokens.len())
+    let columns: Columns = (0..tokens.len())
         .map(|i| run.column(i, k))
         .collect::<Result<_, _>>()?;
-    Ok((run.status, columns))
+    let mut status = run.status;
+    let gap = columns
+        .iter()
+        .zip(shown)
+        .filter_map(|(c, s)| Some(shown_gap(c.as_ref()?.last()?, s)))
+        .fold(None, |w: Option<f64>, g| Some(w.map_or(g, |w| w.max(g))));
+    status.max_abs_dp_shown = gap;
+    if gap.is_some_and(|g| g > CHECK_TOLERANCE) {
+        let reason = format!(
+            "the lens's last layer differs from the distributions shown (max |Δp| {:.2e} > {CHECK_TOLERANCE:.0e})",
+            gap.unwrap_or(0.0)
+        );
+        status.available = false;
+        status.reason = Some(reason);
+        return Ok((status, vec![None; tokens.len()]));
+    }
+    Ok((status, columns))
 }

@@ -28,19 +28,15 @@ pub fn score_text(
 
 /// The `score` report of `text`, evaluated by `model` as `ev`.
 fn report_of(model: &Model, text: &str, view: ViewOptions, ev: &Evaluation) -> ScoreReport {
-    let info = model.info();
-    let mut report = score_report(
+    score_report(
         text,
-        &info.file_name,
+        &model.info().facts(),
         model.vocab(),
         view.temp,
         &ev.tokens,
         &ev.rows,
         ev.n_tokens_total,
-    );
-    report.devices = info.devices;
-    report.batching = info.batching;
-    report
+    )
 }
 
 /// Texts longer than this are scored one at a time (each stream of a side-by-side session

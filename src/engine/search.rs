@@ -18,12 +18,14 @@ use super::candidates::{score_all, score_wave, wave_key, Candidate, PrefixFacts}
 /// How many of the best scores the search keeps exact (the rest are only bounded).
 pub const KEEP: usize = 10;
 
-/// Words searched when no budget is given: on a CPU build what fits in a few seconds on the
-/// default model (README, "Benchmarks"); a GPU build searches the whole vocabulary.
+/// Words searched when no budget is given: on a CPU what fits in a few seconds on the
+/// default model (README, "Benchmarks"); with a GPU the whole vocabulary.
 pub const DEFAULT_CPU_WORDS: usize = 200;
 
+/// The default search budget: the whole vocabulary when llama.cpp's backend registry has a
+/// GPU (asked at run time), else [`DEFAULT_CPU_WORDS`].
 pub fn default_budget() -> Budget {
-    if cfg!(any(feature = "cuda", feature = "vulkan", feature = "metal")) {
+    if crate::model::kernels::gpu_available() {
         Budget::All
     } else {
         Budget::Words(DEFAULT_CPU_WORDS)

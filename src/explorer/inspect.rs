@@ -4,7 +4,7 @@
 
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect, LensState};
-use crate::explorer::worker::protocol::{Job, LensUpdate};
+use crate::explorer::worker::protocol::{Job, LensRequest, LensUpdate};
 
 /// F9 / F10: open `mode`, or close it when it is open.
 pub fn toggle(app: &mut App, mode: Inspect) {
@@ -53,7 +53,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
     lens.requests += 1;
     lens.asked = Some((first, want_hw));
     vec![Command::Run(Job::Lens {
-        generation: lens.requests,
+        request: LensRequest(lens.requests),
         epoch: lens.epoch,
         text: lens.text.clone(),
         view: scored.view,
@@ -112,7 +112,7 @@ mod tests {
     fn asked(cmds: &[Command]) -> Option<(u64, usize, bool, Vec<usize>)> {
         cmds.iter().find_map(|c| match c {
             Command::Run(Job::Lens {
-                generation,
+                request: LensRequest(generation),
                 first,
                 hw,
                 skip,
@@ -127,6 +127,7 @@ mod tests {
             available: true,
             reason: None,
             max_abs_dp: Some(0.0),
+            max_abs_dp_shown: None,
             positions: Some(positions),
             facts: None,
         }

@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyEvent, MouseEvent};
 
-use crate::explorer::worker::protocol::{EngineMsg, Job, JobKind};
+use crate::explorer::worker::protocol::{Cancel, EngineMsg, Job};
 
 /// Everything that can happen to the explorer.
 #[derive(Debug, Clone)]
@@ -24,11 +24,8 @@ pub enum Msg {
 pub enum Command {
     /// Work for the engine thread (latest wins per kind, see `worker::queue`).
     Run(Job),
-    /// Work of this kind for texts older than `generation` is no longer wanted.
-    Cancel {
-        kind: JobKind,
-        generation: u64,
-    },
+    /// Work that is no longer wanted (each kind on its own counter).
+    Cancel(Cancel),
     /// Write this to a file in the data directory (answered with `Msg::Notice`).
     Export(Box<crate::analysis::report::Export>),
     SaveHistory(Vec<String>),

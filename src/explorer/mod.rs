@@ -184,7 +184,7 @@ fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> Result<(), String>
 fn execute(c: Command, jobs: &JobQueue, tx: &Sender<Msg>) {
     match c {
         Command::Run(job) => jobs.submit(job),
-        Command::Cancel { kind, generation } => jobs.cancel(kind, generation),
+        Command::Cancel(cancel) => jobs.cancel(cancel),
         Command::Export(export) => {
             let notice = match history::export(&export) {
                 Ok(path) => format!("exported to {}", path.display()),

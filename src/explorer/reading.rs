@@ -3,7 +3,7 @@
 
 use crate::explorer::message::Command;
 use crate::explorer::state::App;
-use crate::explorer::worker::protocol::Job;
+use crate::explorer::worker::protocol::{Job, TextGen};
 
 /// Ask for the watched words' probability at the selected position (words of several tokens
 /// need extra decodes; one-token words come with every evaluation).
@@ -12,7 +12,7 @@ pub fn watch_at_selection(app: &App) -> Vec<Command> {
         Some(s) if !app.watch.is_empty() && !app.stale() => {
             let position = app.selected_token().saturating_sub(1);
             vec![Command::Run(Job::Watch {
-                generation: app.shown_generation,
+                generation: TextGen(app.shown_generation),
                 text: s.text.clone(),
                 position,
                 words: app.watch.clone(),
@@ -32,7 +32,7 @@ pub fn export(app: &mut App) -> Vec<Command> {
     };
     let mut report = crate::analysis::report::score_report(
         &scored.text,
-        &m.info.file_name,
+        &m.info.facts(),
         &m.vocab,
         scored.view.temp,
         &scored.tokens,
@@ -40,7 +40,6 @@ pub fn export(app: &mut App) -> Vec<Command> {
         scored.n_tokens_total,
     );
     report.words = Some(app.words());
-    report.devices = m.info.devices.clone();
     if let (Some(c), Some(b)) = (&scored.compare, &m.second) {
         crate::analysis::report::attach_compare(
             &mut report,

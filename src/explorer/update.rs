@@ -11,8 +11,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent,
 use crate::engine::fill::{FillRequest, DEFAULT_CANDIDATES};
 use crate::explorer::keymap::{self, Action};
 use crate::explorer::layout;
-use crate::explorer::state::{App, ColorMode, FillState, Focus, LoadedModel, Phase, MAX_K, TEMPS};
-use crate::explorer::worker::protocol::{EngineMsg, Job, JobKind};
+use crate::explorer::state::{
+    App, ColorMode, FillState, Focus, LensState, LoadedModel, Phase, MAX_K, TEMPS,
+};
+use crate::explorer::worker::protocol::{Cancel, EngineMsg, Job, LensRequest, TextGen};
 
 pub use crate::explorer::message::{Command, Msg};
 use crate::explorer::reading;
@@ -216,13 +218,18 @@ fn clear(app: &mut App) -> Vec<Command> {
         candidates: std::mem::take(&mut app.fill.candidates),
         ..FillState::default()
     };
-    JobKind::ALL
-        .iter()
-        .map(|&kind| Command::Cancel {
-            kind,
-            generation: app.generation,
-        })
-        .collect()
+    // The lens of the old text: forgotten, and its requests so far cancelled on the lens's
+    // own counter (the next request is newer than the cancel).
+    app.lens.requests += 1;
+    app.lens = LensState {
+        epoch: app.lens.epoch + 1,
+        requests: app.lens.requests,
+        ..LensState::default()
+    };
+    vec![
+        Command::Cancel(Cancel::Texts(TextGen(app.generation))),
+        Command::Cancel(Cancel::Lens(LensRequest(app.lens.requests))),
+    ]
 }
 
 /// Ask for the current text to be evaluated, and filled when it has a blank; cancel a fill
@@ -237,7 +244,7 @@ fn request(app: &mut App) -> Vec<Command> {
         app.fill.progress = Some((0, 0, 0));
         app.fill.searched = 0;
         cmds.push(Command::Run(Job::Fill {
-            generation: app.generation,
+            generation: TextGen(app.generation),
             request: FillRequest {
                 text: app.editor.text().to_owned(),
                 user_candidates: app.fill.candidates.clone(),
@@ -253,10 +260,7 @@ fn request(app: &mut App) -> Vec<Command> {
         if app.fill.progress.is_some() {
             // The blank is gone while its fill is still running: stop it, so the engine is
             // free for the evaluations of what is typed now.
-            cmds.push(Command::Cancel {
-                kind: JobKind::Fill,
-                generation: app.generation,
-            });
+            cmds.push(Command::Cancel(Cancel::Fill(TextGen(app.generation))));
         }
         app.fill.report = None;
         app.fill.progress = None;
@@ -272,7 +276,7 @@ fn evaluate(app: &mut App) -> Vec<Command> {
     }
     app.generation += 1;
     vec![Command::Run(Job::Evaluate {
-        generation: app.generation,
+        generation: TextGen(app.generation),
         text: app.display_text(),
         view: app.view,
         watch: app.watch.clone(),
@@ -627,13 +631,13 @@ mod tests {
             cmds,
             vec![
                 Command::Run(Job::Evaluate {
-                    generation: 1,
+                    generation: TextGen(1),
                     text: "a".into(),
                     view: ViewOptions::default(),
                     watch: vec![],
                 }),
                 Command::Run(Job::Evaluate {
-                    generation: 2,
+                    generation: TextGen(2),
                     text: "ab".into(),
                     view: ViewOptions::default(),
                     watch: vec![],
@@ -913,7 +917,7 @@ mod tests {
         let in_flight = app.generation;
         app.editor.set_text("");
         let cmds = recall(&mut app, "");
-        assert!(cmds.iter().all(|c| matches!(c, Command::Cancel { .. })));
+        assert!(cmds.iter().all(|c| matches!(c, Command::Cancel(_))));
         evaluated(&mut app, in_flight, "abc");
         assert!(app.scored.is_none());
     }
@@ -931,10 +935,7 @@ mod tests {
         }
         assert!(!app.has_blank());
         let cancel = cmds.iter().find_map(|c| match c {
-            Command::Cancel {
-                kind: JobKind::Fill,
-                generation,
-            } => Some(*generation),
+            Command::Cancel(Cancel::Fill(TextGen(g))) => Some(*g),
             _ => None,
         });
         assert!(
@@ -943,7 +944,7 @@ mod tests {
         );
         // Typing on without a blank sends no further cancels.
         let cmds = type_text(&mut app, "x");
-        assert!(!cmds.iter().any(|c| matches!(c, Command::Cancel { .. })));
+        assert!(!cmds.iter().any(|c| matches!(c, Command::Cancel(_))));
     }
 
     /// Defect: a panic on the engine thread left the explorer waiting forever.

@@ -94,6 +94,13 @@ pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
         .get_or_init(|| {
             super::kernels::pin();
             logs::route_to_tracing();
+            // A dynamic-link build finds GPU backends built as loadable modules (beside the
+            // executable, or in GGML_BACKEND_PATH) at run time.
+            #[cfg(feature = "dynamic-link")]
+            // SAFETY: a plain llama.cpp call before the backend starts.
+            unsafe {
+                llama_cpp_sys_2::ggml_backend_load_all()
+            };
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
@@ -152,6 +159,17 @@ pub struct ModelInfo {
 }
 
 pub use crate::analysis::report::DeviceUse;
+
+impl ModelInfo {
+    /// What a report says about this model.
+    pub fn facts(&self) -> crate::analysis::report::ModelFacts {
+        crate::analysis::report::ModelFacts {
+            file_name: self.file_name.clone(),
+            devices: self.devices.clone(),
+            batching: self.batching.clone(),
+        }
+    }
+}
 
 /// Check a model file, then load it. Every failure names the file and says what is wrong in
 /// one line. `progress` gets values in 0..=1 and may return false to cancel the load.
@@ -251,7 +269,7 @@ impl Model {
             n_vocab: self.vocab.len(),
             n_ctx_train: self.model.n_ctx_train(),
             n_params: self.model.n_params(),
-            gpu_layers: if llama_cpp_2::max_devices() > 0 && gpu_built() {
+            gpu_layers: if gpu_built() {
                 self.options.n_gpu_layers.min(self.model.n_layer() + 1)
             } else {
                 0
@@ -323,6 +341,8 @@ fn load_raw(
     options: &ModelOptions,
     progress: impl FnMut(f32) -> bool + 'static,
 ) -> Option<LlamaModel> {
+    /// # Safety
+    /// `user_data` must point to a live `F`.
     unsafe extern "C" fn trampoline<F: FnMut(f32) -> bool>(
         p: f32,
         user_data: *mut std::ffi::c_void,
@@ -358,7 +378,7 @@ fn load_raw(
 }
 
 fn gpu_built() -> bool {
-    cfg!(any(feature = "cuda", feature = "vulkan", feature = "metal"))
+    super::kernels::gpu_available()
 }
 
 fn read_vocab(model: &LlamaModel) -> Vocab {

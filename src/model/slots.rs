@@ -134,6 +134,21 @@ pub enum Start {
 }
 
 impl Slots<'_, '_> {
+    /// Where the model's self-check failed: the log-probability of every token of `seq`
+    /// (`out[j]` for token j, `None` for j = 0) from `seq` decoded alone, as `score` decodes
+    /// it — the prefix's rows are then not the candidate's. `None` where slots are exact.
+    pub fn alone(&mut self, seq: &[u32]) -> Result<Option<Vec<Option<f64>>>, ModelError> {
+        let Some(alone) = &mut self.alone else {
+            return Ok(None);
+        };
+        alone.session.token_logprobs_alone(seq, self.temp).map(Some)
+    }
+
+    /// Whether the model failed its layout self-check (see [`Slots::alone`]).
+    pub fn one_at_a_time(&self) -> bool {
+        self.alone.is_some()
+    }
+
     /// Slots available (streams besides the prefix's).
     pub fn count(&self) -> usize {
         self.session.n_seq.saturating_sub(1)

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod gguf_edit;
+pub mod models;
 pub mod rpc_server;
 pub mod synth;
 pub mod ui;
@@ -28,7 +29,13 @@ pub fn bin() -> &'static str {
 
 /// Run the binary with arguments and optional stdin; logs go to a scratch state dir.
 pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    run_env(args, stdin, &[])
+}
+
+/// [`run`] with environment variables set for the child.
+pub fn run_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
+    cmd.envs(env.iter().copied());
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -122,16 +129,7 @@ pub fn load_model() -> logitscope::model::Model {
 
 /// The default model loaded in this process with a context of `ctx_size` tokens.
 pub fn load_model_with_ctx(ctx_size: u32) -> logitscope::model::Model {
-    logitscope::support::logging::init_quiet();
-    let options = logitscope::model::ModelOptions {
-        path: model_path(),
-        n_gpu_layers: 0,
-        ctx_size,
-        threads: 2,
-        flash_attn: false,
-        rpc: Vec::new(),
-    };
-    logitscope::model::load(&options, |_| true).unwrap()
+    models::load(&model_path(), ctx_size)
 }
 
 /// The reference sentences file (tests/fixtures/sentences.txt): one sentence per line.

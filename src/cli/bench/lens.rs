@@ -35,7 +35,8 @@ pub fn table(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         let layered = time(3, || {
             session.reset();
             let ev = session.evaluate(&tokens, view, &|| false);
-            let cols = lens_columns(&mut lenses, &tokens, view.temp, view.n_probs);
+            let shown = ev.as_ref().map(|e| e.rows.clone()).unwrap_or_default();
+            let cols = lens_columns(&mut lenses, &tokens, &shown, view.temp, view.n_probs);
             // A different text next time, so the lens decodes again as `score` would.
             lenses.run(&tokens[..1], view.temp).ok();
             (

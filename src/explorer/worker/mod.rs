@@ -142,7 +142,7 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
             } => {
                 let ids = single_ids(&resolve(engine.model, watch));
                 engine.main.set_watch(&ids);
-                evaluate(&mut engine, *generation, text, *view, &cancel, tx)
+                evaluate(&mut engine, generation.0, text, *view, &cancel, tx)
             }
             Job::Watch {
                 generation,
@@ -152,7 +152,7 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                 view,
             } => watch_at(
                 &mut engine,
-                *generation,
+                generation.0,
                 text,
                 *position,
                 words,
@@ -163,7 +163,7 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
             Job::Fill {
                 generation,
                 request,
-            } => fill(&mut engine, *generation, request, &cancel, tx),
+            } => fill(&mut engine, generation.0, request, &cancel, tx),
             Job::Lens {
                 epoch,
                 text,
@@ -330,10 +330,17 @@ fn lens(
         Ok(run) => run,
         Err(e) => return say(LensUpdate::Failed(e.to_string())),
     };
-    say(LensUpdate::Status(run.status.clone()));
     if !run.status.available {
-        return;
+        return say(LensUpdate::Status(run.status.clone()));
     }
+    // The rows shown for this text (the main session has them cached): each column's last
+    // layer must be them, or the lens is not shown.
+    let shown = match engine.main.evaluate(&tokens, view, cancel) {
+        Ok(ev) if !ev.cancelled => ev.rows,
+        Ok(_) => return,
+        Err(e) => return say(LensUpdate::Failed(e.to_string())),
+    };
+    say(LensUpdate::Status(run.status.clone()));
     let mut order: Vec<usize> = (0..tokens.len())
         .filter(|p| !ask.skip.contains(p) || *p == ask.first)
         .collect();
@@ -348,7 +355,22 @@ fn lens(
         let asked_first = p == ask.first;
         if !asked_first || !ask.skip.contains(&p) {
             match run.column(p, LENS_TOP) {
-                Ok(Some(rows)) => say(LensUpdate::Column { position: p, rows }),
+                Ok(Some(rows)) => {
+                    let gap = rows
+                        .last()
+                        .zip(shown.get(p))
+                        .map_or(0.0, |(l, s)| crate::analysis::lens::shown_gap(l, s));
+                    if gap > crate::model::lens::CHECK_TOLERANCE {
+                        let mut status = run.status.clone();
+                        status.available = false;
+                        status.max_abs_dp_shown = Some(gap);
+                        status.reason = Some(format!(
+                            "the lens's last layer differs from the distribution shown at position {p} (|Δp| {gap:.2e})"
+                        ));
+                        return say(LensUpdate::Status(status));
+                    }
+                    say(LensUpdate::Column { position: p, rows })
+                }
                 Ok(None) => {}
                 Err(e) => return say(LensUpdate::Failed(e.to_string())),
             }

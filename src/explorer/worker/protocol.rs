@@ -31,12 +31,67 @@ impl JobKind {
     ];
 }
 
+/// Which text a job is for: the explorer's keystroke counter (evaluations, watched words and
+/// fills count it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct TextGen(pub u64);
+
+/// The lens's own request counter (one request per text, view and panel state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct LensRequest(pub u64);
+
+/// A job's place on its own counter. Tickets of two counters never compare: a keystroke
+/// generation cannot make a lens request look old, or back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ticket {
+    Text(TextGen),
+    Lens(LensRequest),
+}
+
+impl Ticket {
+    /// Whether work holding `older` is stale once this ticket exists: a newer ticket of the
+    /// same counter.
+    pub fn supersedes(self, older: Ticket) -> bool {
+        match (self, older) {
+            (Ticket::Text(a), Ticket::Text(b)) => a > b,
+            (Ticket::Lens(a), Ticket::Lens(b)) => a > b,
+            _ => false,
+        }
+    }
+}
+
+/// Work that is no longer wanted, each on its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// Every job for a text older than this (evaluations, watched words, fills): the line
+    /// was cleared.
+    Texts(TextGen),
+    /// Fills for texts older than this: the blank is gone.
+    Fill(TextGen),
+    /// Lens requests older than this.
+    Lens(LensRequest),
+}
+
+impl Cancel {
+    /// The kinds it applies to, each with the ticket below which its work is stale.
+    pub fn targets(self) -> Vec<(JobKind, Ticket)> {
+        match self {
+            Cancel::Texts(g) => [JobKind::Evaluate, JobKind::Watch, JobKind::Fill]
+                .into_iter()
+                .map(|k| (k, Ticket::Text(g)))
+                .collect(),
+            Cancel::Fill(g) => vec![(JobKind::Fill, Ticket::Text(g))],
+            Cancel::Lens(r) => vec![(JobKind::Lens, Ticket::Lens(r))],
+        }
+    }
+}
+
 /// A piece of engine work.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
     /// Score the text: every position's distribution.
     Evaluate {
-        generation: u64,
+        generation: TextGen,
         text: String,
         view: ViewOptions,
         /// Words watched at every position.
@@ -44,12 +99,12 @@ pub enum Job {
     },
     /// Fill the blanks of the text.
     Fill {
-        generation: u64,
+        generation: TextGen,
         request: FillRequest,
     },
     /// The watched words at one position of the text shown (`generation`: the evaluation's).
     Watch {
-        generation: u64,
+        generation: TextGen,
         text: String,
         position: usize,
         words: Vec<String>,
@@ -57,9 +112,9 @@ pub enum Job {
     },
     /// The logit lens of the text shown: the status, the column of `first` (and its H·W
     /// panel when `hw`), then every other column not in `skip`, nearest first.
-    /// `generation` counts lens requests; `epoch` names the text and view they are for.
+    /// `request` counts lens requests; `epoch` names the text and view they are for.
     Lens {
-        generation: u64,
+        request: LensRequest,
         epoch: u64,
         text: String,
         view: ViewOptions,
@@ -79,12 +134,13 @@ impl Job {
         }
     }
 
-    pub fn generation(&self) -> u64 {
+    /// The job's place on its counter.
+    pub fn ticket(&self) -> Ticket {
         match self {
             Job::Evaluate { generation, .. }
             | Job::Fill { generation, .. }
-            | Job::Watch { generation, .. }
-            | Job::Lens { generation, .. } => *generation,
+            | Job::Watch { generation, .. } => Ticket::Text(*generation),
+            Job::Lens { request, .. } => Ticket::Lens(*request),
         }
     }
 }

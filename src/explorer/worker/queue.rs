@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::protocol::{Job, JobKind};
+use super::protocol::{Cancel, Job, JobKind, Ticket};
 
 #[derive(Default)]
 struct Slots {
     pending: BTreeMap<JobKind, Job>,
-    /// Per kind: running work of an older generation than this is stale.
-    newest: BTreeMap<JobKind, u64>,
+    /// Per kind: running work with an older ticket than this is stale.
+    newest: BTreeMap<JobKind, Ticket>,
     shutdown: bool,
     /// Workers blocked in `take` (for tests that must know a worker is really waiting).
     waiting: usize,
@@ -38,25 +38,25 @@ impl JobQueue {
     pub fn submit(&self, job: Job) {
         let mut s = self.lock();
         let kind = job.kind();
-        let newest = s.newest.entry(kind).or_default();
-        *newest = (*newest).max(job.generation());
+        raise(&mut s.newest, kind, job.ticket());
         s.pending.insert(kind, job);
         drop(s);
         self.wake.notify_all();
     }
 
-    /// Drop the waiting job of `kind` and supersede running work of that kind older than
-    /// `generation` (the text it was for is gone).
-    pub fn cancel(&self, kind: JobKind, generation: u64) {
+    /// Drop the waiting jobs and supersede the running work that `cancel` names (what they
+    /// were for is gone).
+    pub fn cancel(&self, cancel: Cancel) {
         let mut s = self.lock();
-        if s.pending
-            .get(&kind)
-            .is_some_and(|j| j.generation() < generation)
-        {
-            s.pending.remove(&kind);
+        for (kind, ticket) in cancel.targets() {
+            if s.pending
+                .get(&kind)
+                .is_some_and(|j| ticket.supersedes(j.ticket()))
+            {
+                s.pending.remove(&kind);
+            }
+            raise(&mut s.newest, kind, ticket);
         }
-        let newest = s.newest.entry(kind).or_default();
-        *newest = (*newest).max(generation);
     }
 
     pub fn shutdown(&self) {
@@ -86,7 +86,7 @@ impl JobQueue {
         s.shutdown
             || s.newest
                 .get(&job.kind())
-                .is_some_and(|&g| g > job.generation())
+                .is_some_and(|&t| t.supersedes(job.ticket()))
     }
 
     /// Whether a job of a kind before `kind` (a more urgent one) is waiting: long work of
@@ -101,6 +101,16 @@ impl JobQueue {
     }
 }
 
+/// Keep the newest ticket of `kind`.
+fn raise(newest: &mut BTreeMap<JobKind, Ticket>, kind: JobKind, ticket: Ticket) {
+    match newest.get(&kind) {
+        Some(&t) if !ticket.supersedes(t) => {}
+        _ => {
+            newest.insert(kind, ticket);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -110,10 +120,11 @@ mod tests {
     use super::*;
     use crate::analysis::stats::ViewOptions;
     use crate::engine::fill::FillRequest;
+    use crate::explorer::worker::protocol::{LensRequest, TextGen};
 
     fn eval(g: u64) -> Job {
         Job::Evaluate {
-            generation: g,
+            generation: TextGen(g),
             text: format!("t{g}"),
             view: ViewOptions::default(),
             watch: vec![],
@@ -122,7 +133,7 @@ mod tests {
 
     fn fill(g: u64) -> Job {
         Job::Fill {
-            generation: g,
+            generation: TextGen(g),
             request: FillRequest {
                 text: "a ____".into(),
                 user_candidates: vec![],
@@ -179,7 +190,7 @@ mod tests {
         let running = q.take().unwrap();
         q.submit(fill(4));
         q.submit(eval(4));
-        q.cancel(JobKind::Fill, 6);
+        q.cancel(Cancel::Fill(TextGen(6)));
         assert!(q.superseded(&running));
         assert_eq!(q.take().unwrap(), eval(4), "the evaluation is kept");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -191,6 +202,46 @@ mod tests {
             "the waiting fill was dropped"
         );
         q.shutdown();
+    }
+
+    fn lens(r: u64) -> Job {
+        Job::Lens {
+            request: LensRequest(r),
+            epoch: 1,
+            text: "The cat".into(),
+            view: ViewOptions::default(),
+            first: 0,
+            hw: false,
+            skip: vec![],
+        }
+    }
+
+    /// Defect: clearing the line cancelled every kind with the keystroke generation (say 30),
+    /// and lens jobs, which count their own requests (3, 4, …), all looked older than it: the
+    /// lens never appeared again. Counters of two kinds no longer compare.
+    #[test]
+    fn clearing_the_texts_leaves_later_lens_requests_alone() {
+        let q = JobQueue::default();
+        q.submit(lens(2));
+        q.submit(eval(29));
+        q.cancel(Cancel::Texts(TextGen(30)));
+        assert_eq!(
+            q.take().unwrap(),
+            lens(2),
+            "a lens request is not a text's job"
+        );
+        q.cancel(Cancel::Lens(LensRequest(3)));
+        let later = lens(3);
+        q.submit(later.clone());
+        assert!(!q.superseded(&later));
+        assert_eq!(q.take().unwrap(), later);
+        q.submit(eval(31));
+        assert!(
+            !q.superseded(&later),
+            "keystrokes do not supersede the lens"
+        );
+        q.submit(lens(4));
+        assert!(q.superseded(&later));
     }
 
     /// The worker must really be blocked in `take` before shutdown (not merely started), and

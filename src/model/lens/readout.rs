@@ -154,6 +154,7 @@ impl Readout {
         let w_type = w_info.type_id as sys::ggml_type;
         // SAFETY: plain lookups of ggml's type tables.
         let row_bytes = unsafe { sys::ggml_row_size(w_type, n_embd as i64) };
+        // SAFETY: ggml's static table of CPU type traits; `as_ref` checks for null.
         let cpu = unsafe { sys::ggml_get_type_traits_cpu(w_type).as_ref() };
         if cpu.is_none_or(|c| c.vec_dot.is_none()) || row_bytes * n_vocab != w.len() {
             return Err(un(format!(
@@ -276,6 +277,7 @@ impl Readout {
         // SAFETY: `bytes` is one row of `n` values of `ty`; to_float writes `n` floats.
         let to_float = unsafe { (*sys::ggml_get_type_traits(ty)).to_float };
         match to_float {
+            // SAFETY: as above: `bytes` holds `n` values of `ty`, `out` has room for `n` floats.
             Some(f) if ty != sys::GGML_TYPE_F32 => unsafe {
                 f(bytes.as_ptr().cast(), out.as_mut_ptr(), n as i64)
             },

@@ -1,0 +1,101 @@
+//! The models every exactness test runs on: the default model (SmolLM2 Q4_1, llama
+//! architecture), the second test model (Gemma 3 270M Q4_K_M: sliding-window attention, BOS,
+//! K-quants), and the default model re-quantized to the K-quants GGUF files mostly come in
+//! (made by `logitscope quantize` on first use, cached beside the models).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// The K-quants (and iq4_nl) the default model is re-quantized to for the exactness tests.
+pub const QUANTS: [&str; 6] = ["q4_k_m", "q4_k_s", "q5_k_m", "q3_k_m", "q2_k", "iq4_nl"];
+
+/// The second test model, fetched by `./dev test` (`logitscope fetch gemma3`). Its absence is
+/// a failure, not a skip.
+pub fn gemma3() -> PathBuf {
+    let m = logitscope::support::fetch::named("gemma3").unwrap();
+    let p = logitscope::support::fetch::model_path(&m).unwrap();
+    assert!(
+        p.is_file(),
+        "the second test model is missing at {}: run `./dev test` (or `logitscope fetch gemma3`) first",
+        p.display()
+    );
+    p
+}
+
+/// The default model re-quantized to `ty` (one of [`QUANTS`]), made once and cached.
+pub fn quant(ty: &str) -> PathBuf {
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = super::model_path().parent().unwrap().join("test-quants");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("SmolLM2-135M-Instruct.{ty}.gguf"));
+    if !out.is_file() {
+        // The quantizer writes a temporary file and renames it: a file here is complete.
+        let run = super::run(
+            &[
+                "-m",
+                &super::model_arg(),
+                "quantize",
+                out.to_str().unwrap(),
+                "--type",
+                ty,
+            ],
+            None,
+        );
+        assert!(
+            run.status.success(),
+            "quantize {ty}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    out
+}
+
+/// (name, path) of the two test models.
+pub fn both() -> Vec<(String, PathBuf)> {
+    vec![
+        ("SmolLM2 Q4_1".into(), super::model_path()),
+        ("Gemma 3 Q4_K_M".into(), gemma3()),
+    ]
+}
+
+/// (name, path) of both test models and the default model in every type of [`QUANTS`].
+pub fn all() -> Vec<(String, PathBuf)> {
+    let mut v = both();
+    v.extend(QUANTS.iter().map(|t| (format!("SmolLM2 {t}"), quant(t))));
+    v
+}
+
+/// A model loaded in this process (2 threads, CPU).
+pub fn load(path: &std::path::Path, ctx_size: u32) -> logitscope::model::Model {
+    logitscope::support::logging::init_quiet();
+    let options = logitscope::model::ModelOptions {
+        path: path.to_owned(),
+        n_gpu_layers: 0,
+        ctx_size,
+        threads: 2,
+        flash_attn: false,
+        rpc: Vec::new(),
+    };
+    logitscope::model::load(&options, |_| true).unwrap()
+}
+
+/// Run a subcommand on `model` (`logitscope SUB -m MODEL ARGS…`) with optional stdin, which
+/// must succeed; its JSON lines.
+pub fn run_on(
+    model: &std::path::Path,
+    subcommand: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Vec<serde_json::Value> {
+    let m = model.to_string_lossy().into_owned();
+    let mut all = vec![subcommand, "-m", &m];
+    all.extend_from_slice(args);
+    let out = super::run(&all, stdin.map(str::as_bytes));
+    assert!(
+        out.status.success(),
+        "{subcommand} on {m}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    super::json_lines(&out)
+}
