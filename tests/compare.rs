@@ -21,26 +21,9 @@ fn score(args: &[&str], texts: &[String]) -> Vec<Value> {
     common::json_lines(&out)
 }
 
-/// A Q4_0 re-quantization of the default model, made once per test process.
-fn second_quantization(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = dir.join("default-q4_0.gguf");
-    let run = common::run(
-        &[
-            "-m",
-            &common::model_arg(),
-            "quantize",
-            out.to_str().unwrap(),
-            "--type",
-            "q4_0",
-        ],
-        None,
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
+/// A Q4_0 re-quantization of the default model (made by `logitscope quantize`, cached).
+fn second_quantization() -> std::path::PathBuf {
+    common::models::quant("q4_0")
 }
 
 #[test]
@@ -87,8 +70,7 @@ fn kl_bits(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn kl_against_a_second_quantization_matches_an_independent_f64_computation() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = second_quantization(dir.path());
+    let b = second_quantization();
     let b = b.to_str().unwrap();
     let a = common::model_arg();
     let texts: Vec<String> = sentences().into_iter().take(3).collect();

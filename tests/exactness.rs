@@ -10,7 +10,6 @@ mod common;
 use std::path::Path;
 
 use common::models::{self, run_on};
-use serde_json::Value;
 
 /// Lines of 1 to 130 tokens beside the reference sentences: chunks padded to equal length.
 fn lines() -> String {
@@ -76,28 +75,19 @@ fn both_models_match_their_independent_references_within_1e_6() {
         (common::model_path(), "reference-exact.json"),
         (models::gemma3(), "reference-gemma3-exact.json"),
     ] {
-        let reference: Value = serde_json::from_str(
-            &std::fs::read_to_string(format!(
-                "{}/tests/fixtures/{fixture}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .unwrap(),
-        )
-        .unwrap();
+        let reference = common::fixture(fixture);
         let ours = run_on(&model, "score", &[], Some(&common::sentences_file()));
         let sentences = reference["sentences"].as_array().unwrap();
         assert_eq!(ours.len(), sentences.len());
         let (mut worst, mut checked) = (0f64, 0);
         for (line, s) in ours.iter().zip(sentences) {
             let tokens = line["tokens"].as_array().unwrap();
-            let ids: Vec<u64> = tokens.iter().map(|t| t["id"].as_u64().unwrap()).collect();
-            let ref_ids: Vec<u64> = s["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_u64().unwrap())
-                .collect();
-            assert_eq!(ids, ref_ids, "{fixture}: tokens of {}", s["text"]);
+            assert_eq!(
+                common::ids(&line["tokens"]),
+                common::ids(&s["tokens"]),
+                "{fixture}: tokens of {}",
+                s["text"]
+            );
             for (j, t) in tokens.iter().enumerate().skip(1) {
                 let pos = &s["positions"][j - 1];
                 let dp = (t["prob"].as_f64().unwrap() - pos["next"]["p"].as_f64().unwrap()).abs();
@@ -106,19 +96,11 @@ fn both_models_match_their_independent_references_within_1e_6() {
                     t["rank"], pos["next"]["rank"],
                     "{fixture}: rank of token {j}"
                 );
-                let top: Vec<u64> = t["top_logprobs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_u64().unwrap())
-                    .collect();
-                let ref_top: Vec<u64> = pos["top"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["id"].as_u64().unwrap())
-                    .collect();
-                assert_eq!(top, ref_top, "{fixture}: top 10 at token {j}");
+                assert_eq!(
+                    common::ids(&t["top_logprobs"]),
+                    common::ids(&pos["top"]),
+                    "{fixture}: top 10 at token {j}"
+                );
                 for (e, r) in t["top_logprobs"]
                     .as_array()
                     .unwrap()
@@ -196,25 +178,7 @@ fn the_search_top_10_equals_brute_force_on_both_models_and_a_k_quant() {
         words.sort();
         words.dedup();
         assert!(words.len() >= 2000, "{name}: {}", words.len());
-        let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("words.txt");
-        std::fs::write(&list, words.join("\n")).unwrap();
-        let v = run_on(
-            &path,
-            "fill",
-            &[
-                text,
-                "--search",
-                "all",
-                "--word-list",
-                list.to_str().unwrap(),
-                "--n-candidates",
-                "0",
-                "--no-ask",
-            ],
-            None,
-        )
-        .remove(0);
+        let v = common::search_words(&path, text, &words);
         let blank = &v["blanks"][0];
         assert_eq!(blank["search_complete"], true, "{name}");
         assert_eq!(blank["searched"], words.len(), "{name}");

@@ -7,11 +7,6 @@ mod common;
 
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
-    let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -37,25 +32,18 @@ fn scored() -> Vec<Value> {
 
 #[test]
 fn score_matches_the_exact_reference() {
-    let reference = fixture("reference-exact.json");
+    let reference = common::fixture("reference-exact.json");
     let ours = scored();
     let mut checked = 0;
     let (mut worst_p, mut worst_lp, mut worst_h) = (0f64, 0f64, 0f64);
     for (s, line) in reference["sentences"].as_array().unwrap().iter().zip(&ours) {
         assert_eq!(line["text"], s["text"]);
-        let ids: Vec<u64> = line["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_u64().unwrap())
-            .collect();
-        let ref_ids: Vec<u64> = s["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_u64().unwrap())
-            .collect();
-        assert_eq!(ids, ref_ids, "tokenization of {}", s["text"]);
+        assert_eq!(
+            common::ids(&line["tokens"]),
+            common::ids(&s["tokens"]),
+            "tokenization of {}",
+            s["text"]
+        );
         assert!(
             line["tokens"][0]["logprob"].is_null(),
             "no BOS: nothing predicts token 0"
@@ -119,7 +107,7 @@ fn score_matches_the_exact_reference() {
 
 #[test]
 fn score_is_close_to_another_llama_cpp_version() {
-    let reference = fixture("reference-cross-version.json");
+    let reference = common::fixture("reference-cross-version.json");
     let ours = scored();
     let mut leaders = 0;
     for (s, line) in reference["sentences"].as_array().unwrap().iter().zip(&ours) {

@@ -28,21 +28,8 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
     let mut words: Vec<String> = all.iter().step_by(15).map(|w| w.text.clone()).collect();
     words.push("sun".into());
     assert!(words.len() >= 2000, "{}", words.len());
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("words.txt");
-    std::fs::write(&list, words.join("\n")).unwrap();
-
     let text = "The ____ rises in the east.";
-    let v = fill(&[
-        text,
-        "--search",
-        "all",
-        "--word-list",
-        list.to_str().unwrap(),
-        "--n-candidates",
-        "0",
-        "--no-ask",
-    ]);
+    let v = common::search_words(&common::model_path(), text, &words);
     let blank = &v["blanks"][0];
     assert_eq!(blank["vocabulary_words"], words.len());
     assert_eq!(blank["searched"], words.len());

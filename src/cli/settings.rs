@@ -31,7 +31,7 @@ pub const DEFAULT_CTX: u32 = 4096;
 pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
     // Offload by default where llama.cpp's backend registry has a GPU (asked at run time) or
     // RPC servers are named.
-    let default_ngl = if !args.rpc.is_empty() || crate::model::kernels::gpu_available() {
+    let default_ngl = if !args.rpc.is_empty() || crate::model::gpu_available() {
         999
     } else {
         0

@@ -25,7 +25,7 @@ pub const DEFAULT_CPU_WORDS: usize = 200;
 /// The default search budget: the whole vocabulary when llama.cpp's backend registry has a
 /// GPU (asked at run time), else [`DEFAULT_CPU_WORDS`].
 pub fn default_budget() -> Budget {
-    if crate::model::kernels::gpu_available() {
+    if crate::model::gpu_available() {
         Budget::All
     } else {
         Budget::Words(DEFAULT_CPU_WORDS)

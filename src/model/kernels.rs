@@ -47,24 +47,3 @@ pub fn known_layout_dependence() -> Option<&'static str> {
 pub(super) fn repack_allowed() -> bool {
     std::env::var_os("LOGITSCOPE_REPACK").is_some_and(|v| v == "1")
 }
-
-/// Whether llama.cpp's backend registry holds a GPU (a discrete or integrated one): asked at
-/// run time, so a GPU backend loaded at run time (a `dynamic-link` build) counts with no
-/// rebuild, and a GPU build on a host without one does not.
-pub fn gpu_available() -> bool {
-    if super::loader::backend().is_err() {
-        return false;
-    }
-    // SAFETY: plain registry queries after the backend is initialised; indices in range.
-    unsafe {
-        (0..llama_cpp_sys_2::ggml_backend_dev_count()).any(|i| {
-            let dev = llama_cpp_sys_2::ggml_backend_dev_get(i);
-            !dev.is_null()
-                && matches!(
-                    llama_cpp_sys_2::ggml_backend_dev_type(dev),
-                    llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_GPU
-                        | llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_IGPU
-                )
-        })
-    }
-}

@@ -107,6 +107,27 @@ pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
         .map_err(|e| ModelError::Backend(e.clone()))
 }
 
+/// Whether llama.cpp's backend registry holds a GPU (a discrete or integrated one): asked at
+/// run time, so a GPU backend loaded at run time (a `dynamic-link` build) counts with no
+/// rebuild, and a GPU build on a host without one does not.
+pub fn gpu_available() -> bool {
+    if backend().is_err() {
+        return false;
+    }
+    // SAFETY: plain registry queries after the backend is initialised; indices in range.
+    unsafe {
+        (0..llama_cpp_sys_2::ggml_backend_dev_count()).any(|i| {
+            let dev = llama_cpp_sys_2::ggml_backend_dev_get(i);
+            !dev.is_null()
+                && matches!(
+                    llama_cpp_sys_2::ggml_backend_dev_type(dev),
+                    llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_GPU
+                        | llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_IGPU
+                )
+        })
+    }
+}
+
 /// A loaded model and its vocabulary.
 pub struct Model {
     pub(super) model: LlamaModel,
@@ -114,7 +135,7 @@ pub struct Model {
     pub(super) options: ModelOptions,
     devices: Vec<DeviceUse>,
     /// The layout self-check's finding, made on first need ([`Model::layout`]).
-    pub(super) layout: OnceLock<super::probe::Layout>,
+    pub(super) layout: OnceLock<super::layout::Layout>,
 }
 
 /// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its
@@ -276,7 +297,7 @@ impl Model {
             },
             gpu_available: gpu_built(),
             devices: self.devices.clone(),
-            batching: self.layout.get().and_then(super::probe::Layout::note),
+            batching: self.layout.get().and_then(super::layout::Layout::note),
         }
     }
 
@@ -378,7 +399,7 @@ fn load_raw(
 }
 
 fn gpu_built() -> bool {
-    super::kernels::gpu_available()
+    gpu_available()
 }
 
 fn read_vocab(model: &LlamaModel) -> Vocab {

@@ -18,6 +18,7 @@
 pub mod abort;
 pub mod gguf;
 pub mod kernels;
+pub mod layout;
 pub mod lens;
 mod loader;
 pub mod logs;
@@ -30,7 +31,8 @@ pub mod side_by_side;
 pub mod slots;
 
 pub use loader::{
-    load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo, ModelOptions,
+    gpu_available, load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo,
+    ModelOptions,
 };
 pub use session::{
     common_prefix, plan_chunks, plan_start, Evaluation, Session, MAX_DECODE, MAX_WAVE, MIN_DECODE,

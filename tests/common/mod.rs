@@ -206,3 +206,37 @@ pub fn softcapped_model(dir: &std::path::Path) -> PathBuf {
         )],
     )
 }
+
+/// A fixture of tests/fixtures, parsed.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The token ids of a JSON array: of ids, or of objects with an `id`.
+pub fn ids(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().or_else(|| t["id"].as_u64()).unwrap())
+        .collect()
+}
+
+/// `fill TEXT` on `model` searching exactly the words of `words` (written to a list file),
+/// with no other candidates: the blank's report.
+pub fn search_words(model: &std::path::Path, text: &str, words: &[String]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("words.txt");
+    std::fs::write(&list, words.join("\n")).unwrap();
+    let args = [
+        text,
+        "--search",
+        "all",
+        "--word-list",
+        list.to_str().unwrap(),
+        "--n-candidates",
+        "0",
+        "--no-ask",
+    ];
+    models::run_on(model, "fill", &args, None).remove(0)
+}
