@@ -11,3 +11,4 @@ pub mod lens;
 pub mod score;
 pub mod search;
 pub mod watch;
+pub mod workbench;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::analysis::blanks::FillReport;
 use crate::analysis::compare::RowCompare;
-use crate::analysis::lens::{HwReport, LensStatus};
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::engine::fill::FillRequest;
@@ -217,19 +216,4 @@ pub enum EngineMsg {
     Crashed(String),
 }
 
-/// A piece of the lens of one text.
-#[derive(Debug, Clone)]
-pub enum LensUpdate {
-    /// Available (with the self-check's result) or why not; comes first.
-    Status(LensStatus),
-    /// Every layer at one position (`rows[ℓ]` = layer ℓ).
-    Column {
-        position: usize,
-        rows: Vec<RowSummary>,
-    },
-    Hw(Box<HwReport>),
-    /// The lens could not be computed (a failed decode).
-    Failed(String),
-    /// The engine left the rest for more urgent work; ask again for what is missing.
-    Paused,
-}
+pub use crate::engine::workbench::LensUpdate;

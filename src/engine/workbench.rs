@@ -1,0 +1,247 @@
+//! What the explorer asks of a model, in one place: the sessions it keeps (the main text's,
+//! the candidate batch's, the second model's with its comparison cache) and the lens, and one
+//! call per kind of work. The explorer's worker only maps a job to one of these calls and the
+//! answer to a message; the numbers come from the same engine code `score` and `fill` use.
+
+use crate::analysis::blanks::FillReport;
+use crate::analysis::compare::RowCompare;
+use crate::analysis::lens::{shown_gap, HwReport, LensStatus};
+use crate::analysis::stats::{RowSummary, ViewOptions};
+use crate::analysis::watch::WatchValue;
+use crate::model::lens::CHECK_TOLERANCE;
+use crate::model::{Evaluation, Model, ModelError, Session};
+
+use super::compare::{evaluate_compared, PairCache};
+use super::fill::{FillError, FillRequest, FillUpdate, Filler};
+use super::lens::Lenses;
+use super::watch::{resolve, single_ids};
+
+/// A piece of the lens of one text, in the order it is computed.
+#[derive(Debug, Clone)]
+pub enum LensUpdate {
+    /// Available (with the self-check's result) or why not; comes first.
+    Status(LensStatus),
+    /// Every layer at one position (`rows[ℓ]` = layer ℓ).
+    Column {
+        position: usize,
+        rows: Vec<RowSummary>,
+    },
+    Hw(Box<HwReport>),
+    /// The lens could not be computed (a failed decode).
+    Failed(String),
+    /// The engine left the rest for more urgent work; ask again for what is missing.
+    Paused,
+}
+
+/// What a lens request asks for: the column of `first` (and its H·W panel when `hw`), then
+/// every other column not in `skip`, nearest first.
+pub struct LensAsk<'a> {
+    pub first: usize,
+    pub hw: bool,
+    pub skip: &'a [usize],
+}
+
+/// A text evaluated, with the second model's side when comparing.
+pub struct Evaluated {
+    pub ev: Evaluation,
+    /// Model B's rows and every position compared.
+    pub compare: Option<(Vec<RowSummary>, Vec<RowCompare>)>,
+}
+
+/// Top tokens kept per layer for the explorer's lens.
+const LENS_TOP: usize = 3;
+/// Tokens the H·W panel lists.
+const HW_TOKENS: usize = 8;
+
+/// The explorer's sessions on one model (and a second, with `--vs`).
+pub struct Workbench<'m> {
+    model: &'m Model,
+    main: Session<'m>,
+    filler: Filler<'m>,
+    second: Option<(Session<'m>, PairCache)>,
+    lenses: Lenses<'m>,
+}
+
+impl<'m> Workbench<'m> {
+    pub fn new(model: &'m Model, second: Option<&'m Model>) -> Result<Self, ModelError> {
+        let main = model.session()?;
+        let second = second
+            .map(|b| b.session().map(|s| (s, PairCache::default())))
+            .transpose()?;
+        Ok(Self {
+            model,
+            main,
+            filler: Filler::new(model),
+            second,
+            lenses: Lenses::new(model),
+        })
+    }
+
+    /// Tokens one text may have.
+    pub fn n_ctx(&self) -> usize {
+        self.main.n_ctx()
+    }
+
+    /// Every position's distribution of `text` (and model B's, compared), watching the
+    /// one-token words of `watch`. `None` when cancelled.
+    pub fn evaluate(
+        &mut self,
+        text: &str,
+        view: ViewOptions,
+        watch: &[String],
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<Evaluated>, ModelError> {
+        let ids = single_ids(&resolve(self.model, watch));
+        self.main.set_watch(&ids);
+        let tokens = self.model.tokenize(text);
+        let done = match &mut self.second {
+            Some((b, cache)) => {
+                let c = evaluate_compared(&mut self.main, b, cache, &tokens, view, cancel)?;
+                Evaluated {
+                    ev: c.a,
+                    compare: Some((c.b.rows, c.rows)),
+                }
+            }
+            None => Evaluated {
+                ev: self.main.evaluate(&tokens, view, cancel)?,
+                compare: None,
+            },
+        };
+        Ok((!done.ev.cancelled).then_some(done))
+    }
+
+    /// The watched words at one position: one-token words from the main session's row (the
+    /// text is cached, so this costs no decode), words of several tokens decoded after it.
+    /// `None` when cancelled or the position is past the text.
+    pub fn watch_at(
+        &mut self,
+        text: &str,
+        position: usize,
+        words: &[String],
+        view: ViewOptions,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<WatchValue>>, ModelError> {
+        let list = resolve(self.model, words);
+        let tokens = self.model.tokenize(text);
+        self.main.set_watch(&single_ids(&list));
+        let ev = self.main.evaluate(&tokens, view, cancel)?;
+        if ev.cancelled {
+            return Ok(None);
+        }
+        let Some(row) = ev.rows.get(position) else {
+            return Ok(None);
+        };
+        let mut multi = Vec::new();
+        for (w, word) in list.iter().enumerate() {
+            if word.single().is_some() {
+                continue;
+            }
+            let batch = self.filler.batch_for(ev.tokens.len() + word.tokens.len())?;
+            match super::watch::continuation_logprobs(
+                batch,
+                &ev.tokens,
+                word,
+                &[position],
+                view.temp,
+                cancel,
+            )? {
+                Some(lps) => multi.extend(lps.first().map(|&lp| (w, lp))),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(super::watch::values(&list, row, &multi)))
+    }
+
+    /// Fill the blanks of a text (see [`Filler::fill`]).
+    pub fn fill(
+        &mut self,
+        request: &FillRequest,
+        cancel: &dyn Fn() -> bool,
+        on_update: &mut dyn FnMut(FillUpdate),
+    ) -> Result<FillReport, FillError> {
+        self.filler.fill(&mut self.main, request, cancel, on_update)
+    }
+
+    /// The lens of `text`: its status, the column asked for first (with its H·W panel), then
+    /// the other columns nearest first, each through `say`. A column whose last layer is not
+    /// the distribution shown for the text turns the lens unavailable. Stops when `cancel`
+    /// says so, and pauses (saying so) when `pause` does: each column costs a pass over W
+    /// per layer.
+    pub fn lens(
+        &mut self,
+        text: &str,
+        view: ViewOptions,
+        ask: &LensAsk<'_>,
+        cancel: &dyn Fn() -> bool,
+        pause: &dyn Fn() -> bool,
+        say: &mut dyn FnMut(LensUpdate),
+    ) {
+        let tokens = self.model.tokenize(text);
+        if tokens.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let run = match self.lenses.run(&tokens, view.temp) {
+            Ok(run) => run,
+            Err(e) => return say(LensUpdate::Failed(e.to_string())),
+        };
+        if !run.status.available {
+            return say(LensUpdate::Status(run.status.clone()));
+        }
+        // The rows shown for this text (the main session has them cached).
+        let shown = match self.main.evaluate(&tokens, view, cancel) {
+            Ok(ev) if !ev.cancelled => ev.rows,
+            Ok(_) => return,
+            Err(e) => return say(LensUpdate::Failed(e.to_string())),
+        };
+        say(LensUpdate::Status(run.status.clone()));
+        let mut order: Vec<usize> = (0..tokens.len())
+            .filter(|p| !ask.skip.contains(p) || *p == ask.first)
+            .collect();
+        order.sort_by_key(|&p| p.abs_diff(ask.first));
+        for p in order {
+            if cancel() {
+                return;
+            }
+            if pause() {
+                return say(LensUpdate::Paused);
+            }
+            let asked_first = p == ask.first;
+            if !asked_first || !ask.skip.contains(&p) {
+                match run.column(p, LENS_TOP) {
+                    Ok(Some(rows)) => {
+                        let gap = rows
+                            .last()
+                            .zip(shown.get(p))
+                            .map_or(0.0, |(l, s)| shown_gap(l, s));
+                        if gap > CHECK_TOLERANCE {
+                            let mut status = run.status.clone();
+                            status.available = false;
+                            status.max_abs_dp_shown = Some(gap);
+                            status.reason = Some(format!(
+                                "the lens's last layer differs from the distribution shown at position {p} (|Δp| {gap:.2e})"
+                            ));
+                            return say(LensUpdate::Status(status));
+                        }
+                        say(LensUpdate::Column { position: p, rows })
+                    }
+                    Ok(None) => {}
+                    Err(e) => return say(LensUpdate::Failed(e.to_string())),
+                }
+            }
+            if asked_first && ask.hw {
+                match run.hw(p, HW_TOKENS) {
+                    Ok(Some(hw)) => say(LensUpdate::Hw(Box::new(hw))),
+                    Ok(None) => {}
+                    Err(e) => return say(LensUpdate::Failed(e.to_string())),
+                }
+            }
+            if asked_first {
+                tracing::debug!(
+                    "lens of position {p} ready {} ms after the request",
+                    started.elapsed().as_millis()
+                );
+            }
+        }
+    }
+}
