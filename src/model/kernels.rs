@@ -14,7 +14,8 @@
 //! took another path than in a whole-text decode, and its probability changed (by up to 0.06
 //! in p on Gemma 3). With both paths off, every quantized product is ggml's per-row dot
 //! product (or llamafile's sgemm, whose per-element sums do not depend on the tile), and a
-//! row's numbers depend on that row alone. `Model::probe` checks this on every model.
+//! row's numbers depend on that row alone. `Model::layout` (the self-check in `probe`) checks
+//! this on every model.
 
 /// Keep ggml's tiled K-quant kernel off for this process, unless the user chose with
 /// `GGML_CPU_TILED_MM` (ggml reads it once, at its first matrix product). Called before
@@ -43,7 +44,8 @@ pub fn known_layout_dependence() -> Option<&'static str> {
 
 /// Whether weights may be repacked for faster CPU kernels (llama.cpp's `use_extra_bufts`):
 /// off, unless `LOGITSCOPE_REPACK=1` asks for speed over layout-independent numbers (the
-/// probe then decides whether texts may share a decode).
+/// model is then scored one sequence at a time and every text from scratch, see
+/// [`known_layout_dependence`]).
 pub(super) fn repack_allowed() -> bool {
     std::env::var_os("LOGITSCOPE_REPACK").is_some_and(|v| v == "1")
 }
