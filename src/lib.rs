@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! main ─> cli        argument parsing, settings, one file per subcommand (score, fill, …)
-//!          │ └──────> explorer   the TUI: state + pure update, key map, one view per panel,
-//!          │             │       the engine worker thread, terminal set-up
+//!          │ ├──────> explorer   the TUI: state + pure update, key map, one view per panel,
+//!          │ │           │       the engine worker thread, terminal set-up
+//!          │ └──────> serve      the HTTP front end: OpenAI-style completions with prompt
+//!          │             │       logprobs, one engine thread scoring requests side by side
 //!          ▼             ▼
 //!         engine     what both front ends ask of a model: score a text, fill blanks
 //!          │
@@ -31,4 +33,5 @@ pub mod cli;
 pub mod engine;
 pub mod explorer;
 pub mod model;
+pub mod serve;
 pub mod support;

@@ -1,11 +1,13 @@
 //! The layer rule of `src/`, checked on the code itself (parsed with syn, not grepped):
 //!
 //! ```text
-//! main > cli > explorer > engine > model > analysis > support
+//! main > cli > explorer | serve > engine > model > analysis > support
 //! ```
-//! A file may use files of its own layer or of layers below, never above; nothing but `main`
+//! A file may use files of its own layer or of layers below, never above; the two front ends
+//! (`explorer`, `serve`) share a rank and never use each other; nothing but `main`
 //! uses `cli`; only `model` touches llama.cpp (`llama_cpp_2`, `llama_cpp_sys_2`); only `cli`
-//! uses clap; only `explorer` uses the terminal (ratatui, crossterm); the explorer's state and
+//! uses clap; only `explorer` uses the terminal (ratatui, crossterm); only `serve` uses the
+//! HTTP stack (axum, tokio, hyper); the explorer's state and
 //! update never use its views; no two files use each other in a cycle; no file has more than
 //! 600 lines before its `#[cfg(test)]` module. Code under `#[cfg(test)]` is exempt.
 //!
@@ -19,9 +21,18 @@ use std::path::Path;
 use proc_macro2::{TokenStream, TokenTree};
 use syn::visit::Visit;
 
-const LAYERS: [&str; 7] = [
-    "support", "analysis", "model", "engine", "explorer", "cli", "main",
+const LAYERS: [&str; 8] = [
+    "support", "analysis", "model", "engine", "explorer", "serve", "cli", "main",
 ];
+
+/// A layer's rank: the front ends share one.
+fn rank(layer: usize) -> usize {
+    match LAYERS[layer] {
+        "serve" => rank(4),
+        _ if layer > 5 => layer - 1,
+        _ => layer,
+    }
+}
 const MAX_LINES: usize = 600;
 
 /// A file's module path: `src/explorer/views/strip.rs` → `["explorer", "views", "strip"]`,
@@ -192,7 +203,7 @@ fn check(files: &BTreeMap<String, String>) -> Vec<String> {
     for (rel, src) in files {
         let module = module_of(rel);
         let is_main = rel == "main.rs";
-        let Some(layer) = layer_of(&module).or(is_main.then_some(6)) else {
+        let Some(layer) = layer_of(&module).or(is_main.then_some(LAYERS.len() - 1)) else {
             continue; // lib.rs: module declarations only
         };
         let body = src.split("#[cfg(test)]").next().unwrap_or_default();
@@ -218,6 +229,7 @@ fn check(files: &BTreeMap<String, String>) -> Vec<String> {
                 "llama_cpp_2" | "llama_cpp_sys_2" => external("llama.cpp", &["model"]),
                 "clap" => external("clap", &["cli"]),
                 "ratatui" | "crossterm" => external("the terminal", &["explorer"]),
+                "axum" | "tokio" | "hyper" => external("the HTTP stack", &["serve"]),
                 _ => None,
             };
             problems.extend(problem);
@@ -270,9 +282,15 @@ fn check(files: &BTreeMap<String, String>) -> Vec<String> {
             let Some(target_layer) = layer_of(&target_module) else {
                 continue;
             };
-            if target_layer > layer {
+            if rank(target_layer) > rank(layer) {
                 problems.push(format!(
                     "{rel}: layer {} uses {target} of layer {}, above it",
+                    LAYERS[layer], LAYERS[target_layer]
+                ));
+            }
+            if rank(target_layer) == rank(layer) && target_layer != layer {
+                problems.push(format!(
+                    "{rel}: the front end {} uses the front end {} ({target})",
                     LAYERS[layer], LAYERS[target_layer]
                 ));
             }
@@ -435,6 +453,18 @@ fn the_checker_catches_each_kind_of_violation() {
             "use super::stats::f; use clap::Parser;",
         ),
         "analysis/other.rs: uses clap",
+    );
+    says(
+        with("serve/mod.rs", "use crate::explorer::App; pub fn run() {}"),
+        "serve/mod.rs: the front end serve uses the front end explorer",
+    );
+    says(
+        with("engine/mod.rs", "use axum::Router; pub fn f() {}"),
+        "engine/mod.rs: uses the HTTP stack",
+    );
+    assert_eq!(
+        with("serve/mod.rs", "use crate::model::Model; use axum::Router;"),
+        Vec::<String>::new()
     );
     let mut cyclic = tree(&ok);
     cyclic.insert(

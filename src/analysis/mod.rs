@@ -7,6 +7,7 @@ pub mod blanks;
 pub mod compare;
 pub mod lens;
 pub mod report;
+pub mod sample;
 pub mod search;
 pub mod stats;
 pub mod top;

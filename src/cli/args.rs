@@ -155,6 +155,20 @@ pub enum Cmd {
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
     },
+    /// Serve exact prompt logprobs over HTTP: OpenAI's completions endpoint (`echo`,
+    /// `logprobs`, `max_tokens` 0 or more), for lm-evaluation-harness and scripts
+    Serve {
+        /// Address to listen on; 0.0.0.0 for every interface (no authentication)
+        #[arg(long = "host", default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on (0: any free port, printed on stderr)
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Prompts scored side by side, each in its own KV-cache stream (also -np; the numbers
+        /// are those of scoring each alone); 1 scores one at a time
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallel: u32,
+    },
     /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
     Quantize {
         /// The model to read [default: the -m model]

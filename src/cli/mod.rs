@@ -11,6 +11,7 @@ mod lines;
 mod quantize;
 mod rpc_server;
 mod score;
+mod serve;
 mod settings;
 
 use std::path::PathBuf;
@@ -87,6 +88,11 @@ pub fn run() -> ExitCode {
                     only,
                     full_vocabulary,
                 } => bench::run(&settings, only, full_vocabulary),
+                Cmd::Serve {
+                    host,
+                    port,
+                    parallel,
+                } => serve::run(&settings, &host, port, parallel as usize),
                 Cmd::Quantize {
                     input,
                     output,

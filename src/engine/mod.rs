@@ -4,6 +4,7 @@
 
 mod candidates;
 pub mod compare;
+pub mod complete;
 
 pub use candidates::sequence_logprobs;
 pub mod fill;

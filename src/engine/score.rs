@@ -54,9 +54,25 @@ pub fn score_side_by_side(
 ) -> Result<Vec<Option<(ScoreReport, Evaluation)>>, ModelError> {
     let model = batch.model();
     let tokens: Vec<Vec<u32>> = texts.iter().map(|t| model.tokenize(t)).collect();
+    let evaluations = evaluate_side_by_side(batch, &tokens, view)?;
+    Ok(texts
+        .iter()
+        .zip(evaluations)
+        .map(|(text, ev)| ev.map(|ev| (report_of(model, text, view, &ev), ev)))
+        .collect())
+}
+
+/// Evaluate token sequences side by side on `batch`, as many at once as fit (see
+/// [`score_side_by_side`]): `None` for a sequence that is empty or longer than
+/// [`SIDE_BY_SIDE_TOKENS`] (evaluate it alone).
+pub fn evaluate_side_by_side(
+    batch: &mut Session<'_>,
+    tokens: &[Vec<u32>],
+    view: ViewOptions,
+) -> Result<Vec<Option<Evaluation>>, ModelError> {
     let fits = |t: &Vec<u32>| !t.is_empty() && t.len() <= SIDE_BY_SIDE_TOKENS.min(batch.n_ctx());
-    let mut out: Vec<Option<(ScoreReport, Evaluation)>> = texts.iter().map(|_| None).collect();
-    let todo: Vec<usize> = (0..texts.len()).filter(|&i| fits(&tokens[i])).collect();
+    let mut out: Vec<Option<Evaluation>> = tokens.iter().map(|_| None).collect();
+    let todo: Vec<usize> = (0..tokens.len()).filter(|&i| fits(&tokens[i])).collect();
     let mut at = 0;
     while at < todo.len() {
         let longest = todo[at..]
@@ -68,7 +84,7 @@ pub fn score_side_by_side(
         let group = &todo[at..(at + n).min(todo.len())];
         let refs: Vec<&[u32]> = group.iter().map(|&i| tokens[i].as_slice()).collect();
         for (&i, ev) in group.iter().zip(batch.evaluate_side_by_side(&refs, view)?) {
-            out[i] = Some((report_of(model, texts[i], view, &ev), ev));
+            out[i] = Some(ev);
         }
         at += group.len();
     }

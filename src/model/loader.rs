@@ -333,6 +333,13 @@ impl Model {
             .collect()
     }
 
+    /// Whether generation ends at token `id` (EOS, EOT and the other end-of-generation tokens
+    /// llama.cpp knows for this vocabulary).
+    pub fn is_end_of_generation(&self, id: u32) -> bool {
+        i32::try_from(id)
+            .is_ok_and(|t| self.model.vocab().is_eog(llama_cpp_2::token::LlamaToken(t)))
+    }
+
     /// Tokenize with the model's own BOS rule. Text that looks like a special token
     /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {

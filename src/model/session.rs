@@ -385,6 +385,29 @@ impl<'m> Session<'m> {
         Ok(Some((ev, lps)))
     }
 
+    /// Evaluate `tokens` (as [`Session::evaluate`]) and return the logits of the distribution
+    /// after the last token (the whole row, to sample from). `None` when cancelled.
+    pub fn next_logits(
+        &mut self,
+        tokens: &[u32],
+        view: ViewOptions,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<(Evaluation, Vec<f32>)>, ModelError> {
+        let ev = self.evaluate(tokens, view, cancel)?;
+        if ev.cancelled {
+            return Ok(None);
+        }
+        if ev.tokens.len() < tokens.len() {
+            return Err(ModelError::TooLong {
+                n_tokens: tokens.len(),
+                n_ctx: self.n_ctx,
+            });
+        }
+        // As in `next_logprobs`: the last row of the last decode.
+        let row = self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1);
+        Ok(Some((ev, row.to_vec())))
+    }
+
     /// `out[j]` = ln p(tokens[j] | tokens[..j]) (`None` for j = 0), the text decoded from
     /// scratch in [`plan_chunks`] as `score` decodes it (the cache is forgotten).
     pub(super) fn token_logprobs_alone(

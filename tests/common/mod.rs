@@ -4,6 +4,7 @@
 pub mod gguf_edit;
 pub mod models;
 pub mod rpc_server;
+pub mod server;
 pub mod synth;
 pub mod ui;
 

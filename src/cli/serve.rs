@@ -1,0 +1,30 @@
+//! `logitscope serve`: bind, load the model, serve until Ctrl-C.
+
+use std::process::ExitCode;
+
+use super::fatal::Fatal;
+use super::settings::Settings;
+
+pub fn run(settings: &Settings, host: &str, port: u16, parallel: usize) -> Result<ExitCode, Fatal> {
+    if settings.vs.is_some() || !settings.watch.is_empty() {
+        return Err(Fatal::other(
+            "serve takes one model and no --watch (they are for score and the explorer)",
+        ));
+    }
+    let listener = crate::serve::bind(host, port).map_err(Fatal::other)?;
+    let model = settings.load_model()?;
+    // The self-check decides how prompts are batched; run it before the first request.
+    let _ = model.layout();
+    let name = model.info().file_name;
+    let options = crate::serve::Options {
+        parallel,
+        view: settings.view,
+    };
+    crate::serve::run(listener, model, options, |addr| {
+        eprintln!(
+            "logitscope: serving {name} on http://{addr} (POST /v1/completions, GET /v1/models, GET /health; Ctrl-C stops)"
+        );
+    })
+    .map_err(Fatal::other)?;
+    Ok(ExitCode::SUCCESS)
+}

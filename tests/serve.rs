@@ -1,0 +1,392 @@
+//! `logitscope serve` on the real models: prompt logprobs bit for bit those of `score`, offsets
+//! in characters, generation after the prompt, and a server that survives bad clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::server::{score_tokens, Server};
+use serde_json::{json, Value};
+
+/// The reference sentences, and texts with multi-byte characters (accents, CJK, an emoji split
+/// over byte-level tokens).
+fn texts() -> Vec<String> {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sentences.txt");
+    let mut v: Vec<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.push("Café crème, naïve résumé: 東京は日本の首都です 🙂.".into());
+    v.push("Ünïcödé “quotes” — and ☕ after.".into());
+    v
+}
+
+/// The server's echoed prompt against `score`'s report of the same text: same tokens, the
+/// same logprobs as JSON numbers, offsets in characters, the first token null when nothing
+/// predicts it.
+fn assert_same(choice: &Value, report: &Value, what: &str) {
+    let lp = &choice["logprobs"];
+    let want = score_tokens(report);
+    let tokens: Vec<&str> = lp["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let got_lp = lp["token_logprobs"].as_array().unwrap();
+    let offsets: Vec<usize> = lp["text_offset"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(tokens.len(), want.len(), "{what}: token count");
+    for (i, (token, logprob, offset)) in want.iter().enumerate() {
+        assert_eq!(tokens[i], token, "{what}: token {i}");
+        // The same f64 prints as the same shortest decimal: compare the JSON text.
+        assert_eq!(
+            got_lp[i].to_string(),
+            logprob.to_string(),
+            "{what}: logprob of token {i} ({token:?})"
+        );
+        assert_eq!(offsets[i], *offset, "{what}: offset of token {i}");
+    }
+    let bos = report["tokens"][0]["special"].as_bool().unwrap();
+    assert_eq!(
+        got_lp[0].is_null(),
+        !bos,
+        "{what}: the first token is null exactly when no BOS predicts it"
+    );
+    assert_eq!(lp["top_logprobs"][0].is_null(), !bos, "{what}");
+    // Every other position lists its top 5, the token's own logprob among them when it ranks.
+    for (i, t) in report["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["special"].as_bool().unwrap())
+        .enumerate()
+    {
+        let top = &lp["top_logprobs"][i];
+        if top.is_null() {
+            continue;
+        }
+        let want_top: Vec<(String, String)> = t["top_logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(5)
+            .map(|e| {
+                (
+                    e["token"].as_str().unwrap().to_owned(),
+                    e["logprob"].to_string(),
+                )
+            })
+            .collect();
+        for (token, logprob) in &want_top {
+            assert!(
+                top.get(token).is_some(),
+                "{what}: top token {token:?} missing at {i}"
+            );
+            if want_top.iter().filter(|(t, _)| t == token).count() == 1 {
+                assert_eq!(
+                    &top[token].to_string(),
+                    logprob,
+                    "{what}: top {token:?} at {i}"
+                );
+            }
+        }
+    }
+    // Characters, as Python counts them: each offset points at the token's text.
+    let text = report["text"].as_str().unwrap();
+    let chars: Vec<char> = text.chars().collect();
+    let total = chars.len();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{what}: offsets");
+    assert!(
+        offsets.iter().all(|&o| o <= total),
+        "{what}: offsets in range"
+    );
+    assert_eq!(
+        choice["text"].as_str().unwrap(),
+        text,
+        "{what}: echoed text"
+    );
+}
+
+/// Every test model: the default model, the second test model (Gemma 3, BOS) and a K-quant.
+fn models() -> Vec<(String, std::path::PathBuf)> {
+    let mut v = common::models::both();
+    v.push(("SmolLM2 q4_k_m".into(), common::models::quant("q4_k_m")));
+    v
+}
+
+#[test]
+fn echoed_prompt_logprobs_are_those_of_score_bit_for_bit() {
+    let texts = texts();
+    for (name, path) in models() {
+        let reports = common::models::run_on(
+            &path,
+            "score",
+            &["--n-probs", "5"],
+            Some(&(texts.join("\n") + "\n")),
+        );
+        let server = Server::start(&path, &[]);
+        // All prompts in one request (scored side by side), then each alone.
+        let together = server.echo(json!(texts), 5);
+        assert_eq!(together.len(), texts.len());
+        for (i, (choice, report)) in together.iter().zip(&reports).enumerate() {
+            assert_eq!(choice["index"], i);
+            assert_same(choice, report, &format!("{name}, together, {:?}", texts[i]));
+        }
+        for (text, report) in texts.iter().zip(&reports) {
+            let alone = server.echo(json!(text), 5);
+            assert_same(&alone[0], report, &format!("{name}, alone, {text:?}"));
+            assert_eq!(alone[0]["finish_reason"], "length");
+        }
+        // The multi-byte text: offsets point at the characters the tokens begin with.
+        let text = &texts[texts.len() - 2];
+        let choice = &server.echo(json!(text), 0)[0];
+        let lp = &choice["logprobs"];
+        let chars: Vec<char> = text.chars().collect();
+        let mut rebuilt = String::new();
+        for (t, o) in lp["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(lp["text_offset"].as_array().unwrap())
+        {
+            let o = o.as_u64().unwrap() as usize;
+            let t = t.as_str().unwrap();
+            if !t.contains('\u{FFFD}') && !rebuilt.contains('\u{FFFD}') {
+                let here: String = chars[o..].iter().collect();
+                assert!(
+                    here.starts_with(t),
+                    "{name}: token {t:?} at char {o} of {text:?}"
+                );
+            }
+            rebuilt.push_str(t);
+        }
+        assert_eq!(
+            lp["text_offset"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .as_u64()
+                .unwrap() as usize,
+            chars.len() - 1,
+            "{name}: the last token '.' is the last character, counted in characters"
+        );
+    }
+}
+
+#[test]
+fn a_continuation_follows_the_echoed_prompt() {
+    for (name, path) in models() {
+        let server = Server::start(&path, &[]);
+        let prompt = "The capital of France is";
+        let report = &common::models::run_on(
+            &path,
+            "score",
+            &["--n-probs", "3"],
+            Some(&format!("{prompt}\n")),
+        )[0];
+        let (status, answer) = server.post(
+            "/v1/completions",
+            &json!({"prompt": prompt, "echo": true, "logprobs": 3, "max_tokens": 4, "temperature": 0}),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let choice = &answer["choices"][0];
+        let lp = &choice["logprobs"];
+        let n_prompt = score_tokens(report).len();
+        let tokens = lp["tokens"].as_array().unwrap();
+        let generated = tokens.len() - n_prompt;
+        assert!(
+            (1..=4).contains(&generated),
+            "{name}: {generated} tokens generated"
+        );
+        // Greedy: the first generated token is score's most likely next token, same number.
+        let next = &report["next"]["top_logprobs"][0];
+        assert_eq!(tokens[n_prompt], next["token"], "{name}");
+        assert_eq!(
+            lp["token_logprobs"][n_prompt].to_string(),
+            next["logprob"].to_string(),
+            "{name}"
+        );
+        assert_eq!(
+            lp["text_offset"][n_prompt].as_u64().unwrap() as usize,
+            prompt.chars().count(),
+            "{name}"
+        );
+        let text = choice["text"].as_str().unwrap();
+        let joined: String = tokens[n_prompt..]
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert_eq!(text, format!("{prompt}{joined}"), "{name}");
+        assert_eq!(answer["usage"]["completion_tokens"], generated, "{name}");
+        if generated == 4 {
+            assert_eq!(choice["finish_reason"], "length", "{name}");
+        }
+        // Greedy is deterministic; a stop string cuts the text before it.
+        let (_, again) = server.post(
+            "/v1/completions",
+            &json!({"prompt": prompt, "max_tokens": 4, "temperature": 0}),
+        );
+        assert_eq!(
+            again["choices"][0]["text"].as_str().unwrap(),
+            joined,
+            "{name}"
+        );
+        assert!(again["choices"][0]["logprobs"].is_null(), "{name}");
+        if generated >= 2 {
+            let second = tokens[n_prompt + 1].as_str().unwrap();
+            let cut = &joined[..joined.find(second).unwrap()];
+            if !cut.is_empty() && !second.trim().is_empty() {
+                let (_, stopped) = server.post(
+                    "/v1/completions",
+                    &json!({"prompt": prompt, "max_tokens": 4, "temperature": 0, "stop": [second]}),
+                );
+                assert_eq!(
+                    stopped["choices"][0]["text"], cut,
+                    "{name}: stop {second:?}"
+                );
+                assert_eq!(stopped["choices"][0]["finish_reason"], "stop", "{name}");
+            }
+        }
+        // Sampling with a seed is reproducible.
+        let sampled = |seed: u64| {
+            server.post(
+                "/v1/completions",
+                &json!({"prompt": prompt, "max_tokens": 5, "temperature": 1.0, "seed": seed, "logprobs": 1}),
+            )
+            .1["choices"][0]
+                .clone()
+        };
+        assert_eq!(sampled(7), sampled(7), "{name}");
+    }
+}
+
+/// One request written by hand on a socket, the connection closed before the answer.
+fn abandon(addr: &str, body: &str) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    drop(s);
+}
+
+#[test]
+fn a_thousand_requests_from_eight_clients_all_answer_right_and_bad_ones_get_clear_errors() {
+    let path = common::model_path();
+    let texts: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                "Request {i}: the {} sat on the mat.",
+                ["cat", "dog", "fox", "owl"][i % 4]
+            )
+        })
+        .collect();
+    let reports = common::models::run_on(&path, "score", &[], Some(&(texts.join("\n") + "\n")));
+    let want: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            score_tokens(r)
+                .into_iter()
+                .map(|t| t.1.to_string())
+                .collect()
+        })
+        .collect();
+    let mut server = Server::start(&path, &["-c", "256"]);
+    let server_ref = &server;
+    std::thread::scope(|scope| {
+        for client in 0..8 {
+            let (texts, want) = (&texts, &want);
+            scope.spawn(move || {
+                for k in 0..125 {
+                    let i = (client * 125 + k) % texts.len();
+                    let choice = &server_ref.echo(json!(texts[i]), 2)[0];
+                    let got: Vec<String> = choice["logprobs"]["token_logprobs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(Value::to_string)
+                        .collect();
+                    assert_eq!(got, want[i], "client {client}, request {k}: {:?}", texts[i]);
+                }
+            });
+        }
+    });
+    let still_right = |server: &Server| {
+        let choice = &server.echo(json!(texts[3]), 2)[0];
+        let got: Vec<String> = choice["logprobs"]["token_logprobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(got, want[3]);
+    };
+    // A client that leaves in the middle of a long generation.
+    abandon(
+        server.addr(),
+        r#"{"prompt": "Once upon a time", "max_tokens": 200, "temperature": 0}"#,
+    );
+    still_right(&server);
+    let error = |(status, answer): (u16, Value)| -> (u16, String) {
+        let e = &answer["error"];
+        assert!(e["type"].is_string(), "{answer}");
+        (status, e["message"].as_str().unwrap().to_owned())
+    };
+    // A 10 MB body.
+    let big = format!(r#"{{"prompt": "{}"}}"#, "a".repeat(10 << 20));
+    let (status, message) = error(server.post_raw("/v1/completions", big.as_bytes()));
+    assert_eq!(status, 413, "{message}");
+    assert!(message.contains("larger than"), "{message}");
+    still_right(&server);
+    // Malformed JSON, a wrong type, an empty prompt, a prompt longer than the context.
+    let (status, message) = error(server.post_raw("/v1/completions", b"{\"prompt\": \"a\""));
+    assert_eq!(status, 400, "{message}");
+    let (status, message) = error(server.post_raw("/v1/completions", b"{\"prompt\": 3}"));
+    assert_eq!(status, 400, "{message}");
+    let (status, message) = error(server.post("/v1/completions", &json!({"prompt": ""})));
+    assert_eq!(status, 400);
+    assert!(message.contains("empty"), "{message}");
+    let long = "word ".repeat(400);
+    let (status, answer) =
+        server.post("/v1/completions", &json!({"prompt": long, "max_tokens": 0}));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "context_length_exceeded");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("256"),
+        "{answer}"
+    );
+    let (status, _) = error(server.get("/v1/nothing"));
+    assert_eq!(status, 404);
+    still_right(&server);
+    // The other endpoints.
+    assert_eq!(server.get("/health"), (200, json!({"status": "ok"})));
+    let (status, models) = server.get("/v1/models");
+    assert_eq!(status, 200);
+    assert_eq!(
+        models["data"][0]["id"].as_str().unwrap(),
+        path.file_name().unwrap().to_str().unwrap()
+    );
+    // A half-sent request, then the connection dropped: still serving.
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"pro")
+        .unwrap();
+    drop(s);
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    still_right(&server);
+    assert!(server.alive());
+}
