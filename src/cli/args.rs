@@ -168,6 +168,10 @@ pub enum Cmd {
         /// are those of scoring each alone); 1 scores one at a time
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
         parallel: u32,
+        /// Tokens generated for a request that names no max_tokens (cut to what the context
+        /// holds) [default: 16, OpenAI's]
+        #[arg(short = 'n', long = "n-predict", default_value_t = crate::serve::DEFAULT_MAX_TOKENS as u32)]
+        n_predict: u32,
     },
     /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
     Quantize {

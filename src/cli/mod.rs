@@ -92,7 +92,14 @@ pub fn run() -> ExitCode {
                     host,
                     port,
                     parallel,
-                } => serve::run(&settings, &host, port, parallel as usize),
+                    n_predict,
+                } => serve::run(
+                    &settings,
+                    &host,
+                    port,
+                    parallel as usize,
+                    n_predict as usize,
+                ),
                 Cmd::Quantize {
                     input,
                     output,

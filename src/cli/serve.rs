@@ -5,7 +5,13 @@ use std::process::ExitCode;
 use super::fatal::Fatal;
 use super::settings::Settings;
 
-pub fn run(settings: &Settings, host: &str, port: u16, parallel: usize) -> Result<ExitCode, Fatal> {
+pub fn run(
+    settings: &Settings,
+    host: &str,
+    port: u16,
+    parallel: usize,
+    default_max_tokens: usize,
+) -> Result<ExitCode, Fatal> {
     if settings.vs.is_some() || !settings.watch.is_empty() {
         return Err(Fatal::other(
             "serve takes one model and no --watch (they are for score and the explorer)",
@@ -19,6 +25,7 @@ pub fn run(settings: &Settings, host: &str, port: u16, parallel: usize) -> Resul
     let options = crate::serve::Options {
         parallel,
         view: settings.view,
+        default_max_tokens,
     };
     crate::serve::run(listener, model, options, |addr| {
         eprintln!(

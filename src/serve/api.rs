@@ -53,6 +53,9 @@ pub enum Prompt {
 pub struct Params {
     pub prompts: Vec<Prompt>,
     pub max_tokens: usize,
+    /// The request named `max_tokens` (a prompt it does not fit with is refused); otherwise
+    /// the server's default applies, cut to what the context holds.
+    pub max_tokens_asked: bool,
     pub echo: bool,
     /// `None`: no `logprobs` object; `Some(n)`: the n most likely tokens at each position.
     pub logprobs: Option<usize>,
@@ -61,7 +64,7 @@ pub struct Params {
     pub seed: Option<u64>,
 }
 
-/// OpenAI's default `max_tokens` for completions.
+/// OpenAI's default `max_tokens` for completions (the server's `-n` changes it).
 pub const DEFAULT_MAX_TOKENS: usize = 16;
 /// The most top tokens a position may list.
 pub const MAX_LOGPROBS: usize = 1000;
@@ -69,7 +72,8 @@ pub const MAX_LOGPROBS: usize = 1000;
 pub const MAX_PROMPTS: usize = 2048;
 
 impl CompletionRequest {
-    pub fn check(self) -> Result<Params, ApiError> {
+    /// Check the request; `default_max_tokens` applies when it names no `max_tokens`.
+    pub fn check(self, default_max_tokens: usize) -> Result<Params, ApiError> {
         let bad = |param: &'static str, message: String| ApiError::invalid(message, Some(param));
         if self.stream == Some(true) {
             return Err(bad("stream", "streaming is not supported".into()));
@@ -112,7 +116,7 @@ impl CompletionRequest {
             return Err(bad("prompt", format!("{which}: there is nothing to score")));
         }
         let max_tokens = match self.max_tokens {
-            None => DEFAULT_MAX_TOKENS,
+            None => default_max_tokens,
             Some(n) if n >= 0 => n as usize,
             Some(n) => {
                 return Err(bad(
@@ -161,6 +165,7 @@ impl CompletionRequest {
         Ok(Params {
             prompts,
             max_tokens,
+            max_tokens_asked: self.max_tokens.is_some(),
             echo: self.echo.unwrap_or(false),
             logprobs,
             choice,
@@ -305,7 +310,7 @@ mod tests {
     fn parse(json: &str) -> Result<Params, ApiError> {
         serde_json::from_str::<CompletionRequest>(json)
             .expect("valid JSON")
-            .check()
+            .check(DEFAULT_MAX_TOKENS)
     }
 
     #[test]

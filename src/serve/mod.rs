@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-pub use api::{ApiError, CompletionRequest};
+pub use api::{ApiError, CompletionRequest, DEFAULT_MAX_TOKENS};
 
 use crate::analysis::stats::ViewOptions;
 use crate::model::Model;
@@ -43,6 +43,8 @@ pub struct Options {
     pub parallel: usize,
     /// The temperature of every number (the model is unchanged), as `score --temp`.
     pub view: ViewOptions,
+    /// Tokens generated for a request that names no `max_tokens` (llama.cpp's `-n`).
+    pub default_max_tokens: usize,
 }
 
 /// Bind the address first, so that a port in use is an error before the model loads.
@@ -57,6 +59,7 @@ pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, String> {
 
 struct Shared {
     jobs: mpsc::Sender<Job>,
+    default_max_tokens: usize,
     model: String,
     next_id: AtomicU64,
 }
@@ -77,6 +80,7 @@ pub fn run(
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
     let shared = Arc::new(Shared {
         jobs: tx,
+        default_max_tokens: options.default_max_tokens,
         model: model.info().file_name,
         next_id: AtomicU64::new(0),
     });
@@ -163,7 +167,7 @@ async fn completions(
             None,
         )
     })?;
-    let params = request.check()?;
+    let params = request.check(shared.default_max_tokens)?;
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

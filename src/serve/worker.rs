@@ -109,11 +109,11 @@ fn serve_round(completer: &mut Completer<'_>, view: ViewOptions, round: Vec<Job>
                 }
             };
             let need = item.tokens.len() + job.params.max_tokens;
-            if item.tokens.len() > n_ctx || need > n_ctx {
+            if item.tokens.len() > n_ctx || (need > n_ctx && job.params.max_tokens_asked) {
                 refused[j] = Some(ApiError::too_long(format!(
                     "the context holds {n_ctx} tokens, but the prompt has {} and max_tokens asks for {} more (start the server with a larger -c)",
                     item.tokens.len(),
-                    job.params.max_tokens
+                    if job.params.max_tokens_asked { job.params.max_tokens } else { 0 }
                 )));
             }
             items.push(item);
