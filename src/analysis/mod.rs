@@ -6,6 +6,7 @@
 pub mod blanks;
 pub mod compare;
 pub mod lens;
+pub mod pairs;
 pub mod report;
 pub mod sample;
 pub mod search;

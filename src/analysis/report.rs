@@ -403,7 +403,7 @@ pub fn csv_error(line: usize, columns: usize, error: &str) -> String {
 }
 
 /// One CSV line (RFC 4180 quoting, by the csv crate).
-fn csv_line(cols: &[String]) -> String {
+pub fn csv_line(cols: &[String]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(cols);
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

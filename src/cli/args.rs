@@ -79,6 +79,16 @@ pub enum Format {
     Csv,
 }
 
+/// `pairs --reduce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Reduce {
+    /// The total log-probability
+    #[default]
+    Sum,
+    /// The mean log-probability per scored token
+    Mean,
+}
+
 /// A table of `logitscope bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTable {
@@ -154,6 +164,35 @@ pub enum Cmd {
         /// Keep large tensors sent by clients in this directory, so the next load skips them
         #[arg(long, value_name = "DIR")]
         cache: Option<PathBuf>,
+    },
+    /// Minimal pairs: which of two sentences the model prefers, and where; tab-separated
+    /// lines `good<TAB>bad[<TAB>label…]`, one JSON object per pair, then the accuracy
+    Pairs {
+        /// The pairs file; without it, stdin (a header line `good<TAB>bad` is skipped)
+        file: Option<PathBuf>,
+        /// json (one object per pair, then a summary object) or csv (one row per pair)
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// Only the summary: accuracy overall and per label (the first label column)
+        #[arg(long)]
+        summary: bool,
+        /// How a sentence is scored: its total logprob (sum) or the mean per scored token
+        #[arg(long, value_enum, default_value_t)]
+        reduce: Reduce,
+        /// Score every sentence's first token too, from BOS, on a model whose tokenizer adds
+        /// none (by default it is unscored there, as in `score`: totals equal `score`'s)
+        #[arg(long)]
+        bos: bool,
+        /// The deciding position is the first aligned token whose |Δ logprob| exceeds this
+        /// (nats)
+        #[arg(long, default_value_t = 1.0)]
+        threshold: f64,
+        /// Sentences scored side by side (also -np); 1 scores one at a time
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallel: u32,
+        /// The first line is a header, whatever its columns say
+        #[arg(long)]
+        header: bool,
     },
     /// Serve exact prompt logprobs over HTTP: OpenAI's completions endpoint (`echo`,
     /// `logprobs`, `max_tokens` 0 or more), for lm-evaluation-harness and scripts

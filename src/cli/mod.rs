@@ -8,6 +8,7 @@ mod fatal;
 mod fetch;
 mod fill;
 mod lines;
+mod pairs;
 mod quantize;
 mod rpc_server;
 mod score;
@@ -88,6 +89,31 @@ pub fn run() -> ExitCode {
                     only,
                     full_vocabulary,
                 } => bench::run(&settings, only, full_vocabulary),
+                Cmd::Pairs {
+                    file,
+                    format,
+                    summary,
+                    reduce,
+                    bos,
+                    threshold,
+                    parallel,
+                    header,
+                } => pairs::run(
+                    &settings,
+                    pairs::Options {
+                        file,
+                        format,
+                        summary_only: summary,
+                        reduction: match reduce {
+                            args::Reduce::Sum => crate::analysis::pairs::Reduction::Sum,
+                            args::Reduce::Mean => crate::analysis::pairs::Reduction::Mean,
+                        },
+                        bos,
+                        threshold,
+                        parallel: parallel as usize,
+                        header,
+                    },
+                ),
                 Cmd::Serve {
                     host,
                     port,

@@ -5,9 +5,9 @@
 
 use crate::analysis::sample::{sample, Choice};
 use crate::analysis::stats::{logprobs_of, TopEntry, ViewOptions};
-use crate::model::{Evaluation, Model, ModelError, Session};
+use crate::model::{Evaluation, Model, ModelError};
 
-use super::score::{evaluate_side_by_side, SIDE_BY_SIDE_TOKENS};
+use super::score::Batcher;
 
 /// What to generate after a prompt.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,71 +46,36 @@ pub struct Continuation {
     pub finish: Finish,
 }
 
-/// A model's sessions for completions: one for texts alone and generation, one of several
-/// streams (made on first use) for prompts side by side.
+/// A model's sessions for completions: the prompts are evaluated as `score` evaluates many
+/// texts ([`Batcher`]), continuations on its session for texts alone.
 pub struct Completer<'m> {
-    model: &'m Model,
-    main: Session<'m>,
-    batch: Option<Session<'m>>,
-    parallel: usize,
+    batcher: Batcher<'m>,
 }
 
 impl<'m> Completer<'m> {
     /// `parallel` prompts at most are evaluated side by side (1: one at a time).
     pub fn new(model: &'m Model, parallel: usize) -> Result<Self, ModelError> {
         Ok(Self {
-            model,
-            main: model.session()?,
-            batch: None,
-            parallel: parallel.max(1),
+            batcher: Batcher::new(model, parallel)?,
         })
     }
 
     pub fn model(&self) -> &'m Model {
-        self.model
+        self.batcher.model()
     }
 
     /// The most tokens a prompt and its continuation may have together.
     pub fn n_ctx(&self) -> usize {
-        self.main.n_ctx()
+        self.batcher.n_ctx()
     }
 
-    /// Evaluate each prompt (non-empty, at most [`Completer::n_ctx`] tokens): side by side
-    /// where several fit, alone otherwise; the same evaluations either way.
+    /// Evaluate each prompt (non-empty, at most [`Completer::n_ctx`] tokens).
     pub fn evaluate_prompts(
         &mut self,
         prompts: &[Vec<u32>],
         view: ViewOptions,
     ) -> Vec<Result<Evaluation, ModelError>> {
-        let mut ready: Vec<Option<Evaluation>> = prompts.iter().map(|_| None).collect();
-        let several = prompts
-            .iter()
-            .filter(|t| !t.is_empty() && t.len() <= SIDE_BY_SIDE_TOKENS)
-            .count()
-            > 1;
-        if several && self.parallel > 1 {
-            if self.batch.is_none() {
-                self.batch = self
-                    .model
-                    .batch_session(self.parallel as u32, SIDE_BY_SIDE_TOKENS as u32)
-                    .map_err(|e| tracing::warn!("prompts one at a time: {e}"))
-                    .ok();
-            }
-            if let Some(batch) = &mut self.batch {
-                match evaluate_side_by_side(batch, prompts, view) {
-                    Ok(r) => ready = r,
-                    Err(e) => tracing::warn!("side by side failed, one at a time: {e}"),
-                }
-            }
-        }
-        prompts
-            .iter()
-            .zip(ready)
-            .map(|(tokens, ready)| match ready {
-                Some(ev) => Ok(ev),
-                None => self.main.evaluate(tokens, view, &|| false),
-            })
-            .collect()
+        self.batcher.evaluate_all(prompts, view)
     }
 
     /// Continue the evaluated `prompt`. `draw` gives uniform numbers in [0, 1) for sampling;
@@ -123,7 +88,7 @@ impl<'m> Completer<'m> {
         draw: &mut dyn FnMut() -> f64,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<Continuation>, ModelError> {
-        let vocab = self.model.vocab().clone();
+        let vocab = self.model().vocab().clone();
         let view = ViewOptions {
             n_probs: view.n_probs.max(1),
             ..view
@@ -145,13 +110,13 @@ impl<'m> Completer<'m> {
                     None => return Ok(Some(out)),
                 },
                 Choice::Greedy => {
-                    let ev = self.main.evaluate(&all, view, cancel)?;
+                    let ev = self.batcher.main.evaluate(&all, view, cancel)?;
                     match (ev.cancelled, ev.rows.last()) {
                         (false, Some(row)) => (row.clone(), None),
                         _ => return Ok(None),
                     }
                 }
-                Choice::Sample { .. } => match self.main.next_logits(&all, view, cancel)? {
+                Choice::Sample { .. } => match self.batcher.main.next_logits(&all, view, cancel)? {
                     Some((ev, logits)) => match ev.rows.last() {
                         Some(row) => (row.clone(), Some(logits)),
                         None => return Ok(Some(out)),
@@ -177,7 +142,7 @@ impl<'m> Completer<'m> {
                     None => return Ok(Some(out)),
                 },
             };
-            if self.model.is_end_of_generation(id) {
+            if self.model().is_end_of_generation(id) {
                 out.finish = Finish::Stop;
                 break;
             }

@@ -91,6 +91,74 @@ pub fn evaluate_side_by_side(
     Ok(out)
 }
 
+/// A model's sessions for scoring many texts: one for texts alone, one of several streams
+/// (made on first use) for texts side by side.
+pub struct Batcher<'m> {
+    model: &'m Model,
+    pub(crate) main: Session<'m>,
+    batch: Option<Session<'m>>,
+    parallel: usize,
+}
+
+impl<'m> Batcher<'m> {
+    /// `parallel` texts at most are evaluated side by side (1: one at a time).
+    pub fn new(model: &'m Model, parallel: usize) -> Result<Self, ModelError> {
+        Ok(Self {
+            model,
+            main: model.session()?,
+            batch: None,
+            parallel: parallel.max(1),
+        })
+    }
+
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Tokens one text may have.
+    pub fn n_ctx(&self) -> usize {
+        self.main.n_ctx()
+    }
+
+    /// Evaluate each token sequence: side by side where several fit, alone otherwise; the
+    /// same evaluations either way (those of `score`).
+    pub fn evaluate_all(
+        &mut self,
+        texts: &[Vec<u32>],
+        view: ViewOptions,
+    ) -> Vec<Result<Evaluation, ModelError>> {
+        let mut ready: Vec<Option<Evaluation>> = texts.iter().map(|_| None).collect();
+        let several = texts
+            .iter()
+            .filter(|t| !t.is_empty() && t.len() <= SIDE_BY_SIDE_TOKENS)
+            .count()
+            > 1;
+        if several && self.parallel > 1 {
+            if self.batch.is_none() {
+                self.batch = self
+                    .model
+                    .batch_session(self.parallel as u32, SIDE_BY_SIDE_TOKENS as u32)
+                    .map_err(|e| tracing::warn!("texts one at a time: {e}"))
+                    .ok();
+            }
+            if let Some(batch) = &mut self.batch {
+                match evaluate_side_by_side(batch, texts, view) {
+                    Ok(r) => ready = r,
+                    Err(e) => tracing::warn!("side by side failed, one at a time: {e}"),
+                }
+            }
+        }
+        texts
+            .iter()
+            .zip(ready)
+            .map(|(tokens, ready)| match ready {
+                Some(ev) => Ok(ev),
+                None => self.main.evaluate(tokens, view, &|| false),
+            })
+            .collect()
+    }
+}
+
 /// Add the extras to a report of `tokens` whose rows are `rows` (made by a session watching
 /// the one-token words, see `engine::watch::single_ids`). Words of several tokens are decoded
 /// after every position on `batch` (a multi-stream session, made on first use).

@@ -340,6 +340,14 @@ impl Model {
             .is_ok_and(|t| self.model.vocab().is_eog(llama_cpp_2::token::LlamaToken(t)))
     }
 
+    /// The BOS token, and whether tokenizing adds it (`pairs --bos` puts it before a text of
+    /// a model that does not). `None` when the vocabulary has none.
+    pub fn bos(&self) -> Option<(u32, bool)> {
+        let vocab = self.model.vocab();
+        let id = u32::try_from(vocab.bos().0).ok()?;
+        ((id as usize) < self.vocab.len()).then(|| (id, vocab.should_add_bos()))
+    }
+
     /// Tokenize with the model's own BOS rule. Text that looks like a special token
     /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {
