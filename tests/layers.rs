@@ -297,7 +297,7 @@ fn check(files: &BTreeMap<String, String>) -> Vec<String> {
             if LAYERS[target_layer] == "cli" && !is_main && LAYERS[layer] != "cli" {
                 problems.push(format!("{rel}: uses the command line ({target})"));
             }
-            let state_file = rel == "explorer/state.rs" || rel == "explorer/update.rs";
+            let state_file = rel == "explorer/state.rs" || rel.starts_with("explorer/update");
             if state_file && target.starts_with("explorer/views") {
                 problems.push(format!(
                     "{rel}: the explorer's state uses drawing code ({target})"

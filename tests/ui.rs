@@ -155,7 +155,7 @@ fn fill_report(app: &App, rng: &mut Rng) -> FillReport {
     };
     let n = 1 + rng.below(12) as u32;
     FillReport {
-        text: app.editor.text().into(),
+        text: app.editor().text().into(),
         model: "tiny-test.gguf".into(),
         temperature: 1.0,
         order: "left to right",
@@ -279,7 +279,7 @@ fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
     let status: String = (0..buf.area.width)
         .map(|x| buf[(x, a.status.y)].symbol())
         .collect();
-    if let Some(s) = &app.scored {
+    if let Some(s) = &app.sentence().scored {
         let want = format!("{} tokens", s.tokens.len());
         assert!(
             status.contains(&want),
@@ -388,18 +388,20 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
             }),
             8 => {
                 // The engine answers, sometimes late, sometimes for text long gone.
-                let g = app.generation.saturating_sub(rng.below(3));
+                let g = app.sentence().generation.saturating_sub(rng.below(3));
                 Msg::Engine(EngineMsg::Evaluated {
+                    sentence: 0,
                     generation: g,
                     result: Ok(scored(SENTENCE)),
                 })
             }
             9 => Msg::Engine(EngineMsg::Evaluated {
-                generation: app.generation,
+                sentence: 0,
+                generation: app.sentence().generation,
                 result: Err("context full".into()),
             }),
             10 => Msg::Engine(EngineMsg::FillProgress {
-                generation: app.fill.generation.saturating_sub(rng.below(2)),
+                generation: app.sentence().fill.generation.saturating_sub(rng.below(2)),
                 blank: rng.below(3) as usize,
                 done: rng.below(500) as usize,
                 total: rng.below(500) as usize,
@@ -414,7 +416,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     Ok(Box::new(fill_report(&app, &mut rng)))
                 };
                 Msg::Engine(EngineMsg::Filled {
-                    generation: app.fill.generation.saturating_sub(rng.below(2)),
+                    generation: app.sentence().fill.generation.saturating_sub(rng.below(2)),
                     result,
                 })
             }
@@ -509,7 +511,7 @@ fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
         logprob: p.ln(),
     };
     FillReport {
-        text: app.editor.text().into(),
+        text: app.editor().text().into(),
         model: "tiny-test.gguf".into(),
         temperature: 1.0,
         order: "left to right",
@@ -541,7 +543,7 @@ fn chef_blank_app() -> (App, u64) {
         &mut app,
         Msg::Paste("The chef seasoned the soup with a pinch of ____.".into()),
     );
-    let g = app.fill.generation;
+    let g = app.sentence().fill.generation;
     (app, g)
 }
 
@@ -723,7 +725,7 @@ fn snapshot_watch_rows() {
             },
         ];
     }
-    let g = app.generation;
+    let g = app.sentence().generation;
     let cmds = deliver(&mut app, s);
     // The words of several tokens are asked for at the selected position.
     assert!(
@@ -734,6 +736,7 @@ fn snapshot_watch_rows() {
     update(
         &mut app,
         Msg::Engine(EngineMsg::WatchedAt {
+            sentence: 0,
             generation: g,
             position: 8,
             values: vec![logitscope::analysis::watch::WatchValue {

@@ -193,7 +193,7 @@ fn the_lens_follows_a_new_text_and_drops_the_old_one() {
     let mut app = lens_app(100, 30);
     let old = app.lens.epoch;
     update(&mut app, key(KeyCode::Char('x')));
-    let text = app.editor.text().to_owned();
+    let text = app.editor().text().to_owned();
     let cmds = deliver(&mut app, scored(&text));
     assert!(asked(&cmds).is_some(), "the new text's lens is asked for");
     assert_eq!(app.lens.epoch, old + 1);

@@ -53,10 +53,11 @@ const LENS_TOP: usize = 3;
 /// Tokens the H·W panel lists.
 const HW_TOKENS: usize = 8;
 
-/// The explorer's sessions on one model (and a second, with `--vs`).
+/// The explorer's sessions on one model (and a second, with `--vs`): one per sentence, each
+/// with its own prefix reuse.
 pub struct Workbench<'m> {
     model: &'m Model,
-    main: Session<'m>,
+    sentences: Vec<Session<'m>>,
     filler: Filler<'m>,
     second: Option<(Session<'m>, PairCache)>,
     lenses: Lenses<'m>,
@@ -64,13 +65,13 @@ pub struct Workbench<'m> {
 
 impl<'m> Workbench<'m> {
     pub fn new(model: &'m Model, second: Option<&'m Model>) -> Result<Self, ModelError> {
-        let main = model.session()?;
+        let sentences = vec![model.session()?];
         let second = second
             .map(|b| b.session().map(|s| (s, PairCache::default())))
             .transpose()?;
         Ok(Self {
             model,
-            main,
+            sentences,
             filler: Filler::new(model),
             second,
             lenses: Lenses::new(model),
@@ -79,31 +80,42 @@ impl<'m> Workbench<'m> {
 
     /// Tokens one text may have.
     pub fn n_ctx(&self) -> usize {
-        self.main.n_ctx()
+        self.sentences[0].n_ctx()
     }
 
-    /// Every position's distribution of `text` (and model B's, compared), watching the
-    /// one-token words of `watch`. `None` when cancelled.
+    /// Sentence `n`'s session (made on first use).
+    fn session(&mut self, n: usize) -> Result<&mut Session<'m>, ModelError> {
+        while self.sentences.len() <= n {
+            self.sentences.push(self.model.session()?);
+        }
+        Ok(&mut self.sentences[n])
+    }
+
+    /// Every position's distribution of `text`, sentence `sentence` of the explorer (and
+    /// model B's, compared), watching the one-token words of `watch`. `None` when cancelled.
     pub fn evaluate(
         &mut self,
+        sentence: usize,
         text: &str,
         view: ViewOptions,
         watch: &[String],
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<Evaluated>, ModelError> {
         let ids = single_ids(&resolve(self.model, watch));
-        self.main.set_watch(&ids);
         let tokens = self.model.tokenize(text);
+        self.session(sentence)?;
+        let main = &mut self.sentences[sentence];
+        main.set_watch(&ids);
         let done = match &mut self.second {
             Some((b, cache)) => {
-                let c = evaluate_compared(&mut self.main, b, cache, &tokens, view, cancel)?;
+                let c = evaluate_compared(main, b, cache, &tokens, view, cancel)?;
                 Evaluated {
                     ev: c.a,
                     compare: Some((c.b.rows, c.rows)),
                 }
             }
             None => Evaluated {
-                ev: self.main.evaluate(&tokens, view, cancel)?,
+                ev: main.evaluate(&tokens, view, cancel)?,
                 compare: None,
             },
         };
@@ -115,6 +127,7 @@ impl<'m> Workbench<'m> {
     /// `None` when cancelled or the position is past the text.
     pub fn watch_at(
         &mut self,
+        sentence: usize,
         text: &str,
         position: usize,
         words: &[String],
@@ -123,8 +136,9 @@ impl<'m> Workbench<'m> {
     ) -> Result<Option<Vec<WatchValue>>, ModelError> {
         let list = resolve(self.model, words);
         let tokens = self.model.tokenize(text);
-        self.main.set_watch(&single_ids(&list));
-        let ev = self.main.evaluate(&tokens, view, cancel)?;
+        let main = self.session(sentence)?;
+        main.set_watch(&single_ids(&list));
+        let ev = main.evaluate(&tokens, view, cancel)?;
         if ev.cancelled {
             return Ok(None);
         }
@@ -159,7 +173,10 @@ impl<'m> Workbench<'m> {
         cancel: &dyn Fn() -> bool,
         on_update: &mut dyn FnMut(FillUpdate),
     ) -> Result<FillReport, FillError> {
-        self.filler.fill(&mut self.main, request, cancel, on_update)
+        let tokens = self.model.tokenize(&request.text);
+        let held = holding(&self.sentences, &tokens);
+        self.filler
+            .fill(&mut self.sentences[held], request, cancel, on_update)
     }
 
     /// The lens of `text`: its status, the column asked for first (with its H·W panel), then
@@ -189,7 +206,8 @@ impl<'m> Workbench<'m> {
             return say(LensUpdate::Status(run.status.clone()));
         }
         // The rows shown for this text (the main session has them cached).
-        let shown = match self.main.evaluate(&tokens, view, cancel) {
+        let held = holding(&self.sentences, &tokens);
+        let shown = match self.sentences[held].evaluate(&tokens, view, cancel) {
             Ok(ev) if !ev.cancelled => ev.rows,
             Ok(_) => return,
             Err(e) => return say(LensUpdate::Failed(e.to_string())),
@@ -244,4 +262,15 @@ impl<'m> Workbench<'m> {
             }
         }
     }
+}
+
+/// The session that holds most of `tokens` already (for work on the text shown, whichever
+/// sentence it is).
+fn holding(sentences: &[Session<'_>], tokens: &[u32]) -> usize {
+    (0..sentences.len())
+        .max_by_key(|&i| {
+            let held = crate::model::common_prefix(sentences[i].cached(), tokens);
+            (held, std::cmp::Reverse(i))
+        })
+        .unwrap_or(0)
 }

@@ -22,7 +22,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     }
     let selected = app.selected_position();
-    let Some(scored) = &app.scored else {
+    let Some(scored) = app.sentences[app.active].scored.as_ref() else {
         return Vec::new();
     };
     let lens = &mut app.lens;
@@ -93,9 +93,9 @@ mod tests {
 
     fn app_with(tokens: usize) -> App {
         let mut app = App::new(ViewOptions::default(), vec![], true);
-        app.editor.set_text("a b c");
+        app.sentence_mut().editor.set_text("a b c");
         let row = summarize_row(&[1.0, 2.0, 3.0], 1.0, 2, Some(1)).unwrap();
-        app.scored = Some(Scored {
+        app.sentence_mut().scored = Some(Scored {
             text: "a b c".into(),
             tokens: vec![1; tokens],
             rows: vec![row; tokens],
@@ -143,7 +143,7 @@ mod tests {
         assert!(request(&mut app).is_empty(), "asked once");
         let epoch = app.lens.epoch;
         on_update(&mut app, epoch, LensUpdate::Status(status(3)));
-        let rows = app.scored.as_ref().unwrap().rows.clone();
+        let rows = app.scored().unwrap().rows.clone();
         on_update(
             &mut app,
             epoch,
@@ -183,10 +183,10 @@ mod tests {
         toggle(&mut app, Inspect::Lens);
         request(&mut app);
         let old = app.lens.epoch;
-        let mut scored = app.scored.clone().unwrap();
+        let mut scored = app.scored().cloned().unwrap();
         scored.text = "a b d".into();
-        app.editor.set_text("a b d");
-        app.scored = Some(scored);
+        app.sentence_mut().editor.set_text("a b d");
+        app.sentence_mut().scored = Some(scored);
         assert!(asked(&request(&mut app)).is_some());
         assert_eq!(app.lens.epoch, old + 1);
         on_update(&mut app, old, LensUpdate::Status(status(3)));

@@ -76,6 +76,10 @@ pub enum Action {
     ToggleWords,
     /// Write what is shown to a JSON file.
     Export,
+    /// Open a second sentence line (a minimal pair), or close it.
+    TogglePair,
+    /// Edit the other sentence of the pair.
+    SwitchSentence,
     /// Open or close the logit lens view.
     ToggleLens,
     /// Open or close the H·W panel.
@@ -299,6 +303,14 @@ pub static KEYMAP: &[Row] = &[
         bindings: &[b(S::View, k(C::Char('s')), M::Ctrl, A::Export)],
     },
     Row {
+        keys: "Ctrl-P  Ctrl-O",
+        what: "minimal pair: second line on/off, switch",
+        bindings: &[
+            b(S::View, k(C::Char('p')), M::Ctrl, A::TogglePair),
+            b(S::View, k(C::Char('o')), M::Ctrl, A::SwitchSentence),
+        ],
+    },
+    Row {
         keys: "",
         what: "",
         bindings: &[
@@ -404,9 +416,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 18);
+        assert_eq!(keys.len(), 19);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[17], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[18], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

@@ -79,7 +79,7 @@ pub fn chip_label(bytes: &[u8]) -> String {
 /// The chips laid out in `inner` (the strip without its border), scrolled so the selected
 /// chip is visible. Chips wider than the strip are cut.
 pub fn chip_layout(app: &App, inner: Rect) -> Vec<Chip> {
-    let (Some(scored), Some(vocab)) = (&app.scored, app.vocab()) else {
+    let (Some(scored), Some(vocab)) = (app.scored(), app.vocab()) else {
         return Vec::new();
     };
     if inner.width < 2 || inner.height == 0 {

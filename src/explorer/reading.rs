@@ -8,11 +8,12 @@ use crate::explorer::worker::protocol::{Job, TextGen};
 /// Ask for the watched words' probability at the selected position (words of several tokens
 /// need extra decodes; one-token words come with every evaluation).
 pub fn watch_at_selection(app: &App) -> Vec<Command> {
-    match &app.scored {
+    match app.scored() {
         Some(s) if !app.watch.is_empty() && !app.stale() => {
             let position = app.selected_token().saturating_sub(1);
             vec![Command::Run(Job::Watch {
-                generation: TextGen(app.shown_generation),
+                sentence: app.active,
+                generation: TextGen(app.sentence().shown_generation),
                 text: s.text.clone(),
                 position,
                 words: app.watch.clone(),
@@ -26,7 +27,7 @@ pub fn watch_at_selection(app: &App) -> Vec<Command> {
 /// Ask for what is shown to be written to a file: the `score` report of the text on screen
 /// (words, watched words and the comparison included), and the fill-in report.
 pub fn export(app: &mut App) -> Vec<Command> {
-    let (Some(scored), Some(m)) = (&app.scored, &app.model) else {
+    let (Some(scored), Some(m)) = (app.scored(), &app.model) else {
         app.notice = Some("nothing to export yet".into());
         return Vec::new();
     };
@@ -61,10 +62,10 @@ pub fn export(app: &mut App) -> Vec<Command> {
         score: report,
         watch: app.watch.clone(),
         fill: app
-            .fill
+            .fill()
             .report
             .as_deref()
-            .filter(|r| r.text == app.editor.text())
+            .filter(|r| r.text == app.editor().text())
             .cloned(),
     };
     vec![Command::Export(Box::new(export))]

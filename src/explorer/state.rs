@@ -117,17 +117,14 @@ pub struct LoadedModel {
 pub const TEMPS: [f32; 12] = [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0];
 pub const MAX_K: usize = 50;
 
-#[derive(Debug, Clone)]
-pub struct App {
-    pub phase: Phase,
-    pub model: Option<LoadedModel>,
+/// One sentence of the explorer: its line, its evaluations and fill, the watched words at its
+/// selected position. The explorer holds one, or two for a minimal pair.
+#[derive(Debug, Clone, Default)]
+pub struct Sentence {
     pub editor: LineEditor,
     pub input_scroll: usize,
-    pub history: History,
-    pub view: ViewOptions,
-    /// How much of the vocabulary a fill searches.
-    pub search: Budget,
-    /// Generation of the newest evaluation asked for.
+    /// Generation of the newest evaluation asked for (from the app's one clock, so that
+    /// tickets of different sentences never collide).
     pub generation: u64,
     /// Results of generations below this are dropped: the generation shown, or the one at
     /// which the line was cleared.
@@ -135,6 +132,26 @@ pub struct App {
     /// The newest evaluation received (possibly of an older text: then the view is stale).
     pub scored: Option<Scored>,
     pub eval_error: Option<String>,
+    pub fill: FillState,
+    /// Words of several tokens: their probability as the continuation at one position
+    /// (generation, position, values), computed on request for the selected position.
+    pub watch_at: Option<(u64, usize, Vec<crate::analysis::watch::WatchValue>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub phase: Phase,
+    pub model: Option<LoadedModel>,
+    /// The sentences: one, or two (a minimal pair, Ctrl-P).
+    pub sentences: Vec<Sentence>,
+    /// The sentence being edited; the strip, panels, lens, watch and words are about it.
+    pub active: usize,
+    /// The one clock every sentence's generations come from.
+    pub clock: u64,
+    pub history: History,
+    pub view: ViewOptions,
+    /// How much of the vocabulary a fill searches.
+    pub search: Budget,
     /// Selected chip: token j (showing p_{j-1}), or `n` = the prediction after the last token.
     pub selected: usize,
     /// Keep the selection on the "next" chip while typing.
@@ -143,7 +160,6 @@ pub struct App {
     pub no_color: bool,
     pub help: bool,
     pub focus: Focus,
-    pub fill: FillState,
     pub size: (u16, u16),
     pub warning: Option<String>,
     /// The model's file name, shown while it loads.
@@ -154,9 +170,6 @@ pub struct App {
     pub watch: Vec<String>,
     /// The watch-list line while it is edited.
     pub watch_input: LineEditor,
-    /// Words of several tokens: their probability as the continuation at one position
-    /// (generation, position, values), computed on request for the selected position.
-    pub watch_at: Option<(u64, usize, Vec<crate::analysis::watch::WatchValue>)>,
     /// Tokens grouped into words in the strip (F8).
     pub word_mode: bool,
     /// A one-line message for the status bar (an export's path).
@@ -174,29 +187,24 @@ impl App {
         Self {
             phase: Phase::Loading { progress: 0.0 },
             model: None,
-            editor: LineEditor::new(),
-            input_scroll: 0,
+            sentences: vec![Sentence::default()],
+            active: 0,
+            clock: 0,
             history: History::new(history, 1000),
             view,
             search: crate::engine::search::default_budget(),
-            generation: 0,
-            shown_generation: 0,
-            scored: None,
-            eval_error: None,
             selected: 0,
             follow_end: true,
             color: ColorMode::Buckets,
             no_color,
             help: false,
             focus: Focus::Text,
-            fill: FillState::default(),
             size: (80, 24),
             warning: None,
             model_name: "model".into(),
             log_file: None,
             watch: Vec::new(),
             watch_input: LineEditor::new(),
-            watch_at: None,
             word_mode: false,
             notice: None,
             lost: None,
@@ -206,11 +214,49 @@ impl App {
         }
     }
 
+    /// The sentence being edited.
+    pub fn sentence(&self) -> &Sentence {
+        &self.sentences[self.active]
+    }
+
+    pub fn sentence_mut(&mut self) -> &mut Sentence {
+        &mut self.sentences[self.active]
+    }
+
+    /// The active sentence's line.
+    pub fn editor(&self) -> &LineEditor {
+        &self.sentence().editor
+    }
+
+    /// The active sentence's newest evaluation.
+    pub fn scored(&self) -> Option<&Scored> {
+        self.sentence().scored.as_ref()
+    }
+
+    /// The active sentence's fill.
+    pub fn fill(&self) -> &FillState {
+        &self.sentence().fill
+    }
+
+    /// Both sentences of a minimal pair (A, B), when the second line is open.
+    pub fn pair(&self) -> Option<(&Sentence, &Sentence)> {
+        match &self.sentences[..] {
+            [a, b, ..] => Some((a, b)),
+            _ => None,
+        }
+    }
+
     /// The view shows an older text (or older settings) than the one typed.
     pub fn stale(&self) -> bool {
-        match &self.scored {
-            Some(s) => s.text != self.display_text() || s.view != self.view,
-            None => !self.editor.text().is_empty(),
+        self.stale_at(self.active)
+    }
+
+    /// Sentence `n`'s view is older than its text or the settings.
+    pub fn stale_at(&self, n: usize) -> bool {
+        let s = &self.sentences[n];
+        match &s.scored {
+            Some(sc) => sc.text != self.display_text_of(n) || sc.view != self.view,
+            None => !s.editor.text().is_empty(),
         }
     }
 
@@ -218,18 +264,24 @@ impl App {
     /// each blank holding its best candidate once the fill of this text is done (so they are
     /// about the sentence the user reads); the typed text itself before that.
     pub fn display_text(&self) -> String {
-        self.filled().0
+        self.display_text_of(self.active)
+    }
+
+    /// [`App::display_text`] of sentence `n`.
+    pub fn display_text_of(&self, n: usize) -> String {
+        self.filled(n).0
     }
 
     /// The byte ranges of the fills in [`App::display_text`].
     pub fn fill_spans(&self) -> Vec<(usize, usize)> {
-        self.filled().1
+        self.filled(self.active).1
     }
 
-    fn filled(&self) -> (String, Vec<(usize, usize)>) {
-        let text = self.editor.text();
-        match &self.fill.report {
-            Some(r) if r.text == text && self.fill.progress.is_none() && !r.blanks.is_empty() => {
+    fn filled(&self, n: usize) -> (String, Vec<(usize, usize)>) {
+        let s = &self.sentences[n];
+        let text = s.editor.text();
+        match &s.fill.report {
+            Some(r) if r.text == text && s.fill.progress.is_none() && !r.blanks.is_empty() => {
                 let fills: Vec<&str> = r
                     .blanks
                     .iter()
@@ -243,7 +295,7 @@ impl App {
 
     /// Number of chips in the token strip: the tokens (or words) plus the "next" chip.
     pub fn n_chips(&self) -> usize {
-        match &self.scored {
+        match self.scored() {
             Some(_) if self.word_mode => self.words().len() + 1,
             Some(s) => s.tokens.len() + 1,
             None => 0,
@@ -252,7 +304,7 @@ impl App {
 
     /// The scored text's words (see `analysis::words`).
     pub fn words(&self) -> Vec<crate::analysis::words::WordReport> {
-        match (&self.scored, self.vocab()) {
+        match (self.scored(), self.vocab()) {
             (Some(s), Some(v)) => crate::analysis::words::words(v, &s.tokens, &s.rows),
             _ => Vec::new(),
         }
@@ -261,7 +313,7 @@ impl App {
     /// The token the selection stands for: the selected token, the first token of the
     /// selected word, or the number of tokens for the "next" chip.
     pub fn selected_token(&self) -> usize {
-        let Some(s) = &self.scored else {
+        let Some(s) = self.scored() else {
             return 0;
         };
         if !self.word_mode {
@@ -279,7 +331,7 @@ impl App {
     }
 
     pub fn has_blank(&self) -> bool {
-        !find_blanks(self.editor.text()).is_empty()
+        !find_blanks(self.editor().text()).is_empty()
     }
 
     pub fn side_panel(&self) -> SidePanel {

@@ -308,6 +308,11 @@ impl<'m> Session<'m> {
         }
     }
 
+    /// The tokens whose rows this session holds (the last text evaluated, or its prefix).
+    pub fn cached(&self) -> &[u32] {
+        &self.cached_tokens
+    }
+
     /// The logits of row `i` of the last decode (valid until the next decode).
     pub fn row(&self, i: usize) -> &[f32] {
         self.ctx.get_logits_ith(i as i32)

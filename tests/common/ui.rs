@@ -210,10 +210,11 @@ pub fn scored_app(w: u16, h: u16) -> App {
 
 /// The engine's evaluation `scored` arriving for the text now in the editor.
 pub fn deliver(app: &mut App, scored: Scored) -> Vec<Command> {
-    let g = app.generation;
+    let g = app.sentence().generation;
     update(
         app,
         Msg::Engine(EngineMsg::Evaluated {
+            sentence: 0,
             generation: g,
             result: Ok(scored),
         }),

@@ -30,7 +30,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(" sentence: entropy and surprisal (bits) ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let (Some(scored), Some(vocab)) = (&app.scored, app.vocab()) else {
+    let (Some(scored), Some(vocab)) = (app.scored(), app.vocab()) else {
         return;
     };
     let (total, n_scored) = crate::analysis::report::totals(&scored.rows);

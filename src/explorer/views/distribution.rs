@@ -13,13 +13,13 @@ use crate::explorer::layout::chip_label;
 use crate::explorer::state::App;
 /// The distribution a chip shows: for token j, p_{j-1}; for the "next" chip, p_{n-1}.
 fn selected_row(app: &App) -> Option<(usize, &RowSummary)> {
-    let scored = app.scored.as_ref()?;
+    let scored = app.scored()?;
     let i = app.selected_token().checked_sub(1)?;
     scored.rows.get(i).map(|r| (i, r))
 }
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let Some(scored) = &app.scored else {
+    let Some(scored) = app.scored() else {
         frame.render_widget(Block::bordered().title(" distribution "), area);
         return;
     };
@@ -169,9 +169,10 @@ fn watch_lines<'a>(
         return Vec::new();
     }
     let here = app
+        .sentence()
         .watch_at
         .as_ref()
-        .filter(|(g, p, _)| *g == app.shown_generation && *p == position)
+        .filter(|(g, p, _)| *g == app.sentence().shown_generation && *p == position)
         .map(|(_, _, v)| v.as_slice());
     let mut out = vec![Line::from("watched").bold()];
     for word in &app.watch {

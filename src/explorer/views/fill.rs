@@ -14,11 +14,11 @@ use crate::explorer::layout::chip_label;
 use crate::explorer::state::{App, Focus};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let title = match app.fill.progress {
-        Some((b, _, t)) if t > 0 && app.fill.searched > 0 => format!(
+    let title = match app.fill().progress {
+        Some((b, _, t)) if t > 0 && app.fill().searched > 0 => format!(
             " fill-in: searching blank {} … {} words ",
             b + 1,
-            thousands(app.fill.searched)
+            thousands(app.fill().searched)
         ),
         Some((b, d, t)) if t > 0 => format!(" fill-in: re-scoring blank {} … {d}/{t} ", b + 1),
         Some(_) => " fill-in: scoring… ".to_owned(),
@@ -29,10 +29,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(block, area);
     let [body, input] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let mut lines = Vec::new();
-    if let Some(err) = &app.fill.error {
+    if let Some(err) = &app.fill().error {
         lines.push(Line::from(crate::analysis::vocab::sanitize_for_terminal(err)).red());
     }
-    if let Some(report) = &app.fill.report {
+    if let Some(report) = &app.fill().report {
         let Some(vocab) = app.vocab() else {
             return;
         };
@@ -46,7 +46,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             );
         }
         // A bar while candidates are scored: done of planned.
-        if let Some((_, done, total)) = app.fill.progress.filter(|p| p.2 > 0) {
+        if let Some((_, done, total)) = app.fill().progress.filter(|p| p.2 > 0) {
             let w = body.width.saturating_sub(14).max(4) as usize;
             let filled = (done.min(total) * w).checked_div(total).unwrap_or(0);
             lines.push(Line::from(format!(
@@ -139,7 +139,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 )));
             }
         }
-    } else if app.fill.error.is_none() {
+    } else if app.fill().error.is_none() {
         lines.push(Line::from("scoring candidates with the words after the blank…").dim());
     }
     frame.render_widget(Paragraph::new(lines), body);
@@ -150,13 +150,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         "Tab: add candidates "
     };
     let w = body.width.saturating_sub(prefix.width() as u16) as usize;
-    let vp = app.fill.input.viewport(w, app.fill.input_scroll);
+    let vp = app.fill().input.viewport(w, app.fill().input_scroll);
     let mut spans = vec![Span::from(prefix).dim()];
     spans.push(Span::from(crate::analysis::vocab::sanitize_for_terminal(
-        &app.fill.input.text()[vp.start..vp.end],
+        &app.fill().input.text()[vp.start..vp.end],
     )));
-    if !app.fill.candidates.is_empty() && !focused {
-        spans.push(Span::from(format!("(yours: {})", app.fill.candidates.join(", "))).dim());
+    if !app.fill().candidates.is_empty() && !focused {
+        spans.push(Span::from(format!("(yours: {})", app.fill().candidates.join(", "))).dim());
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), input);
     if focused && !app.help {

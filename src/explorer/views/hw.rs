@@ -18,7 +18,7 @@ use crate::explorer::state::App;
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let predicts = app.scored.as_ref().zip(app.vocab()).and_then(|(s, v)| {
+    let predicts = app.scored().zip(app.vocab()).and_then(|(s, v)| {
         let p = app.selected_position()?;
         Some(match s.tokens.get(p + 1) {
             Some(&t) => format!(

@@ -16,8 +16,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     ]));
     let inner = block.inner(area);
     let width = inner.width.saturating_sub(2) as usize;
-    let vp = app.editor.viewport(width, app.input_scroll);
-    let shown = &app.editor.text()[vp.start..vp.end];
+    let vp = app.editor().viewport(width, app.sentence().input_scroll);
+    let shown = &app.editor().text()[vp.start..vp.end];
     let line = Line::from(vec![
         Span::from("› ").dim(),
         Span::from(crate::analysis::vocab::sanitize_for_terminal(shown)),

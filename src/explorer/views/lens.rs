@@ -66,7 +66,7 @@ fn blocked(app: &App) -> Option<(String, bool)> {
             true,
         )),
         Some(_) => None,
-        None if app.scored.is_none() => Some(("Type a sentence to see its lens.".into(), false)),
+        None if app.scored().is_none() => Some(("Type a sentence to see its lens.".into(), false)),
         None => Some((
             "Computing the lens: every layer's residual stream, checked against the model's \
              own output…"
@@ -112,7 +112,7 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
     if let Some((text, loud)) = blocked(app) {
         return message(frame, inner, text, loud);
     }
-    let (Some(scored), Some(vocab)) = (&app.scored, app.vocab()) else {
+    let (Some(scored), Some(vocab)) = (app.scored(), app.vocab()) else {
         return;
     };
     let n = scored.tokens.len();
@@ -204,7 +204,7 @@ fn cell<'a>(
 
 /// The selected position by layer, in the distribution panel's place.
 pub fn draw_layers(frame: &mut Frame, app: &App, area: Rect) {
-    let (Some(scored), Some(vocab)) = (&app.scored, app.vocab()) else {
+    let (Some(scored), Some(vocab)) = (app.scored(), app.vocab()) else {
         frame.render_widget(Block::bordered().title(" by layer "), area);
         return;
     };

@@ -33,7 +33,7 @@ pub fn draw(frame: &mut Frame, app: &App, progress: f32) {
         gauge.gauge_style(Style::default().fg(Color::Cyan))
     };
     frame.render_widget(gauge, mid);
-    if !app.editor.text().is_empty() {
+    if !app.editor().text().is_empty() {
         let [_, below] = Layout::vertical([Constraint::Length(5), Constraint::Length(1)])
             .areas(Rect::new(mid.x, mid.y, mid.width, mid.height + 1));
         frame.render_widget(

@@ -43,7 +43,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     if !app.watch.is_empty() {
         parts.push(format!("watch {}", app.watch.join(",")));
     }
-    if let Some(s) = &app.scored {
+    if let Some(s) = app.scored() {
         parts.push(format!("{} tokens", s.tokens.len()));
         parts.push(format!(
             "{:.0} ms ({} decoded)",

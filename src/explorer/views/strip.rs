@@ -14,11 +14,7 @@ use crate::explorer::state::{App, ColorMode};
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let mut title = vec![Span::from(" tokens ")];
-    if let Some(s) = app
-        .scored
-        .as_ref()
-        .filter(|s| s.tokens.len() < s.n_tokens_total)
-    {
+    if let Some(s) = app.scored().filter(|s| s.tokens.len() < s.n_tokens_total) {
         title.push(
             Span::from(format!(
                 "· first {} of {} (context full, -c to enlarge) ",
@@ -50,15 +46,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     );
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if let Some(err) = &app.eval_error {
+    if let Some(err) = &app.sentence().eval_error {
         frame.render_widget(
             Paragraph::new(crate::analysis::vocab::sanitize_for_terminal(err)).red(),
             inner,
         );
         return;
     }
-    let Some(scored) = &app.scored else {
-        let hint = if app.editor.text().is_empty() {
+    let Some(scored) = app.scored() else {
+        let hint = if app.editor().text().is_empty() {
             "Start typing: every token appears here, marked by how likely the model found it."
         } else {
             ""

@@ -112,21 +112,32 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
         let cancel = || jobs.superseded(&job);
         match &job {
             Job::Evaluate {
+                sentence,
                 generation,
                 text,
                 view,
                 watch,
-            } => evaluate(&mut bench, generation.0, text, *view, watch, &cancel, tx),
+            } => evaluate(
+                &mut bench,
+                (*sentence, generation.0),
+                text,
+                *view,
+                watch,
+                &cancel,
+                tx,
+            ),
             Job::Watch {
+                sentence,
                 generation,
                 text,
                 position,
                 words,
                 view,
-            } => match bench.watch_at(text, *position, words, *view, &cancel) {
+            } => match bench.watch_at(*sentence, text, *position, words, *view, &cancel) {
                 Ok(Some(values)) => send(
                     tx,
                     EngineMsg::WatchedAt {
+                        sentence: *sentence,
                         generation: generation.0,
                         position: *position,
                         values,
@@ -167,10 +178,9 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
 /// explorer then ends with the message instead of hanging).
 const TEST_PANIC_MARKER: &str = "\u{1F4A5}panic-the-engine\u{1F4A5}";
 
-#[allow(clippy::too_many_arguments)]
 fn evaluate(
     bench: &mut Workbench<'_>,
-    generation: u64,
+    (sentence, generation): (usize, u64),
     text: &str,
     view: crate::analysis::stats::ViewOptions,
     watch: &[String],
@@ -183,7 +193,7 @@ fn evaluate(
         panic!("test hook: the engine was asked to panic");
     }
     let started = Instant::now();
-    let result = match bench.evaluate(text, view, watch, cancel) {
+    let result = match bench.evaluate(sentence, text, view, watch, cancel) {
         Ok(None) => return,
         Ok(Some(done)) => Ok(Scored {
             text: text.to_owned(),
@@ -199,7 +209,14 @@ fn evaluate(
         }),
         Err(e) => Err(e.to_string()),
     };
-    send(tx, EngineMsg::Evaluated { generation, result });
+    send(
+        tx,
+        EngineMsg::Evaluated {
+            sentence,
+            generation,
+            result,
+        },
+    );
 }
 
 fn fill(

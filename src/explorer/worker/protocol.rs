@@ -15,19 +15,12 @@ use crate::model::ModelInfo;
 /// is taken first (an evaluation keeps typing responsive; a fill can wait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobKind {
-    Evaluate,
+    /// The evaluation of sentence `n` (each sentence has its own slot: evaluating one never
+    /// replaces the other's).
+    Evaluate(usize),
     Watch,
     Lens,
     Fill,
-}
-
-impl JobKind {
-    pub const ALL: [JobKind; 4] = [
-        JobKind::Evaluate,
-        JobKind::Watch,
-        JobKind::Lens,
-        JobKind::Fill,
-    ];
 }
 
 /// Which text a job is for: the explorer's keystroke counter (evaluations, watched words and
@@ -62,9 +55,9 @@ impl Ticket {
 /// Work that is no longer wanted, each on its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancel {
-    /// Every job for a text older than this (evaluations, watched words, fills): the line
-    /// was cleared.
-    Texts(TextGen),
+    /// Every job for a text of sentence `n` older than this (its evaluations, and the watched
+    /// words and fills, which are the selected sentence's): its line was cleared.
+    Texts(usize, TextGen),
     /// Fills for texts older than this: the blank is gone.
     Fill(TextGen),
     /// Lens requests older than this.
@@ -75,7 +68,7 @@ impl Cancel {
     /// The kinds it applies to, each with the ticket below which its work is stale.
     pub fn targets(self) -> Vec<(JobKind, Ticket)> {
         match self {
-            Cancel::Texts(g) => [JobKind::Evaluate, JobKind::Watch, JobKind::Fill]
+            Cancel::Texts(n, g) => [JobKind::Evaluate(n), JobKind::Watch, JobKind::Fill]
                 .into_iter()
                 .map(|k| (k, Ticket::Text(g)))
                 .collect(),
@@ -88,8 +81,9 @@ impl Cancel {
 /// A piece of engine work.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
-    /// Score the text: every position's distribution.
+    /// Score the text of sentence `sentence`: every position's distribution.
     Evaluate {
+        sentence: usize,
         generation: TextGen,
         text: String,
         view: ViewOptions,
@@ -101,8 +95,10 @@ pub enum Job {
         generation: TextGen,
         request: FillRequest,
     },
-    /// The watched words at one position of the text shown (`generation`: the evaluation's).
+    /// The watched words at one position of the text shown (`generation`: the evaluation's)
+    /// of sentence `sentence`.
     Watch {
+        sentence: usize,
         generation: TextGen,
         text: String,
         position: usize,
@@ -126,7 +122,7 @@ pub enum Job {
 impl Job {
     pub fn kind(&self) -> JobKind {
         match self {
-            Job::Evaluate { .. } => JobKind::Evaluate,
+            Job::Evaluate { sentence, .. } => JobKind::Evaluate(*sentence),
             Job::Fill { .. } => JobKind::Fill,
             Job::Watch { .. } => JobKind::Watch,
             Job::Lens { .. } => JobKind::Lens,
@@ -181,6 +177,7 @@ pub enum EngineMsg {
     },
     LoadFailed(String),
     Evaluated {
+        sentence: usize,
         generation: u64,
         result: Result<Scored, String>,
     },
@@ -200,6 +197,7 @@ pub enum EngineMsg {
     },
     /// The watched words at a position of the text of evaluation `generation`.
     WatchedAt {
+        sentence: usize,
         generation: u64,
         position: usize,
         values: Vec<crate::analysis::watch::WatchValue>,

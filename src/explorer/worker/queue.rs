@@ -123,7 +123,12 @@ mod tests {
     use crate::explorer::worker::protocol::{LensRequest, TextGen};
 
     fn eval(g: u64) -> Job {
+        eval_of(0, g)
+    }
+
+    fn eval_of(sentence: usize, g: u64) -> Job {
         Job::Evaluate {
+            sentence,
             generation: TextGen(g),
             text: format!("t{g}"),
             view: ViewOptions::default(),
@@ -178,7 +183,7 @@ mod tests {
         q.submit(eval(2));
         assert!(q.urgent_waiting(JobKind::Lens));
         assert!(
-            !q.urgent_waiting(JobKind::Evaluate),
+            !q.urgent_waiting(JobKind::Evaluate(0)),
             "nothing is before an evaluation"
         );
     }
@@ -224,7 +229,7 @@ mod tests {
         let q = JobQueue::default();
         q.submit(lens(2));
         q.submit(eval(29));
-        q.cancel(Cancel::Texts(TextGen(30)));
+        q.cancel(Cancel::Texts(0, TextGen(30)));
         assert_eq!(
             q.take().unwrap(),
             lens(2),
@@ -262,5 +267,21 @@ mod tests {
         }
         q.shutdown();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(None));
+    }
+
+    #[test]
+    fn each_sentence_keeps_its_own_evaluation_slot() {
+        let q = JobQueue::default();
+        q.submit(eval_of(0, 5));
+        q.submit(eval_of(1, 6));
+        // Clearing sentence 1 leaves sentence 0's evaluation alone.
+        q.cancel(Cancel::Texts(1, TextGen(7)));
+        let first = q.take().unwrap();
+        assert_eq!(first, eval_of(0, 5));
+        assert!(!q.superseded(&first));
+        q.submit(eval_of(1, 8));
+        q.submit(eval_of(0, 9));
+        assert_eq!(q.take().unwrap(), eval_of(0, 9));
+        assert_eq!(q.take().unwrap(), eval_of(1, 8));
     }
 }

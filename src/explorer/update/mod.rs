@@ -1,4 +1,5 @@
-//! The explorer's one transition function.
+//! The explorer's one transition function, by message family: keys and mouse here, the
+//! engine's answers in [`engine`], what the sentence lines do in [`text`].
 //!
 //! `update(&mut App, Msg) -> Vec<Command>` is pure: keys, pastes, mouse clicks, resizes and the
 //! engine's answers come in as [`Msg`]; what should happen outside (run or cancel engine work,
@@ -8,20 +9,29 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
 
-use crate::engine::fill::{FillRequest, DEFAULT_CANDIDATES};
 use crate::explorer::keymap::{self, Action};
 use crate::explorer::layout;
-use crate::explorer::state::{
-    App, ColorMode, FillState, Focus, LensState, LoadedModel, Phase, MAX_K, TEMPS,
-};
-use crate::explorer::worker::protocol::{Cancel, EngineMsg, Job, LensRequest, TextGen};
+use crate::explorer::state::{App, ColorMode, Focus, Phase};
 
 pub use crate::explorer::message::{Command, Msg};
 use crate::explorer::reading;
 
+mod engine;
+mod text;
+
+use engine::on_engine;
+use text::{
+    add_candidates, clamp_selection, edit, evaluate, moved, quit, recall, request, select, set_k,
+    set_temp, switch_sentence, text_changed, toggle_pair,
+};
+
 /// The single transition function.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
-    let before = (app.selected_token(), app.shown_generation);
+    let before = (
+        app.selected_token(),
+        app.active,
+        app.sentence().shown_generation,
+    );
     let mut cmds = match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Paste(s) => {
@@ -30,11 +40,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
             }
             match app.focus {
                 Focus::Text => {
-                    app.editor.insert_str(&s);
+                    app.sentence_mut().editor.insert_str(&s);
                     text_changed(app)
                 }
                 Focus::Candidates => {
-                    app.fill.input.insert_str(&s);
+                    app.sentence_mut().fill.input.insert_str(&s);
                     Vec::new()
                 }
                 Focus::Watch => {
@@ -57,239 +67,21 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     };
     // Keep the input line's horizontal scroll so the cursor stays visible.
     let width = layout::input_text_width(app.size);
-    app.input_scroll = app.editor.viewport(width, app.input_scroll).scroll;
+    for s in &mut app.sentences {
+        s.input_scroll = s.editor.viewport(width, s.input_scroll).scroll;
+    }
     // Watched words of several tokens are decoded at the selected position on request.
-    if (app.selected_token(), app.shown_generation) != before {
+    if (
+        app.selected_token(),
+        app.active,
+        app.sentence().shown_generation,
+    ) != before
+    {
         cmds.extend(reading::watch_at_selection(app));
     }
     // The lens and H·W panels ask for what they lack.
     cmds.extend(crate::explorer::inspect::request(app));
     cmds
-}
-
-fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
-    match e {
-        EngineMsg::LoadProgress(p) => {
-            if let Phase::Loading { progress } = &mut app.phase {
-                *progress = p.clamp(0.0, 1.0);
-            }
-            Vec::new()
-        }
-        EngineMsg::Loaded {
-            info,
-            vocab,
-            n_ctx,
-            second,
-        } => {
-            app.model = Some(LoadedModel {
-                info,
-                vocab,
-                n_ctx,
-                second,
-            });
-            app.phase = Phase::Ready;
-            // Text typed while loading is evaluated now.
-            if app.editor.text().is_empty() {
-                Vec::new()
-            } else {
-                request(app)
-            }
-        }
-        EngineMsg::LoadFailed(msg) => {
-            app.phase = Phase::Failed(msg);
-            Vec::new()
-        }
-        EngineMsg::Lost(line) => {
-            app.lost = Some(line);
-            Vec::new()
-        }
-        EngineMsg::Crashed(msg) => {
-            let log = app
-                .log_file
-                .as_ref()
-                .map(|l| format!("; the log is {l}"))
-                .unwrap_or_default();
-            app.phase = Phase::Failed(format!("the engine thread panicked: {msg}{log}"));
-            Vec::new()
-        }
-        EngineMsg::Evaluated { generation, result } => {
-            // A result older than the one shown (or than a cleared line) is dropped; a newer
-            // request may still be running, in which case this one is shown (marked stale)
-            // until it lands.
-            if generation < app.shown_generation {
-                return Vec::new();
-            }
-            match result {
-                Ok(s) => {
-                    app.eval_error = None;
-                    app.scored = Some(s);
-                    app.shown_generation = generation;
-                    clamp_selection(app);
-                }
-                Err(e) => {
-                    if generation == app.generation {
-                        app.eval_error = Some(e);
-                        app.scored = None;
-                        app.selected = 0;
-                    }
-                }
-            }
-            Vec::new()
-        }
-        EngineMsg::WatchedAt {
-            generation,
-            position,
-            values,
-        } => {
-            if generation == app.shown_generation {
-                app.watch_at = Some((generation, position, values));
-            }
-            Vec::new()
-        }
-        EngineMsg::Lens { epoch, update } => {
-            crate::explorer::inspect::on_update(app, epoch, update);
-            Vec::new()
-        }
-        EngineMsg::FillProgress {
-            generation,
-            blank,
-            done,
-            total,
-            searched,
-            partial,
-        } => {
-            if generation == app.fill.generation {
-                app.fill.progress = Some((blank, done, total));
-                app.fill.searched = searched;
-                if let Some(r) = partial {
-                    app.fill.report = Some(r);
-                }
-            }
-            Vec::new()
-        }
-        EngineMsg::Filled { generation, result } => {
-            if generation != app.fill.generation {
-                return Vec::new();
-            }
-            app.fill.progress = None;
-            match result {
-                Ok(r) => {
-                    app.fill.report = Some(r);
-                    app.fill.error = None;
-                    // The strip now shows the sentence with its best fills.
-                    evaluate(app)
-                }
-                Err(e) => {
-                    app.fill.error = Some(e);
-                    Vec::new()
-                }
-            }
-        }
-    }
-}
-
-fn clamp_selection(app: &mut App) {
-    let n = app.n_chips();
-    if app.follow_end || app.selected >= n {
-        app.selected = n.saturating_sub(1);
-    }
-}
-
-/// The text changed: ask for a new evaluation (latest wins), or, for an empty line, forget
-/// the old one and everything still on its way.
-fn text_changed(app: &mut App) -> Vec<Command> {
-    app.history.reset_navigation();
-    if app.editor.text().is_empty() {
-        return clear(app);
-    }
-    request(app)
-}
-
-/// The line is empty: nothing to show, and results still in flight for older text must not
-/// bring it back.
-fn clear(app: &mut App) -> Vec<Command> {
-    app.generation += 1;
-    app.shown_generation = app.generation;
-    app.scored = None;
-    app.eval_error = None;
-    app.selected = 0;
-    app.follow_end = true;
-    app.fill = FillState {
-        candidates: std::mem::take(&mut app.fill.candidates),
-        ..FillState::default()
-    };
-    // The lens of the old text: forgotten, and its requests so far cancelled on the lens's
-    // own counter (the next request is newer than the cancel).
-    app.lens.requests += 1;
-    app.lens = LensState {
-        epoch: app.lens.epoch + 1,
-        requests: app.lens.requests,
-        ..LensState::default()
-    };
-    vec![
-        Command::Cancel(Cancel::Texts(TextGen(app.generation))),
-        Command::Cancel(Cancel::Lens(LensRequest(app.lens.requests))),
-    ]
-}
-
-/// Ask for the current text to be evaluated, and filled when it has a blank; cancel a fill
-/// still running for a blank that is gone.
-fn request(app: &mut App) -> Vec<Command> {
-    if app.phase != Phase::Ready || app.editor.text().is_empty() {
-        return Vec::new();
-    }
-    let mut cmds = evaluate(app);
-    if app.has_blank() {
-        app.fill.generation = app.generation;
-        app.fill.progress = Some((0, 0, 0));
-        app.fill.searched = 0;
-        cmds.push(Command::Run(Job::Fill {
-            generation: TextGen(app.generation),
-            request: FillRequest {
-                text: app.editor.text().to_owned(),
-                user_candidates: app.fill.candidates.clone(),
-                n_candidates: DEFAULT_CANDIDATES,
-                view: app.view,
-                search: app.search,
-                ask: true,
-                word_list: None,
-                prune: true,
-            },
-        }));
-    } else {
-        if app.fill.progress.is_some() {
-            // The blank is gone while its fill is still running: stop it, so the engine is
-            // free for the evaluations of what is typed now.
-            cmds.push(Command::Cancel(Cancel::Fill(TextGen(app.generation))));
-        }
-        app.fill.report = None;
-        app.fill.progress = None;
-        app.fill.error = None;
-    }
-    cmds
-}
-
-/// Ask for the text on screen (with its fills, see `App::display_text`) to be evaluated.
-fn evaluate(app: &mut App) -> Vec<Command> {
-    if app.phase != Phase::Ready || app.editor.text().is_empty() {
-        return Vec::new();
-    }
-    app.generation += 1;
-    vec![Command::Run(Job::Evaluate {
-        generation: TextGen(app.generation),
-        text: app.display_text(),
-        view: app.view,
-        watch: app.watch.clone(),
-    })]
-}
-
-fn select(app: &mut App, to: usize) {
-    let n = app.n_chips();
-    if n == 0 {
-        return;
-    }
-    app.selected = to.min(n - 1);
-    app.follow_end = app.selected == n - 1;
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
@@ -324,7 +116,7 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             none()
         }
         Action::HelpOnEmptyLine => {
-            if !app.editor.text().is_empty() {
+            if !app.editor().text().is_empty() {
                 return None;
             }
             app.help = true;
@@ -373,11 +165,11 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             };
             match app.focus {
                 Focus::Text => {
-                    app.editor.insert_char(c);
+                    app.sentence_mut().editor.insert_char(c);
                     text_changed(app)
                 }
                 Focus::Candidates => {
-                    app.fill.input.insert_char(c);
+                    app.sentence_mut().fill.input.insert_char(c);
                     none()
                 }
                 Focus::Watch => {
@@ -397,7 +189,7 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
         Action::Home => moved(app, |ed| ed.home()),
         Action::End => moved(app, |ed| ed.end()),
         Action::HistoryPrev => {
-            let current = app.editor.text().to_owned();
+            let current = app.editor().text().to_owned();
             match app.history.prev(&current).map(str::to_owned) {
                 Some(prev) => recall(app, &prev),
                 None => none(),
@@ -408,7 +200,7 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             None => none(),
         },
         Action::SaveToHistory => {
-            let text = app.editor.text().to_owned();
+            let text = app.editor().text().to_owned();
             app.history.push(&text);
             app.history.reset_navigation();
             vec![Command::SaveHistory(app.history.entries().to_vec())]
@@ -431,13 +223,13 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
                 .map(str::to_owned)
                 .collect();
             app.watch = crate::analysis::watch::parse_list(&words);
-            app.watch_at = None;
-            app.focus = Focus::Text;
-            if app.editor.text().is_empty() {
-                none()
-            } else {
-                evaluate(app)
+            for s in &mut app.sentences {
+                s.watch_at = None;
             }
+            app.focus = Focus::Text;
+            (0..app.sentences.len())
+                .flat_map(|n| evaluate(app, n))
+                .collect()
         }
         Action::LeaveWatch => {
             app.focus = Focus::Text;
@@ -464,6 +256,8 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             none()
         }
         Action::Export => reading::export(app),
+        Action::TogglePair => toggle_pair(app),
+        Action::SwitchSentence => switch_sentence(app),
         Action::ToggleLens => {
             crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Lens);
             none()
@@ -474,114 +268,15 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
         }
         Action::ClearCandidates => {
             // Ctrl-U on an empty candidate line forgets the user's candidates.
-            if !app.fill.input.clear() && !app.fill.candidates.is_empty() {
-                app.fill.candidates.clear();
+            let fill = &mut app.sentence_mut().fill;
+            if !fill.input.clear() && !fill.candidates.is_empty() {
+                fill.candidates.clear();
                 request(app)
             } else {
                 none()
             }
         }
     })
-}
-
-/// An edit of the focused line; the sentence is re-evaluated when it changed.
-fn edit(
-    app: &mut App,
-    f: impl FnOnce(&mut crate::explorer::editor::LineEditor) -> bool,
-) -> Vec<Command> {
-    match app.focus {
-        Focus::Text => {
-            if f(&mut app.editor) {
-                text_changed(app)
-            } else {
-                Vec::new()
-            }
-        }
-        Focus::Candidates => {
-            f(&mut app.fill.input);
-            Vec::new()
-        }
-        Focus::Watch => {
-            f(&mut app.watch_input);
-            Vec::new()
-        }
-    }
-}
-
-/// A cursor motion in the focused line.
-fn moved(app: &mut App, f: impl FnOnce(&mut crate::explorer::editor::LineEditor)) -> Vec<Command> {
-    match app.focus {
-        Focus::Text => f(&mut app.editor),
-        Focus::Candidates => f(&mut app.fill.input),
-        Focus::Watch => f(&mut app.watch_input),
-    }
-    Vec::new()
-}
-
-/// A history recall changes the text without leaving history navigation.
-fn recall(app: &mut App, text: &str) -> Vec<Command> {
-    app.editor.set_text(text);
-    if app.editor.text().is_empty() {
-        return clear(app);
-    }
-    request(app)
-}
-
-fn add_candidates(app: &mut App) -> Vec<Command> {
-    let added: Vec<String> = app
-        .fill
-        .input
-        .text()
-        .split(',')
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
-        .collect();
-    app.fill.input.clear();
-    let mut changed = false;
-    for c in added {
-        if !app.fill.candidates.contains(&c) {
-            app.fill.candidates.push(c);
-            changed = true;
-        }
-    }
-    if changed {
-        request(app)
-    } else {
-        Vec::new()
-    }
-}
-
-fn quit(app: &mut App) -> Vec<Command> {
-    app.quit = true;
-    vec![
-        Command::SaveHistory(app.history.entries().to_vec()),
-        Command::Quit,
-    ]
-}
-
-fn set_temp(app: &mut App, dir: i32) -> Vec<Command> {
-    let cur = app.view.temp;
-    app.view.temp = if dir < 0 {
-        TEMPS
-            .iter()
-            .rev()
-            .find(|&&t| t < cur - 1e-6)
-            .copied()
-            .unwrap_or(TEMPS[0])
-    } else {
-        TEMPS
-            .iter()
-            .find(|&&t| t > cur + 1e-6)
-            .copied()
-            .unwrap_or(TEMPS[TEMPS.len() - 1])
-    };
-    request(app)
-}
-
-fn set_k(app: &mut App, dir: i32) -> Vec<Command> {
-    let k = app.view.n_probs as i64 + i64::from(dir);
-    app.view.n_probs = k.clamp(1, MAX_K as i64) as usize;
-    request(app)
 }
 
 fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
@@ -599,7 +294,7 @@ fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Command> {
 }
 
 #[cfg(test)]
-#[path = "../../tests/common/ui.rs"]
+#[path = "../../../tests/common/ui.rs"]
 mod fixtures;
 
 #[cfg(test)]
@@ -609,6 +304,7 @@ mod tests {
     use super::*;
     use crate::analysis::stats::ViewOptions;
     use crate::explorer::state::{App, Focus, TEMPS};
+    use crate::explorer::worker::protocol::{Cancel, EngineMsg, Job, TextGen};
     use crossterm::event::{KeyCode, KeyModifiers};
 
     const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
@@ -617,6 +313,7 @@ mod tests {
         update(
             app,
             Msg::Engine(EngineMsg::Evaluated {
+                sentence: 0,
                 generation,
                 result: Ok(scored(text)),
             }),
@@ -631,12 +328,14 @@ mod tests {
             cmds,
             vec![
                 Command::Run(Job::Evaluate {
+                    sentence: 0,
                     generation: TextGen(1),
                     text: "a".into(),
                     view: ViewOptions::default(),
                     watch: vec![],
                 }),
                 Command::Run(Job::Evaluate {
+                    sentence: 0,
                     generation: TextGen(2),
                     text: "ab".into(),
                     view: ViewOptions::default(),
@@ -669,12 +368,12 @@ mod tests {
     fn stale_results_are_dropped_and_the_newest_is_shown() {
         let mut app = ready(80, 24);
         type_text(&mut app, SENTENCE);
-        let newest = app.generation;
+        let newest = app.sentence().generation;
         evaluated(&mut app, newest, SENTENCE);
         assert!(!app.stale());
         // An older result arriving late is dropped.
         evaluated(&mut app, newest - 3, "The chef");
-        assert_eq!(app.scored.as_ref().unwrap().text, SENTENCE);
+        assert_eq!(app.sentence().scored.as_ref().unwrap().text, SENTENCE);
         // An intermediate result is shown (marked stale) while the newest is computed.
         type_text(&mut app, " salt");
         evaluated(&mut app, newest + 2, &format!("{SENTENCE} sa"));
@@ -683,11 +382,12 @@ mod tests {
         update(
             &mut app,
             Msg::Engine(EngineMsg::Evaluated {
+                sentence: 0,
                 generation: newest + 1,
                 result: Err("boom".into()),
             }),
         );
-        assert!(app.eval_error.is_none());
+        assert!(app.sentence().eval_error.is_none());
     }
 
     #[test]
@@ -697,9 +397,9 @@ mod tests {
         {
             update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
             update(&mut app, Msg::Paste(text.into()));
-            assert_eq!(app.editor.text(), text);
+            assert_eq!(app.sentence_mut().editor.text(), text);
             let mut moves = 0;
-            while app.editor.cursor() > 0 {
+            while app.sentence_mut().editor.cursor() > 0 {
                 update(&mut app, key(KeyCode::Left));
                 moves += 1;
             }
@@ -708,13 +408,13 @@ mod tests {
             for _ in 0..clusters {
                 update(&mut app, key(KeyCode::Backspace));
             }
-            assert_eq!(app.editor.text(), "", "{text}");
+            assert_eq!(app.sentence_mut().editor.text(), "", "{text}");
         }
         update(&mut app, Msg::Paste("x👩‍👩‍👧‍👦y".into()));
         update(&mut app, key(KeyCode::Home));
         update(&mut app, key(KeyCode::Right));
         update(&mut app, key(KeyCode::Delete));
-        assert_eq!(app.editor.text(), "xy");
+        assert_eq!(app.sentence_mut().editor.text(), "xy");
     }
 
     #[test]
@@ -722,23 +422,27 @@ mod tests {
         let mut app = ready(80, 24);
         type_text(&mut app, "The chef seasoned");
         update(&mut app, key_mod(KeyCode::Char('w'), KeyModifiers::CONTROL));
-        assert_eq!(app.editor.text(), "The chef ");
+        assert_eq!(app.sentence_mut().editor.text(), "The chef ");
         update(&mut app, key_mod(KeyCode::Left, KeyModifiers::CONTROL));
-        assert_eq!(app.editor.cursor(), 4);
+        assert_eq!(app.sentence_mut().editor.cursor(), 4);
         let cmds = update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
-        assert_eq!(app.editor.text(), "");
+        assert_eq!(app.sentence_mut().editor.text(), "");
         assert!(
             !cmds.iter().any(|c| matches!(c, Command::Run(_))),
             "an empty line is not evaluated"
         );
-        assert!(app.scored.is_none());
+        assert!(app.sentence().scored.is_none());
     }
 
     #[test]
     fn pastes_are_flattened_to_one_line() {
         let mut app = ready(80, 24);
         let cmds = update(&mut app, Msg::Paste("one\ntwo\tthree\u{1b}[31m".into()));
-        assert!(!app.editor.text().contains(['\n', '\t', '\u{1b}']));
+        assert!(!app
+            .sentence_mut()
+            .editor
+            .text()
+            .contains(['\n', '\t', '\u{1b}']));
         assert_eq!(cmds.len(), 1);
     }
 
@@ -746,14 +450,14 @@ mod tests {
     fn selection_moves_with_keys_and_follows_the_end_while_typing() {
         let mut app = ready(80, 24);
         type_text(&mut app, SENTENCE);
-        let g = app.generation;
+        let g = app.sentence().generation;
         evaluated(&mut app, g, SENTENCE);
         assert_eq!(app.selected, 9, "the 'next' chip after 9 tokens");
         update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
         update(&mut app, key(KeyCode::PageUp));
         assert_eq!(app.selected, 7);
         assert!(!app.follow_end);
-        let g = app.generation;
+        let g = app.sentence().generation;
         evaluated(&mut app, g, SENTENCE);
         assert_eq!(app.selected, 7, "a new result keeps a chosen position");
         update(&mut app, key_mod(KeyCode::Home, KeyModifiers::ALT));
@@ -796,11 +500,15 @@ mod tests {
         assert!(app.help, "? on an empty line opens help");
         update(&mut app, key(KeyCode::Char('x')));
         assert!(
-            !app.help && app.editor.text().is_empty(),
+            !app.help && app.sentence_mut().editor.text().is_empty(),
             "a key closes help"
         );
         type_text(&mut app, "why?");
-        assert_eq!(app.editor.text(), "why?", "? is text once there is text");
+        assert_eq!(
+            app.sentence_mut().editor.text(),
+            "why?",
+            "? is text once there is text"
+        );
         update(&mut app, key(KeyCode::F(1)));
         let cmds = update(&mut app, key(KeyCode::Char('q')));
         assert!(app.quit && cmds.contains(&Command::Quit));
@@ -820,10 +528,10 @@ mod tests {
         let mut app = ready(80, 24);
         type_text(&mut app, "draft");
         let cmds = update(&mut app, key(KeyCode::Up));
-        assert_eq!(app.editor.text(), "an older sentence");
+        assert_eq!(app.sentence_mut().editor.text(), "an older sentence");
         assert!(matches!(&cmds[..], [Command::Run(Job::Evaluate { .. })]));
         update(&mut app, key(KeyCode::Down));
-        assert_eq!(app.editor.text(), "draft");
+        assert_eq!(app.sentence_mut().editor.text(), "draft");
         let cmds = update(&mut app, key(KeyCode::Enter));
         assert_eq!(
             cmds,
@@ -855,12 +563,12 @@ mod tests {
             |c| matches!(c, Command::Run(Job::Fill { request, .. }) if request.user_candidates == ["dog", "cat"])
         ));
         assert_eq!(
-            app.editor.text(),
+            app.sentence_mut().editor.text(),
             "The ____ barked",
             "typing went to the candidates"
         );
         // Progress and results of an older fill are ignored.
-        let g = app.fill.generation;
+        let g = app.sentence_mut().fill.generation;
         update(
             &mut app,
             Msg::Engine(EngineMsg::FillProgress {
@@ -872,7 +580,7 @@ mod tests {
                 partial: None,
             }),
         );
-        assert_ne!(app.fill.progress, Some((0, 1, 9)));
+        assert_ne!(app.sentence_mut().fill.progress, Some((0, 1, 9)));
         update(&mut app, key(KeyCode::Esc));
         assert_eq!(app.focus, Focus::Text);
         assert!(!app.quit, "Esc leaves the candidate line first");
@@ -895,7 +603,7 @@ mod tests {
         );
         assert!(matches!(app.phase, Phase::Failed(_)));
         type_text(&mut app, "abc");
-        assert!(app.editor.text().is_empty());
+        assert!(app.sentence_mut().editor.text().is_empty());
         update(&mut app, key(KeyCode::Enter));
         assert!(app.quit);
     }
@@ -907,19 +615,22 @@ mod tests {
     fn a_cleared_line_drops_results_still_in_flight() {
         let mut app = ready(80, 24);
         type_text(&mut app, SENTENCE);
-        let in_flight = app.generation;
+        let in_flight = app.sentence().generation;
         update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
         evaluated(&mut app, in_flight, SENTENCE);
-        assert!(app.scored.is_none(), "the old sentence came back");
+        assert!(
+            app.sentence().scored.is_none(),
+            "the old sentence came back"
+        );
         assert!(!app.stale(), "an empty line has nothing to evaluate");
         // The same through history: recalling an empty entry is a clear too.
         type_text(&mut app, "abc");
-        let in_flight = app.generation;
-        app.editor.set_text("");
+        let in_flight = app.sentence().generation;
+        app.sentence_mut().editor.set_text("");
         let cmds = recall(&mut app, "");
         assert!(cmds.iter().all(|c| matches!(c, Command::Cancel(_))));
         evaluated(&mut app, in_flight, "abc");
-        assert!(app.scored.is_none());
+        assert!(app.sentence().scored.is_none());
     }
 
     /// Defect: deleting the blank sent no fill job, so a fill of several seconds kept the
@@ -927,7 +638,7 @@ mod tests {
     #[test]
     fn deleting_the_blank_cancels_its_fill() {
         let mut app = app_with_a_blank();
-        let fill_generation = app.fill.generation;
+        let fill_generation = app.sentence_mut().fill.generation;
         // Delete the blank (and what follows): the text has no blank any more.
         let mut cmds = Vec::new();
         for _ in 0.."___ barked".len() {
