@@ -851,3 +851,63 @@ fn a_lost_rpc_server_is_shown_and_the_explorer_stays_usable() {
     );
     t.assert_restored();
 }
+
+/// The minimal pair on the real model: two sentences typed, the preferred one and Δ total read
+/// from the screen, the same as `logitscope pairs` says for them.
+#[test]
+fn a_minimal_pair_typed_in_the_explorer_agrees_with_pairs() {
+    let a = "The keys to the cabinet are on the table.";
+    let b = "The keys to the cabinet is on the table.";
+    let t = Tmux::start("pair", &model_flag(), 110, 40);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal(a);
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("10 tokens")
+    });
+    t.keys(&["C-p"]);
+    t.wait_for("the pair view", Duration::from_secs(30), |s| {
+        s.contains("minimal pair") && s.contains("B › ")
+    });
+    t.keys(&["C-u"]);
+    t.literal(b);
+    let screen = t.wait_for("both sentences compared", Duration::from_secs(60), |s| {
+        s.contains("Δ(B−A)")
+            && s.contains(b)
+            && !s.contains("evaluating…")
+            && s.contains("decides at")
+    });
+    let line = screen.lines().find(|l| l.contains("Δ(B−A)")).unwrap();
+    let delta: f64 = line
+        .split("Δ(B−A) ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let prefers = if line.contains("prefers A") {
+        "a"
+    } else if line.contains("prefers B") {
+        "b"
+    } else {
+        "tie"
+    };
+    let out = common::models::run_on(
+        &common::model_path(),
+        "pairs",
+        &[],
+        Some(&format!("{a}\t{b}\n")),
+    );
+    assert_eq!(out[0]["prefers"], prefers, "{screen}");
+    let want = out[0]["delta"].as_f64().unwrap();
+    assert!(
+        (delta - want).abs() < 0.0006,
+        "screen Δ {delta}, pairs Δ {want}\n{screen}"
+    );
+    // The changed token is marked.
+    assert!(screen.contains("≠"), "{screen}");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

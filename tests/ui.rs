@@ -93,6 +93,91 @@ fn snapshot_help_overlay() {
     insta::assert_snapshot!("help", s);
 }
 
+/// Ctrl-P opens the pair's second line as a copy of the first; both are evaluated, each in
+/// its own slot; the aligned strip marks the changed token, Δ per token, the summary says which
+/// sentence is preferred; Ctrl-O switches lines; Ctrl-P closes and cancels the second line's work.
+#[test]
+fn snapshot_pair_view() {
+    let mut app = scored_app(100, 30);
+    let ctrl = |c| key_mod(KeyCode::Char(c), KeyModifiers::CONTROL);
+    let cmds = update(&mut app, ctrl('p'));
+    assert_eq!(app.sentences.len(), 2);
+    assert_eq!(app.active, 1);
+    assert_eq!(app.editor().text(), SENTENCE);
+    assert!(cmds.iter().any(
+        |c| matches!(c, Command::Run(Job::Evaluate { sentence: 1, text, .. }) if text == SENTENCE)
+    ));
+    // B: "… a pinch salt": " of" replaced by " salt" (token 9 for token 8).
+    for _ in 0..3 {
+        update(&mut app, key(KeyCode::Backspace));
+    }
+    let cmds = type_text(&mut app, " salt");
+    assert!(cmds
+        .iter()
+        .all(|c| !matches!(c, Command::Run(Job::Evaluate { sentence: 0, .. }))));
+    let b_text = "The chef seasoned the soup with a pinch salt";
+    assert_eq!(app.editor().text(), b_text);
+    deliver(
+        &mut app,
+        scored_tokens(b_text, &[0, 1, 2, 3, 4, 5, 6, 7, 9]),
+    );
+    let report = app.pair_report().expect("both scored");
+    assert_eq!(report.aligned.iter().filter(|r| r.differs).count(), 1);
+    let total = |n: usize| -> f64 {
+        let s = app.sentences[n].scored.as_ref().unwrap();
+        s.rows
+            .iter()
+            .filter_map(|r| r.target)
+            .map(|t| t.logprob)
+            .sum()
+    };
+    assert_eq!(report.delta, total(1) - total(0));
+    let lp = |n: usize, j: usize| {
+        app.sentences[n].scored.as_ref().unwrap().rows[j - 1]
+            .target
+            .unwrap()
+            .logprob
+    };
+    let changed = report.aligned.iter().find(|r| r.differs).unwrap();
+    assert_eq!((changed.a, changed.b), (Some(8), Some(8)));
+    assert_eq!(changed.delta, lp(1, 8) - lp(0, 8));
+    let prefers = if report.delta < 0.0 {
+        "prefers A"
+    } else {
+        "prefers B"
+    };
+    // Select the changed token: both distributions side by side.
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    assert_eq!(app.selected_token(), 8);
+    let s = screen(&app);
+    assert!(s.contains(prefers), "{s}");
+    assert!(s.contains("≠▼"), "{s}");
+    assert!(s.contains("A's top") && s.contains("B's top"), "{s}");
+    insta::assert_snapshot!("pair", s);
+    // Ctrl-O: edit A again; the strip and panels are A's.
+    update(&mut app, ctrl('o'));
+    assert_eq!(app.active, 0);
+    assert_eq!(app.editor().text(), SENTENCE);
+    // Ctrl-P closes the second line and cancels what is still running for it.
+    let cmds = update(&mut app, ctrl('p'));
+    assert_eq!(app.sentences.len(), 1);
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        Command::Cancel(logitscope::explorer::worker::protocol::Cancel::Texts(1, _))
+    )));
+    assert!(!screen(&app).contains("minimal pair"));
+    // An answer for the closed line is dropped without harm.
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Evaluated {
+            sentence: 1,
+            generation: 99,
+            result: Ok(scored(SENTENCE)),
+        }),
+    );
+    assert_eq!(app.sentences.len(), 1);
+}
+
 #[test]
 fn snapshot_too_small() {
     let app = scored_app(30, 8);
@@ -238,7 +323,9 @@ fn lens_update(rng: &mut Rng) -> logitscope::explorer::worker::protocol::LensUpd
 }
 
 fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
-    use logitscope::explorer::layout::{areas, chip_layout, strip_inner, MIN_HEIGHT, MIN_WIDTH};
+    use logitscope::explorer::layout::{
+        areas_for, chip_layout, pair_columns_area, pair_layout, strip_inner, MIN_HEIGHT, MIN_WIDTH,
+    };
     use logitscope::explorer::state::Phase;
     if buf.area.width < MIN_WIDTH
         || buf.area.height < MIN_HEIGHT
@@ -247,7 +334,8 @@ fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
     {
         return;
     }
-    let a = areas(buf.area);
+    let pair = app.pair().is_some();
+    let a = areas_for(buf.area, pair);
     for (name, r) in [
         ("input", a.input),
         ("strip", a.strip),
@@ -269,6 +357,24 @@ fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
         }
     }
     if app.inspect != logitscope::explorer::state::Inspect::Off {
+        return;
+    }
+    if pair {
+        // Every aligned column is drawn where the layout (and a click) places it: Δ's line
+        // starts with its cue.
+        if let Some(report) = app.pair_report() {
+            let errors = app.sentences.iter().any(|s| s.eval_error.is_some());
+            for col in pair_layout(app, &report, pair_columns_area(strip_inner(app))) {
+                let sym = buf[(col.x, col.y + 2)].symbol();
+                assert!(
+                    errors || ["·", "▲", "▼", "≠"].contains(&sym),
+                    "event {event}: column {} not drawn at ({}, {}): {sym:?}",
+                    col.row,
+                    col.x,
+                    col.y + 2
+                );
+            }
+        }
         return;
     }
     let cols = columns_in(buf);
@@ -347,6 +453,9 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyCode::F(9),
         KeyCode::F(10),
         KeyCode::Esc,
+        // With Ctrl: the pair's second line on and off, and switching lines.
+        KeyCode::Char('p'),
+        KeyCode::Char('o'),
     ];
     let mods = [
         KeyModifiers::NONE,
@@ -387,16 +496,18 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 modifiers: KeyModifiers::NONE,
             }),
             8 => {
-                // The engine answers, sometimes late, sometimes for text long gone.
-                let g = app.sentence().generation.saturating_sub(rng.below(3));
+                // The engine answers, sometimes late, sometimes for text long gone, sometimes
+                // for a pair's second line that was closed since.
+                let n = rng.below(3) as usize;
+                let g = app.sentences.get(n).map_or(7, |s| s.generation);
                 Msg::Engine(EngineMsg::Evaluated {
-                    sentence: 0,
-                    generation: g,
+                    sentence: n,
+                    generation: g.saturating_sub(rng.below(3)),
                     result: Ok(scored(SENTENCE)),
                 })
             }
             9 => Msg::Engine(EngineMsg::Evaluated {
-                sentence: 0,
+                sentence: app.active,
                 generation: app.sentence().generation,
                 result: Err("context full".into()),
             }),
@@ -453,6 +564,10 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
     assert!(fills > 500, "fill results were sent: {fills}");
     app.help = false;
     update(&mut app, Msg::Resize(80, 24));
+    if app.pair().is_some() {
+        assert!(screen(&app).contains("minimal pair"));
+        update(&mut app, key_mod(KeyCode::Char('p'), KeyModifiers::CONTROL));
+    }
     let s = screen(&app);
     assert!(s.contains("type a sentence"), "{s}");
     assert!(s.contains("F1 help"));

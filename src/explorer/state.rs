@@ -113,6 +113,10 @@ pub struct LoadedModel {
     pub second: Option<ModelInfo>,
 }
 
+/// The pair view's deciding position: the first aligned token whose |Δ logprob| exceeds this
+/// (nats), as `pairs --threshold` defaults to.
+pub const PAIR_THRESHOLD: f64 = 1.0;
+
 /// The temperatures the view steps through.
 pub const TEMPS: [f32; 12] = [0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0];
 pub const MAX_K: usize = 50;
@@ -244,6 +248,29 @@ impl App {
             [a, b, ..] => Some((a, b)),
             _ => None,
         }
+    }
+
+    /// The minimal pair compared as `pairs` compares it (totals, Δ, the aligned tokens), from
+    /// the newest evaluation of each line; `None` until both have one.
+    pub fn pair_report(&self) -> Option<crate::analysis::pairs::PairReport> {
+        use crate::analysis::pairs::{compare, Reduction, Side};
+        let (a, b) = self.pair()?;
+        let (sa, sb) = (a.scored.as_ref()?, b.scored.as_ref()?);
+        fn side(s: &Scored) -> Side<'_> {
+            Side {
+                text: &s.text,
+                tokens: &s.tokens,
+                rows: &s.rows,
+            }
+        }
+        Some(compare(
+            self.vocab()?,
+            &side(sa),
+            &side(sb),
+            Reduction::Sum,
+            PAIR_THRESHOLD,
+            Vec::new(),
+        ))
     }
 
     /// The view shows an older text (or older settings) than the one typed.

@@ -208,13 +208,34 @@ pub fn scored_app(w: u16, h: u16) -> App {
     app
 }
 
-/// The engine's evaluation `scored` arriving for the text now in the editor.
+/// `text` scored as the tokens `tokens` (ids of [`WORDS`]), with plausible rows.
+pub fn scored_tokens(text: &str, tokens: &[u32]) -> Scored {
+    let rows = (0..tokens.len())
+        .map(|i| {
+            let next = tokens.get(i + 1).copied();
+            row(&[(tokens[i] + 1) % 12, 11, 9, 3], next)
+        })
+        .collect();
+    Scored {
+        text: text.into(),
+        tokens: tokens.to_vec(),
+        rows,
+        n_tokens_total: tokens.len(),
+        view: ViewOptions::default(),
+        elapsed: Duration::from_millis(12),
+        decoded: tokens.len(),
+        compare: None,
+    }
+}
+
+/// The engine's evaluation `scored` arriving for the text now in the active line.
 pub fn deliver(app: &mut App, scored: Scored) -> Vec<Command> {
     let g = app.sentence().generation;
+    let sentence = app.active;
     update(
         app,
         Msg::Engine(EngineMsg::Evaluated {
-            sentence: 0,
+            sentence,
             generation: g,
             result: Ok(scored),
         }),

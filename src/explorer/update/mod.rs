@@ -66,7 +66,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
         Msg::Engine(e) => on_engine(app, e),
     };
     // Keep the input line's horizontal scroll so the cursor stays visible.
-    let width = layout::input_text_width(app.size);
+    let width = layout::input_text_width(app);
     for s in &mut app.sentences {
         s.input_scroll = s.editor.viewport(width, s.input_scroll).scroll;
     }

@@ -11,6 +11,7 @@ mod hw;
 mod input;
 mod lens;
 mod loading;
+mod pair;
 mod status;
 mod strip;
 pub mod style;
@@ -21,7 +22,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::analysis::vocab::sanitize_for_terminal;
-use crate::explorer::layout::{areas, MIN_HEIGHT, MIN_WIDTH};
+use crate::explorer::layout::{app_areas, MIN_HEIGHT, MIN_WIDTH};
 use crate::explorer::state::{App, Inspect, Phase, SidePanel};
 
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -53,12 +54,19 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         Phase::Ready => {}
     }
-    let a = areas(area);
-    input::draw(frame, app, a.input);
-    strip::draw(frame, app, a.strip);
+    let a = app_areas(app);
+    let pair = app.pair().is_some();
+    if pair {
+        pair::draw_input(frame, app, a.input);
+        pair::draw_strip(frame, app, a.strip);
+    } else {
+        input::draw(frame, app, a.input);
+        strip::draw(frame, app, a.strip);
+    }
     match app.inspect {
         Inspect::Lens => lens::draw_layers(frame, app, a.dist),
         Inspect::Hw => hw::draw(frame, app, a.dist),
+        Inspect::Off if pair => pair::draw_distribution(frame, app, a.dist),
         Inspect::Off => distribution::draw(frame, app, a.dist),
     }
     match (app.inspect, app.side_panel()) {
