@@ -104,6 +104,8 @@ pub enum BenchTable {
     Rpc,
     /// score against a plain decode of the same texts; one at a time vs side by side
     Overhead,
+    /// pairs against score on the same sentences
+    Pairs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,13 +10,15 @@
 //! 7. the logit lens: `score --layers` against `score`, and the explorer's lens path;
 //! 8. `score` against a plain decode of the same texts (fresh processes), one text at a time
 //!    and side by side;
-//! 9. a model split across two RPC servers on this host against the local CPU.
+//! 9. a model split across two RPC servers on this host against the local CPU;
+//! 10. `pairs` against `score` on the same 2,000 sentences.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod lens;
 mod overhead;
+mod pairs;
 mod rpc;
 mod search;
 mod timing;
@@ -97,6 +99,10 @@ pub fn run(
         }
         Some(BenchTable::Lens) => {
             lens::table(&model, view)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Pairs) => {
+            pairs::table(settings, &model)?;
             return Ok(ExitCode::SUCCESS);
         }
         Some(BenchTable::Overhead) => {
@@ -190,6 +196,8 @@ pub fn run(
     lens::table(&model, view)?;
     println!();
     overhead::table(settings, &model)?;
+    println!();
+    pairs::table(settings, &model)?;
     drop(model);
     println!();
     rpc::table(settings)?;
