@@ -268,6 +268,17 @@ fn a_continuation_follows_the_echoed_prompt() {
     }
 }
 
+/// The prompt logprobs of `text` as the server echoes them, as JSON texts.
+fn echoed_logprobs(server: &Server, text: &str) -> Vec<String> {
+    let choice = &server.echo(json!(text), 2)[0];
+    choice["logprobs"]["token_logprobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect()
+}
+
 /// One request written by hand on a socket, the connection closed before the answer.
 fn abandon(addr: &str, body: &str) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -311,28 +322,13 @@ fn a_thousand_requests_from_eight_clients_all_answer_right_and_bad_ones_get_clea
             scope.spawn(move || {
                 for k in 0..125 {
                     let i = (client * 125 + k) % texts.len();
-                    let choice = &server_ref.echo(json!(texts[i]), 2)[0];
-                    let got: Vec<String> = choice["logprobs"]["token_logprobs"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(Value::to_string)
-                        .collect();
+                    let got = echoed_logprobs(server_ref, &texts[i]);
                     assert_eq!(got, want[i], "client {client}, request {k}: {:?}", texts[i]);
                 }
             });
         }
     });
-    let still_right = |server: &Server| {
-        let choice = &server.echo(json!(texts[3]), 2)[0];
-        let got: Vec<String> = choice["logprobs"]["token_logprobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(Value::to_string)
-            .collect();
-        assert_eq!(got, want[3]);
-    };
+    let still_right = |server: &Server| assert_eq!(echoed_logprobs(server, &texts[3]), want[3]);
     // A client that leaves in the middle of a long generation.
     abandon(
         server.addr(),

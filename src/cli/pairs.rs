@@ -113,6 +113,8 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
                     ));
                 } else if is_first && (opts.header || is_header(cols[0], cols[1])) {
                     parsed.push(Ok(None));
+                } else if cols[0].is_empty() || cols[1].is_empty() {
+                    parsed.push(Err("a pair needs two non-empty sentences".into()));
                 } else {
                     let labels = cols[2..].iter().map(|s| (*s).to_owned()).collect();
                     parsed.push(Ok(Some((cols[0].to_owned(), cols[1].to_owned(), labels))));

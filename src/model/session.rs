@@ -373,20 +373,10 @@ impl<'m> Session<'m> {
         ids: &[u32],
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<(Evaluation, Vec<f64>)>, ModelError> {
-        let ev = self.evaluate(tokens, view, cancel)?;
-        if ev.cancelled {
+        let Some(ev) = self.evaluate_whole(tokens, view, cancel)? else {
             return Ok(None);
-        }
-        if ev.tokens.len() < tokens.len() {
-            return Err(ModelError::TooLong {
-                n_tokens: tokens.len(),
-                n_ctx: self.n_ctx,
-            });
-        }
-        // `evaluate` always decodes the last token (its row is never reused), so the row is
-        // the last of the last decode.
-        let row = self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1);
-        let lps = crate::analysis::stats::logprobs_of(row, view.temp, ids)?;
+        };
+        let lps = crate::analysis::stats::logprobs_of(self.last_row(), view.temp, ids)?;
         Ok(Some((ev, lps)))
     }
 
@@ -398,6 +388,20 @@ impl<'m> Session<'m> {
         view: ViewOptions,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<(Evaluation, Vec<f32>)>, ModelError> {
+        let Some(ev) = self.evaluate_whole(tokens, view, cancel)? else {
+            return Ok(None);
+        };
+        Ok(Some((ev, self.last_row().to_vec())))
+    }
+
+    /// [`Session::evaluate`] of every token of `tokens` (more than the context holds is an
+    /// error, not a truncation); `None` when cancelled.
+    fn evaluate_whole(
+        &mut self,
+        tokens: &[u32],
+        view: ViewOptions,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<Evaluation>, ModelError> {
         let ev = self.evaluate(tokens, view, cancel)?;
         if ev.cancelled {
             return Ok(None);
@@ -408,9 +412,13 @@ impl<'m> Session<'m> {
                 n_ctx: self.n_ctx,
             });
         }
-        // As in `next_logprobs`: the last row of the last decode.
-        let row = self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1);
-        Ok(Some((ev, row.to_vec())))
+        Ok(Some(ev))
+    }
+
+    /// The logits after the last token evaluated: `evaluate` always decodes the last token
+    /// (its row is never reused), so the row is the last of the last decode.
+    fn last_row(&self) -> &[f32] {
+        self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1)
     }
 
     /// `out[j]` = ln p(tokens[j] | tokens[..j]) (`None` for j = 0), the text decoded from

@@ -5,12 +5,12 @@
 //! side (the default).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
-use super::timing::{median, ms, PASSAGE};
+use super::timing::{median, ms, timed, PASSAGE};
 use crate::model::Model;
 
 const TEXTS: usize = 20;
@@ -57,20 +57,6 @@ fn floor_binary() -> Result<PathBuf, Fatal> {
             floor.display()
         )))
     }
-}
-
-fn timed(mut cmd: Command, input: &Path) -> Result<Duration, Fatal> {
-    let t = Instant::now();
-    let status = cmd
-        .stdin(std::fs::File::open(input).map_err(|e| Fatal::other(e.to_string()))?)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| Fatal::other(e.to_string()))?;
-    if !status.success() {
-        return Err(Fatal::other(format!("{cmd:?} failed: {status}")));
-    }
-    Ok(t.elapsed())
 }
 
 pub fn table(settings: &Settings, model: &Model) -> Result<(), Fatal> {

@@ -3,12 +3,12 @@
 //! interleaved, median of 3: sentences per second of each.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
-use super::timing::{median, ms};
+use super::timing::{median, ms, timed};
 use crate::model::Model;
 
 const RUNS: usize = 3;
@@ -42,20 +42,6 @@ pub fn agreement_pairs() -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn timed(mut cmd: Command, input: &Path) -> Result<Duration, Fatal> {
-    let t = Instant::now();
-    let status = cmd
-        .stdin(std::fs::File::open(input).map_err(|e| Fatal::other(e.to_string()))?)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| Fatal::other(e.to_string()))?;
-    if !status.success() {
-        return Err(Fatal::other(format!("{cmd:?} failed: {status}")));
-    }
-    Ok(t.elapsed())
 }
 
 pub fn table(settings: &Settings, model: &Model) -> Result<(), Fatal> {

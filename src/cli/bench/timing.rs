@@ -55,3 +55,23 @@ pub fn text_of(model: &Model, n: usize) -> (String, Vec<u32>) {
     tokens.truncate(n);
     (text, tokens)
 }
+
+/// Wall time of `cmd` run with `input` on stdin (its output discarded); a failure is an error.
+pub fn timed(
+    mut cmd: std::process::Command,
+    input: &std::path::Path,
+) -> Result<Duration, super::super::fatal::Fatal> {
+    use super::super::fatal::Fatal;
+    use std::process::Stdio;
+    let t = Instant::now();
+    let status = cmd
+        .stdin(std::fs::File::open(input).map_err(|e| Fatal::other(e.to_string()))?)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| Fatal::other(e.to_string()))?;
+    if !status.success() {
+        return Err(Fatal::other(format!("{cmd:?} failed: {status}")));
+    }
+    Ok(t.elapsed())
+}
