@@ -3,6 +3,7 @@
 //! candidate ranking. No terminal, no clap, no llama.cpp types: all of it is tested without a
 //! model.
 
+pub mod attention;
 pub mod blanks;
 pub mod compare;
 pub mod lens;

@@ -48,6 +48,10 @@ pub struct Extras {
     /// With `--layers`: the logit lens of this distribution, one entry per layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<crate::analysis::lens::LayerReport>>,
+    /// With `--attention`: what each layer's heads read at the position that made this
+    /// distribution (positions are token indices of the text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Vec<crate::analysis::attention::LayerAttention>>,
 }
 
 /// Model A's distribution at one position against model B's (`--vs`).
@@ -97,6 +101,9 @@ pub struct ScoreReport {
     /// With `--layers`: whether the logit lens is available and its self-check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lens: Option<crate::analysis::lens::LensStatus>,
+    /// With `--attention`: whether attention could be read, and what it covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<crate::analysis::attention::AttentionStatus>,
 }
 
 /// A device the model uses: llama.cpp's name for it (`CPU`, `RPC0`, `CUDA0`), what it is (an
@@ -142,6 +149,24 @@ pub fn attach_lens(
     }
     if let (Some(next), Some(i)) = (&mut report.next, report.tokens.len().checked_sub(1)) {
         next.extras.layers = column(i);
+    }
+}
+
+/// Put each position's attention into `report`: token j gets what was read at position j−1
+/// (the position that predicted it), as `--layers` does; `next` gets the last position's.
+pub fn attach_attention(
+    report: &mut ScoreReport,
+    status: crate::analysis::attention::AttentionStatus,
+    mut layers: Vec<Option<Vec<crate::analysis::attention::LayerAttention>>>,
+) {
+    report.attention = Some(status);
+    let mut take = |i: usize| layers.get_mut(i).and_then(Option::take);
+    let last = report.tokens.len().checked_sub(1);
+    for t in &mut report.tokens {
+        t.extras.attention = t.index.checked_sub(1).and_then(&mut take);
+    }
+    if let (Some(next), Some(i)) = (&mut report.next, last) {
+        next.extras.attention = take(i);
     }
 }
 
@@ -200,6 +225,7 @@ pub fn score_report(
         devices: model.devices.clone(),
         batching: model.batching.clone(),
         lens: None,
+        attention: None,
     }
 }
 

@@ -123,6 +123,18 @@ pub enum Cmd {
         /// entropy, and the next token's logprob and rank), and a `lens` object (JSON only)
         #[arg(long)]
         layers: bool,
+        /// Add attention: at every position, per layer and head, the most attended positions
+        /// with their weights (`attention`), and an `attention` object (JSON only; flash
+        /// attention must be off)
+        #[arg(long)]
+        attention: bool,
+        /// How many attended positions per head with --attention
+        #[arg(long, value_name = "K", default_value_t = 3)]
+        attention_k: usize,
+        /// With --attention, also each head's whole row over the earlier positions (`row`);
+        /// meant for short texts
+        #[arg(long)]
+        attention_full: bool,
         /// Lines of stdin scored side by side, each in its own KV-cache stream (also -np; the
         /// numbers are those of scoring each alone); 1 scores one at a time
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]

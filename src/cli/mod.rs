@@ -67,8 +67,24 @@ pub fn run() -> ExitCode {
                     format,
                     words,
                     layers,
+                    attention,
+                    attention_k,
+                    attention_full,
                     parallel,
-                } => score::run(&settings, texts, format, words, layers, parallel as usize),
+                } => score::run(
+                    &settings,
+                    texts,
+                    format,
+                    score::Additions {
+                        words,
+                        layers,
+                        attention: (attention || attention_full).then_some(score::AttentionAsked {
+                            k: attention_k,
+                            full: attention_full,
+                        }),
+                    },
+                    parallel as usize,
+                ),
                 Cmd::Fill {
                     texts,
                     candidates,

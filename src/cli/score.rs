@@ -1,6 +1,6 @@
 //! `logitscope score`: every token's probability, rank and entropy, as JSON Lines, a table or
 //! CSV; with `--vs` the comparison with a second model, with `--watch` the watched words, with
-//! `--words` the words, with `--layers` the logit lens.
+//! `--words` the words, with `--layers` the logit lens, with `--attention` what each head reads.
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ use super::fatal::Fatal;
 use super::lines::{for_each_group, json_line, ErrorStyle};
 use super::settings::Settings;
 use crate::analysis::report::{csv_columns, csv_header, csv_rows, table, ScoreReport};
+use crate::engine::attention::{attention_layers, Attentions};
 use crate::engine::compare::{score_pair, Pair};
 use crate::engine::lens::{lens_columns, Lenses};
 use crate::engine::score::{
@@ -17,18 +18,38 @@ use crate::engine::score::{
 use crate::engine::watch::{resolve, single_ids};
 use crate::model::{Evaluation, Session};
 
+/// What `score` adds to each text's report.
+pub struct Additions {
+    pub words: bool,
+    pub layers: bool,
+    pub attention: Option<AttentionAsked>,
+}
+
+/// `--attention`: the top `k` attended positions per head, with `full` whole rows too.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionAsked {
+    pub k: usize,
+    pub full: bool,
+}
+
 pub fn run(
     settings: &Settings,
     texts: Vec<String>,
     format: Format,
-    words: bool,
-    layers: bool,
+    additions: Additions,
     parallel: usize,
 ) -> Result<ExitCode, Fatal> {
-    if layers && format != Format::Json {
-        return Err(Fatal::other(
-            "--layers is written in JSON only (leave out --format, or use --format json)",
-        ));
+    let Additions {
+        words,
+        layers,
+        attention,
+    } = additions;
+    for (asked, flag) in [(layers, "--layers"), (attention.is_some(), "--attention")] {
+        if asked && format != Format::Json {
+            return Err(Fatal::other(format!(
+                "{flag} is written in JSON only (leave out --format, or use --format json)"
+            )));
+        }
     }
     let model = settings.load_model()?;
     let second = settings.load_second(&model)?;
@@ -52,6 +73,7 @@ pub fn run(
     }
     let mut batch = None;
     let mut lenses = layers.then(|| Lenses::new(&model));
+    let mut attentions = attention.map(|_| Attentions::new(&model));
     let errors = match format {
         Format::Json => ErrorStyle::Json,
         Format::Table => ErrorStyle::Plain,
@@ -78,6 +100,11 @@ pub fn run(
                 lens_columns(lenses, &ev.tokens, &ev.rows, view.temp, view.n_probs)
                     .map_err(|e| e.to_string())?;
             crate::analysis::report::attach_lens(&mut report, model.vocab(), status, &columns);
+        }
+        if let (Some(attentions), Some(asked)) = (&mut attentions, attention) {
+            let (status, layers) = attention_layers(attentions, &ev.tokens, asked.k, asked.full)
+                .map_err(|e| e.to_string())?;
+            crate::analysis::report::attach_attention(&mut report, status, layers);
         }
         Ok(match format {
             Format::Json => json_line(&report),

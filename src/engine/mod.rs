@@ -3,6 +3,7 @@
 //! call the same functions, so the screen and the JSON show the same numbers.
 
 mod candidates;
+pub mod attention;
 pub mod compare;
 pub mod complete;
 

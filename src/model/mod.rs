@@ -16,7 +16,9 @@
 //! [`RowSummary`]: crate::analysis::stats::RowSummary
 
 pub mod abort;
+pub mod attention;
 pub mod gguf;
+pub mod hook;
 pub mod kernels;
 pub mod layout;
 pub mod lens;

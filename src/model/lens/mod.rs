@@ -16,10 +16,7 @@
 
 mod readout;
 
-use std::ffi::{c_void, CStr};
-
-use llama_cpp_sys_2 as sys;
-
+use super::hook::{Hooked, NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
 use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
@@ -35,59 +32,27 @@ struct Capture {
     n_embd: usize,
     /// `layers[ℓ]` = rows of `l_out-ℓ`, n_embd floats per position, in position order.
     layers: Vec<Vec<f32>>,
-    scratch: Vec<u8>,
 }
 
-/// `cb_eval`: ask for every `l_out-ℓ`, and copy it out when it is computed.
-extern "C" fn capture_residuals(t: *mut sys::ggml_tensor, ask: bool, user: *mut c_void) -> bool {
-    if t.is_null() || user.is_null() {
-        return !ask;
+/// The lens taps every `l_out-ℓ`.
+impl Tap for Capture {
+    fn wants(&mut self, node: NodeName<'_>) -> bool {
+        node.kind == "l_out" && node.layer < self.layers.len()
     }
-    // SAFETY: ggml passes a valid tensor; `user` is the `Capture` the lens owns for as long
-    // as its context lives, used only on the thread that decodes.
-    let (t, cap) = unsafe { (&*t, &mut *user.cast::<Capture>()) };
-    // SAFETY: tensor names are NUL-terminated within their 64 bytes.
-    let name = unsafe { CStr::from_ptr(t.name.as_ptr()) };
-    let layer = name
-        .to_str()
-        .ok()
-        .and_then(|n| n.strip_prefix("l_out-"))
-        .and_then(|l| l.parse::<usize>().ok());
-    let Some(layer) = layer.filter(|&l| l < cap.layers.len()) else {
-        // Not wanted; a data call for it cannot happen (ask said no), but never stop one.
-        return !ask;
-    };
-    if ask {
-        return true;
+
+    fn read(&mut self, node: NodeName<'_>, t: &Tensor<'_>) {
+        let [n_embd, rows, ..] = t.shape();
+        if n_embd != self.n_embd {
+            return;
+        }
+        t.read_rows(0, rows, 0, 0, &mut self.layers[node.layer]);
     }
-    let rows = usize::try_from(t.ne[1]).unwrap_or(0);
-    if t.type_ != sys::GGML_TYPE_F32 || usize::try_from(t.ne[0]).ok() != Some(cap.n_embd) {
-        return true;
-    }
-    let n = rows * cap.n_embd;
-    cap.scratch.resize(n * 4, 0);
-    // SAFETY: the tensor holds n f32 (checked above); the buffer has room for them.
-    unsafe {
-        sys::ggml_backend_tensor_get(t, cap.scratch.as_mut_ptr().cast(), 0, n * 4);
-    }
-    let out = &mut cap.layers[layer];
-    out.extend(
-        cap.scratch
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-    );
-    // Always true: false here would silently skip the rest of the graph.
-    true
 }
 
 /// A lens on a loaded model: its own llama.cpp context with the eval callback, and W.
 pub struct Lens<'m> {
-    /// The context borrows the model: it must not outlive it.
-    _model: std::marker::PhantomData<&'m Model>,
-    ctx: *mut sys::llama_context,
-    capture: Box<Capture>,
+    ctx: Hooked<'m, Capture>,
     readout: Readout,
-    n_ctx: usize,
     /// Threads for the lens rows (the model's `-t`).
     threads: usize,
     /// The tokens whose residuals `capture` holds (llama.cpp's logits of each are still in
@@ -107,42 +72,15 @@ impl<'m> Lens<'m> {
     pub fn new(model: &'m Model) -> Result<Self, Unavailable> {
         let readout = Readout::read(&model.options().path, model.vocab().len())?;
         let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
-        let mut capture = Box::new(Capture {
+        let capture = Capture {
             n_embd,
             layers: vec![Vec::new(); n_layer],
-            scratch: Vec::new(),
-        });
-        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
-        // SAFETY: default parameters from llama.cpp with plain fields set; the callback's user
-        // data is the boxed capture, which outlives the context (dropped after it, see Drop).
-        let ctx = unsafe {
-            let mut p = sys::llama_context_default_params();
-            p.n_ctx = n_ctx;
-            p.n_batch = n_ctx;
-            p.n_ubatch = n_ctx;
-            p.n_seq_max = 1;
-            p.n_threads = model.options().threads as i32;
-            p.n_threads_batch = model.options().threads as i32;
-            p.flash_attn_type = if model.options().flash_attn {
-                sys::LLAMA_FLASH_ATTN_TYPE_ENABLED
-            } else {
-                sys::LLAMA_FLASH_ATTN_TYPE_DISABLED
-            };
-            p.cb_eval = Some(capture_residuals);
-            p.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
-            sys::llama_init_from_model(model.raw(), p)
         };
-        if ctx.is_null() {
-            return Err(Unavailable(
-                "llama.cpp could not make the lens context".into(),
-            ));
-        }
+        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
+        let ctx = Hooked::new(model, n_ctx, capture).map_err(Unavailable)?;
         Ok(Self {
-            _model: std::marker::PhantomData,
             ctx,
-            capture,
             readout,
-            n_ctx: n_ctx as usize,
             threads: model.options().threads.max(1) as usize,
             tokens: Vec::new(),
             temp: 1.0,
@@ -162,7 +100,7 @@ impl<'m> Lens<'m> {
         if tokens.is_empty() {
             return Err(LensError::Model(ModelError::Empty));
         }
-        let tokens = &tokens[..tokens.len().min(self.n_ctx)];
+        let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
         if self.tokens == tokens && self.temp == temp {
             return match self.check {
                 Some(worst) if worst <= CHECK_TOLERANCE => Ok(tokens.len()),
@@ -172,39 +110,15 @@ impl<'m> Lens<'m> {
         }
         self.tokens.clear();
         self.check = None;
-        for l in &mut self.capture.layers {
+        for l in &mut self.ctx.tap_mut().layers {
             l.clear();
         }
         let n = tokens.len();
-        // SAFETY: the context is valid; clearing its memory has no preconditions. The batch
-        // holds `n` tokens of one sequence, is filled in full and freed after the decode.
-        let status = unsafe {
-            sys::llama_memory_clear(sys::llama_get_memory(self.ctx), true);
-            let mut batch = sys::llama_batch_init(n as i32, 0, 1);
-            for (i, &t) in tokens.iter().enumerate() {
-                *batch.token.add(i) = t as sys::llama_token;
-                *batch.pos.add(i) = i as sys::llama_pos;
-                *batch.n_seq_id.add(i) = 1;
-                *(*batch.seq_id.add(i)) = 0;
-                *batch.logits.add(i) = 1;
-            }
-            batch.n_tokens = n as i32;
-            let busy = crate::model::rpc::Busy::start();
-            let s = sys::llama_decode(self.ctx, batch);
-            sys::llama_synchronize(self.ctx);
-            drop(busy);
-            sys::llama_batch_free(batch);
-            s
-        };
-        if status != 0 {
-            return Err(LensError::Model(ModelError::Decode(format!(
-                "the lens context's decode returned {status}"
-            ))));
-        }
+        self.ctx.decode(tokens).map_err(LensError::Model)?;
         self.tokens = tokens.to_vec();
         self.temp = temp;
         let want = n * self.readout.facts.n_embd;
-        if self.capture.layers.iter().any(|l| l.len() != want) {
+        if self.ctx.tap().layers.iter().any(|l| l.len() != want) {
             return Err(LensError::Unavailable(self.missing_layers()));
         }
         // The check: the last layer through our norm and W against llama.cpp's own row.
@@ -238,14 +152,7 @@ impl<'m> Lens<'m> {
 
     /// llama.cpp's logits of `position` of the text last run (one decode: all still there).
     fn llama_logits(&self, position: usize) -> &[f32] {
-        // SAFETY: every token of the last decode asked for logits, `position` is one of them,
-        // and the row has n_vocab floats; it lives until the next decode, which needs `&mut`.
-        unsafe {
-            std::slice::from_raw_parts(
-                sys::llama_get_logits_ith(self.ctx, position as i32),
-                self.readout.facts.n_vocab,
-            )
-        }
+        self.ctx.logits(position)
     }
 
     /// The largest |Δp| of the self-check over the last text run.
@@ -256,7 +163,8 @@ impl<'m> Lens<'m> {
     /// The residual stream after `layer` at `position` (of the last text run).
     pub fn hidden(&self, layer: usize, position: usize) -> Option<&[f32]> {
         let n = self.readout.facts.n_embd;
-        self.capture
+        self.ctx
+            .tap()
             .layers
             .get(layer)?
             .get(position * n..(position + 1) * n)
@@ -331,14 +239,6 @@ impl<'m> Lens<'m> {
             max_abs_delta_rounded: rounded,
             dot_type: r.dot_type_name(),
         })
-    }
-}
-
-impl Drop for Lens<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the context was made by llama_init_from_model and is freed once, before
-        // the capture it points to (a field dropped after this).
-        unsafe { sys::llama_free(self.ctx) };
     }
 }
 
