@@ -911,3 +911,43 @@ fn a_minimal_pair_typed_in_the_explorer_agrees_with_pairs() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// F11 on the real model: the attention panel opens at the position that predicted the selected
+/// token, with every layer and head of SmolLM2 (30 × 9, 3 KV heads), and the weight it shows
+/// for head 0.0 on the first token is `score --attention-full`'s, to the digits shown.
+#[test]
+fn the_attention_panel_on_the_real_model_agrees_with_score() {
+    let text = "The chef carefully seasoned the soup with a pinch of salt.";
+    let t = Tmux::start("attention", &model_flag(), 120, 50);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal(text);
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("12 tokens")
+    });
+    // Select " salt" (token 10): position 9 predicted it.
+    t.keys(&["S-Left", "S-Left", "F11"]);
+    let screen = t.wait_for("the attention panel", Duration::from_secs(30), |s| {
+        s.contains("attention at 9 (␣of) · 30 layers × 9 heads") && s.contains("head 0.0 (KV 0)")
+    });
+    let shown: f64 = screen
+        .lines()
+        .find_map(|l| l.split_once("  0 The ").map(|(_, rest)| rest.to_owned()))
+        .and_then(|rest| rest.split_whitespace().find_map(|w| w.parse::<f64>().ok()))
+        .unwrap_or_else(|| panic!("no weight on position 0:\n{screen}"));
+    let scored = common::run_ok("score", &["--attention-full", text]);
+    let row = &scored[0]["tokens"][10]["attention"][0]["heads"][0]["row"];
+    let want = row[0].as_f64().unwrap();
+    assert_eq!(format!("{shown:.3}"), format!("{want:.3}"), "{screen}");
+    // Alt-↓ twice and Ctrl-↓: head 2.1, whose KV head is 0 (9 heads over 3 KV heads).
+    t.keys(&["M-Down", "M-Down", "C-Down"]);
+    t.wait_for("head 2.1", Duration::from_secs(10), |s| s.contains("head 2.1 (KV 0)"));
+    t.keys(&["F11"]);
+    t.wait_for("the distribution again", Duration::from_secs(10), |s| {
+        s.contains("◂ actual")
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

@@ -941,3 +941,111 @@ fn export_builds_the_documented_json() {
     assert!(v["score"]["words"].as_array().unwrap().len() >= 9);
     assert!(v["score"]["next"]["top_logprobs"].is_array());
 }
+
+/// A made-up attention of `tokens`: per layer, head 0 a sink (position 0), head 1 the previous
+/// token, head 2 itself; layer 1 has a sliding window of 4.
+fn attention_map(tokens: &[u32]) -> logitscope::analysis::attention::AttentionMap {
+    use logitscope::analysis::attention::{digest, AttentionFacts, AttentionMap};
+    let n = tokens.len();
+    let (n_layer, n_head) = (3, 3);
+    let windows = vec![None, Some(4), None];
+    let row_of = |layer: usize, p: usize, head: usize| -> Vec<f32> {
+        let mut r = vec![0.0f32; n];
+        let first = if windows[layer].is_some() { (p + 1).saturating_sub(4) } else { 0 };
+        let target = match head {
+            0 => first,
+            1 => p.saturating_sub(1).max(first),
+            _ => p,
+        };
+        r[target] = 0.75;
+        let rest = (first..=p).filter(|&j| j != target).count();
+        for j in (first..=p).filter(|&j| j != target) {
+            r[j] = 0.25 / rest as f32;
+        }
+        if rest == 0 {
+            r[target] = 1.0;
+        }
+        r
+    };
+    let mut rows = Vec::new();
+    for layer in 0..n_layer {
+        for p in 0..n {
+            for head in 0..n_head {
+                rows.push(digest(&row_of(layer, p, head), p, tokens, windows[layer], 2));
+            }
+        }
+    }
+    let full = (0..n)
+        .map(|p| {
+            let mut all = Vec::new();
+            for layer in 0..n_layer {
+                for head in 0..n_head {
+                    all.extend(row_of(layer, p, head));
+                }
+            }
+            (p, all)
+        })
+        .collect();
+    AttentionMap {
+        facts: AttentionFacts {
+            n_layer,
+            n_head,
+            n_head_kv: 1,
+            windows,
+        },
+        tokens: tokens.to_vec(),
+        rows,
+        full,
+    }
+}
+
+/// F11 opens the attention panel: it asks the engine for the selected position, shows the grid
+/// of layers × heads (most attended token, a weight glyph, `w` on sliding layers), the selected
+/// head's row beside the layer mean, and the heads with a habit; Alt-↓ and Ctrl-↓ move the
+/// selection; an answer for another text is dropped.
+#[test]
+fn snapshot_attention_panel() {
+    let mut app = scored_app(100, 30);
+    let cmds = update(&mut app, key(KeyCode::F(11)));
+    let (epoch, position) = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Run(Job::Attention { epoch, position, .. }) => Some((*epoch, *position)),
+            _ => None,
+        })
+        .expect("the panel asks for its position");
+    let tokens = app.scored().unwrap().tokens.clone();
+    assert_eq!(position, tokens.len() - 1, "the ▸next chip is selected: the last position");
+    assert!(screen(&app).contains("Reading every head's attention"));
+    let view = attention_map(&tokens).view(position, 0.5).unwrap();
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Attention {
+            epoch: epoch + 1,
+            position,
+            result: Ok(view.clone()),
+        }),
+    );
+    assert!(screen(&app).contains("Reading every head's attention"), "another text's answer");
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Attention {
+            epoch,
+            position,
+            result: Ok(view),
+        }),
+    );
+    update(&mut app, key_mod(KeyCode::Down, KeyModifiers::ALT));
+    update(&mut app, key_mod(KeyCode::Down, KeyModifiers::CONTROL));
+    assert_eq!((app.attention.layer, app.attention.head), (1, 1));
+    let s = screen(&app);
+    assert!(s.contains("3 layers × 3 heads"), "{s}");
+    assert!(s.contains("head 1.1 (KV 0) · window 4"), "{s}");
+    assert!(s.contains("sink") && s.contains("previous"), "{s}");
+    assert!(s.contains("masked"), "positions before the window: {s}");
+    assert!(s.contains(" 1w "), "sliding layer marked: {s}");
+    insta::assert_snapshot!("attention", s);
+    // Closed again: Alt-↓ is the history key once more.
+    update(&mut app, key(KeyCode::F(11)));
+    assert!(!screen(&app).contains("most attended token"));
+}

@@ -166,6 +166,15 @@ pub enum Habit {
 }
 
 impl Habit {
+    /// A word for a narrow panel.
+    pub fn short(self) -> &'static str {
+        match self {
+            Habit::First => "sink",
+            Habit::Previous => "previous",
+            Habit::Induction => "induction",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Habit::First => "first token",
@@ -379,7 +388,7 @@ mod tests {
         let cells = [0.5, 0.2, 0.3, 0.0, 0.0, 0.0];
         let r = digest(&cells, 2, &[7, 8, 9, 7], None, 2);
         assert_eq!(r.top, vec![(0, 0.5), (2, 0.3)]);
-        assert!((r.sum - 1.0).abs() < 1e-12);
+        assert!((r.sum - 1.0).abs() < 1e-7);
         assert_eq!(r.future, 0.0);
         assert_eq!(r.first, 0.5);
         assert_eq!(r.previous, 0.2);
@@ -420,7 +429,7 @@ mod tests {
 
     fn map_of(rows: &[[f32; 3]]) -> AttentionMap {
         // One layer, one head, 3 tokens; rows[p] the row of position p, all kept.
-        let tokens = vec![5, 6, 5];
+        let tokens = vec![5, 6, 7];
         let facts = AttentionFacts {
             n_layer: 1,
             n_head: 1,

@@ -3,6 +3,7 @@
 //! call per kind of work. The explorer's worker only maps a job to one of these calls and the
 //! answer to a message; the numbers come from the same engine code `score` and `fill` use.
 
+use crate::analysis::attention::AttentionView;
 use crate::analysis::blanks::FillReport;
 use crate::analysis::compare::RowCompare;
 use crate::analysis::lens::{shown_gap, HwReport, LensStatus};
@@ -13,6 +14,7 @@ use crate::model::{Evaluation, Model, ModelError, Session};
 
 use super::compare::{evaluate_compared, PairCache};
 use super::fill::{FillError, FillRequest, FillUpdate, Filler};
+use super::attention::Attentions;
 use super::lens::Lenses;
 use super::watch::{resolve, single_ids};
 
@@ -61,6 +63,7 @@ pub struct Workbench<'m> {
     filler: Filler<'m>,
     second: Option<(Session<'m>, PairCache)>,
     lenses: Lenses<'m>,
+    attentions: Attentions<'m>,
 }
 
 impl<'m> Workbench<'m> {
@@ -75,6 +78,7 @@ impl<'m> Workbench<'m> {
             filler: Filler::new(model),
             second,
             lenses: Lenses::new(model),
+            attentions: Attentions::new(model),
         })
     }
 
@@ -177,6 +181,16 @@ impl<'m> Workbench<'m> {
         let held = holding(&self.sentences, &tokens);
         self.filler
             .fill(&mut self.sentences[held], request, cancel, on_update)
+    }
+
+    /// The attention panel's data at `position` of `text` (one decode of the text, reused
+    /// while the text stays), or why there is none.
+    pub fn attention(&mut self, text: &str, position: usize) -> Result<AttentionView, String> {
+        let tokens = self.model.tokenize(text);
+        match self.attentions.view(&tokens, position) {
+            Ok(view) => view,
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The lens of `text`: its status, the column asked for first (with its H·W panel), then

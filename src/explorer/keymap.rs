@@ -82,6 +82,14 @@ pub enum Action {
     SwitchSentence,
     /// Open or close the logit lens view.
     ToggleLens,
+    /// Open or close the attention panel.
+    ToggleAttention,
+    /// The attention grid's previous / next layer, previous / next head (decline while the
+    /// panel is closed).
+    AttentionLayerUp,
+    AttentionLayerDown,
+    AttentionHeadLeft,
+    AttentionHeadRight,
     /// Open or close the H·W panel.
     ToggleHw,
 }
@@ -298,6 +306,24 @@ pub static KEYMAP: &[Row] = &[
         ],
     },
     Row {
+        keys: "F11  Ctrl-T",
+        what: "attention: layers × heads at the position",
+        bindings: &[
+            b(S::View, k(C::F(11)), M::Any, A::ToggleAttention),
+            b(S::View, k(C::Char('t')), M::Ctrl, A::ToggleAttention),
+        ],
+    },
+    Row {
+        keys: "Alt-↑↓  Ctrl-↑↓",
+        what: "attention: layer (Alt/Shift-↑↓), head (Ctrl-↑↓)",
+        bindings: &[
+            b(S::View, k(C::Up), M::AltOrShift, A::AttentionLayerUp),
+            b(S::View, k(C::Down), M::AltOrShift, A::AttentionLayerDown),
+            b(S::View, k(C::Up), M::Ctrl, A::AttentionHeadLeft),
+            b(S::View, k(C::Down), M::Ctrl, A::AttentionHeadRight),
+        ],
+    },
+    Row {
         keys: "Ctrl-S",
         what: "export what is shown (JSON file)",
         bindings: &[b(S::View, k(C::Char('s')), M::Ctrl, A::Export)],
@@ -416,9 +442,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 19);
+        assert_eq!(keys.len(), 21);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[18], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[20], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

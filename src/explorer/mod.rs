@@ -16,6 +16,7 @@
 //!   [`worker`]: the engine thread and its job queue; [`terminal`]: taking the terminal and
 //!   giving it back on every exit.
 
+pub mod attention;
 pub mod editor;
 pub mod history;
 pub mod inspect;

@@ -56,6 +56,8 @@ pub enum Inspect {
     Lens,
     /// H·W at the selected position.
     Hw,
+    /// Attention at the selected position: layers × heads, the selected head's row.
+    Attention,
 }
 
 /// The logit lens of the text shown, as it arrives from the engine.
@@ -183,6 +185,7 @@ pub struct App {
     /// The lens or H·W panels (F9, F10).
     pub inspect: Inspect,
     pub lens: LensState,
+    pub attention: crate::explorer::attention::AttentionPanel,
     pub quit: bool,
 }
 
@@ -214,6 +217,7 @@ impl App {
             lost: None,
             inspect: Inspect::Off,
             lens: LensState::default(),
+            attention: Default::default(),
             quit: false,
         }
     }

@@ -100,6 +100,14 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             crate::explorer::inspect::on_update(app, epoch, update);
             Vec::new()
         }
+        EngineMsg::Attention {
+            epoch,
+            position,
+            result,
+        } => {
+            crate::explorer::attention::on_answer(app, epoch, position, result);
+            Vec::new()
+        }
         EngineMsg::FillProgress {
             generation,
             blank,

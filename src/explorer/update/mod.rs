@@ -81,7 +81,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     }
     // The lens and H·W panels ask for what they lack.
     cmds.extend(crate::explorer::inspect::request(app));
+    cmds.extend(crate::explorer::attention::request(app));
     cmds
+}
+
+/// Move in the attention grid; declines (the key goes on) while the panel is closed.
+fn step(app: &mut App, dl: isize, dh: isize) -> Option<Vec<Command>> {
+    crate::explorer::attention::step(app, dl, dh).then(Vec::new)
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
@@ -262,6 +268,14 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Lens);
             none()
         }
+        Action::ToggleAttention => {
+            crate::explorer::attention::toggle(app);
+            none()
+        }
+        Action::AttentionLayerUp => step(app, -1, 0)?,
+        Action::AttentionLayerDown => step(app, 1, 0)?,
+        Action::AttentionHeadLeft => step(app, 0, -1)?,
+        Action::AttentionHeadRight => step(app, 0, 1)?,
         Action::ToggleHw => {
             crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Hw);
             none()

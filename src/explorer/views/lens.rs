@@ -41,7 +41,7 @@ pub fn shown_layers(n_layer: usize, rows: usize) -> Vec<usize> {
 }
 
 /// A glyph for a probability: taller = likelier.
-fn glyph(p: f64) -> &'static str {
+pub(super) fn glyph(p: f64) -> &'static str {
     match p {
         p if p >= 0.8 => "█",
         p if p >= 0.5 => "▆",

@@ -2,6 +2,7 @@
 //! `explorer::layout`, shared with `update` so a mouse click maps to exactly the chip drawn
 //! under it.
 
+mod attention;
 mod chart;
 mod compare;
 mod distribution;
@@ -66,11 +67,13 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match app.inspect {
         Inspect::Lens => lens::draw_layers(frame, app, a.dist),
         Inspect::Hw => hw::draw(frame, app, a.dist),
+        Inspect::Attention => attention::draw_grid(frame, app, a.dist),
         Inspect::Off if pair => pair::draw_distribution(frame, app, a.dist),
         Inspect::Off => distribution::draw(frame, app, a.dist),
     }
     match (app.inspect, app.side_panel()) {
         (Inspect::Lens, _) => lens::draw_grid(frame, app, a.side),
+        (Inspect::Attention, _) => attention::draw_rows(frame, app, a.side),
         (_, SidePanel::Fill) => fill::draw(frame, app, a.side),
         (_, SidePanel::Sentence) => chart::draw(frame, app, a.side),
     }

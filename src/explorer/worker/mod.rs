@@ -170,6 +170,27 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                     send(tx, EngineMsg::Lens { epoch, update })
                 })
             }
+            Job::Attention {
+                epoch,
+                text,
+                position,
+                ..
+            } => {
+                let started = std::time::Instant::now();
+                let result = bench.attention(text, *position);
+                tracing::debug!(
+                    "attention of position {position} ready in {} ms",
+                    started.elapsed().as_millis()
+                );
+                send(
+                    tx,
+                    EngineMsg::Attention {
+                        epoch: *epoch,
+                        position: *position,
+                        result,
+                    },
+                )
+            }
         }
     }
 }

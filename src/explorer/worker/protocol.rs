@@ -20,6 +20,7 @@ pub enum JobKind {
     Evaluate(usize),
     Watch,
     Lens,
+    Attention,
     Fill,
 }
 
@@ -62,6 +63,8 @@ pub enum Cancel {
     Fill(TextGen),
     /// Lens requests older than this.
     Lens(LensRequest),
+    /// Attention requests older than this (the panel's own counter).
+    Attention(LensRequest),
 }
 
 impl Cancel {
@@ -74,6 +77,7 @@ impl Cancel {
                 .collect(),
             Cancel::Fill(g) => vec![(JobKind::Fill, Ticket::Text(g))],
             Cancel::Lens(r) => vec![(JobKind::Lens, Ticket::Lens(r))],
+            Cancel::Attention(r) => vec![(JobKind::Attention, Ticket::Lens(r))],
         }
     }
 }
@@ -117,6 +121,14 @@ pub enum Job {
         hw: bool,
         skip: Vec<usize>,
     },
+    /// The attention at `position` of the text shown (the panel counts its requests; `epoch`
+    /// names the text).
+    Attention {
+        request: LensRequest,
+        epoch: u64,
+        text: String,
+        position: usize,
+    },
 }
 
 impl Job {
@@ -126,6 +138,7 @@ impl Job {
             Job::Fill { .. } => JobKind::Fill,
             Job::Watch { .. } => JobKind::Watch,
             Job::Lens { .. } => JobKind::Lens,
+            Job::Attention { .. } => JobKind::Attention,
         }
     }
 
@@ -135,7 +148,7 @@ impl Job {
             Job::Evaluate { generation, .. }
             | Job::Fill { generation, .. }
             | Job::Watch { generation, .. } => Ticket::Text(*generation),
-            Job::Lens { request, .. } => Ticket::Lens(*request),
+            Job::Lens { request, .. } | Job::Attention { request, .. } => Ticket::Lens(*request),
         }
     }
 }
@@ -206,6 +219,12 @@ pub enum EngineMsg {
     Lens {
         epoch: u64,
         update: LensUpdate,
+    },
+    /// The attention at `position` of the text of `epoch`, or why there is none.
+    Attention {
+        epoch: u64,
+        position: usize,
+        result: Result<crate::analysis::attention::AttentionView, String>,
     },
     /// An RPC server holding the model's layers was lost: nothing more will come from the
     /// engine (its thread waits on the network for good); what is shown stays.
