@@ -40,7 +40,10 @@ fn every_row_sums_to_one_and_puts_nothing_on_the_future() {
                         let row = map.full_row(layer, p, head).unwrap();
                         assert!(row[p + 1..].iter().all(|&w| w == 0.0));
                         let visible: f64 = row[..=p].iter().map(|&w| f64::from(w)).sum();
-                        assert!((visible - 1.0).abs() <= 1e-5, "{name}: whole row sums to {visible}");
+                        assert!(
+                            (visible - 1.0).abs() <= 1e-5,
+                            "{name}: whole row sums to {visible}"
+                        );
                         // The top weights are the row's own, largest first.
                         let best = row[..=p].iter().copied().fold(f32::MIN, f32::max);
                         assert_eq!(r.top[0].1, best);
@@ -61,10 +64,17 @@ fn gemmas_sliding_layers_see_only_their_window() {
     let text = common::sentences().join(" ").repeat(8);
     let tokens: Vec<u32> = model.tokenize(&text).into_iter().take(700).collect();
     assert_eq!(tokens.len(), 700, "the text is long enough");
-    let map = attentions.map(&tokens, 2, Keep::Positions(vec![699])).unwrap().unwrap();
+    let map = attentions
+        .map(&tokens, 2, Keep::Positions(vec![699]))
+        .unwrap()
+        .unwrap();
     let f = map.facts.clone();
     let dense: Vec<usize> = (0..f.n_layer).filter(|&l| f.window(l).is_none()).collect();
-    assert_eq!(dense, vec![5, 11, 17], "llama.cpp's gemma3 pattern: every sixth layer dense");
+    assert_eq!(
+        dense,
+        vec![5, 11, 17],
+        "llama.cpp's gemma3 pattern: every sixth layer dense"
+    );
     assert!((0..f.n_layer).all(|l| f.window(l).is_none_or(|w| w == 512)));
     assert_eq!((f.n_head, f.n_head_kv), (4, 1));
     let mut beyond_on_dense = 0.0;
@@ -82,9 +92,14 @@ fn gemmas_sliding_layers_see_only_their_window() {
                     None => {
                         // What a window would hide, a dense layer sees.
                         let hidden = (p + 1).saturating_sub(512);
-                        let row = if p == 699 { map.full_row(layer, p, head) } else { None };
+                        let row = if p == 699 {
+                            map.full_row(layer, p, head)
+                        } else {
+                            None
+                        };
                         if let Some(row) = row {
-                            beyond_on_dense += row[..hidden].iter().map(|&w| f64::from(w)).sum::<f64>();
+                            beyond_on_dense +=
+                                row[..hidden].iter().map(|&w| f64::from(w)).sum::<f64>();
                         }
                     }
                 }
@@ -99,7 +114,10 @@ fn gemmas_sliding_layers_see_only_their_window() {
             assert!(row[699 + 1 - 512..].iter().any(|&w| w > 0.0));
         }
     }
-    assert!(beyond_on_dense > 0.0, "dense layers attend beyond 512 positions back");
+    assert!(
+        beyond_on_dense > 0.0,
+        "dense layers attend beyond 512 positions back"
+    );
 }
 
 /// Remove every `attention` member, recursively.
@@ -119,11 +137,18 @@ fn reading_attention_changes_no_other_field_of_score() {
     let text = common::sentences_file();
     for (name, path) in models() {
         for parallel in ["1", "8"] {
-            let plain = common::models::run_on(&path, "score", &["--parallel", parallel], Some(&text));
+            let plain =
+                common::models::run_on(&path, "score", &["--parallel", parallel], Some(&text));
             let with = common::models::run_on(
                 &path,
                 "score",
-                &["--parallel", parallel, "--attention-full", "--attention-k", "2"],
+                &[
+                    "--parallel",
+                    parallel,
+                    "--attention-full",
+                    "--attention-k",
+                    "2",
+                ],
                 Some(&text),
             );
             assert_eq!(plain.len(), with.len());
@@ -133,10 +158,16 @@ fn reading_attention_changes_no_other_field_of_score() {
                 let tokens = b["tokens"].as_array().unwrap();
                 for (j, t) in tokens.iter().enumerate() {
                     let Some(layers) = t["attention"].as_array() else {
-                        assert_eq!(j, 0, "{name}: only the first token has no predicting position");
+                        assert_eq!(
+                            j, 0,
+                            "{name}: only the first token has no predicting position"
+                        );
                         continue;
                     };
-                    assert_eq!(layers.len(), status["facts"]["n_layer"].as_u64().unwrap() as usize);
+                    assert_eq!(
+                        layers.len(),
+                        status["facts"]["n_layer"].as_u64().unwrap() as usize
+                    );
                     for head in layers.iter().flat_map(|l| l["heads"].as_array().unwrap()) {
                         let row: Vec<f64> = head["row"]
                             .as_array()
@@ -148,12 +179,19 @@ fn reading_attention_changes_no_other_field_of_score() {
                         assert!((row.iter().sum::<f64>() - 1.0).abs() <= 1e-5);
                         assert_eq!(head["top"].as_array().unwrap().len(), 2.min(j));
                         let top = &head["top"][0];
-                        assert_eq!(row[top["position"].as_u64().unwrap() as usize], top["weight"].as_f64().unwrap());
+                        assert_eq!(
+                            row[top["position"].as_u64().unwrap() as usize],
+                            top["weight"].as_f64().unwrap()
+                        );
                     }
                 }
                 assert!(b["next"]["attention"].is_array());
                 without_attention(&mut b);
-                assert_eq!(a.to_string(), b.to_string(), "{name} (--parallel {parallel})");
+                assert_eq!(
+                    a.to_string(),
+                    b.to_string(),
+                    "{name} (--parallel {parallel})"
+                );
             }
         }
     }
@@ -177,7 +215,10 @@ fn the_default_model_has_an_induction_head() {
     }
     let len = seq.len();
     let tokens: Vec<u32> = seq.iter().chain(&seq).copied().collect();
-    let map = attentions.map(&tokens, 1, Keep::Positions(Vec::new())).unwrap().unwrap();
+    let map = attentions
+        .map(&tokens, 1, Keep::Positions(Vec::new()))
+        .unwrap()
+        .unwrap();
     let f = &map.facts;
     // Per head: the mean weight, over the second repetition, on the token after the previous
     // occurrence of the current one.
@@ -195,7 +236,10 @@ fn the_default_model_has_an_induction_head() {
     }
     let (share, layer, head) = best;
     println!("induction head {layer}.{head}: mean weight {share:.3} on the token after the previous occurrence");
-    assert!(share > 0.5, "the strongest induction head ({layer}.{head}) puts only {share:.3} there");
+    assert!(
+        share > 0.5,
+        "the strongest induction head ({layer}.{head}) puts only {share:.3} there"
+    );
     // The summary names it too.
     let suspects = map.suspects(0.5);
     assert!(suspects.iter().any(|s| s.layer == layer
@@ -205,9 +249,20 @@ fn the_default_model_has_an_induction_head() {
 
 #[test]
 fn with_flash_attention_it_says_why_there_is_none() {
-    let out = common::models::run_on(&common::model_path(), "score", &["--attention", "-fa"], Some("A short text.\n"));
+    let out = common::models::run_on(
+        &common::model_path(),
+        "score",
+        &["--attention", "-fa"],
+        Some("A short text.\n"),
+    );
     let status = &out[0]["attention"];
     assert_eq!(status["available"], false);
-    assert!(status["reason"].as_str().unwrap().contains("flash attention"), "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("flash attention"),
+        "{status}"
+    );
     assert!(out[0]["tokens"][1].get("attention").is_none());
 }

@@ -942,7 +942,9 @@ fn the_attention_panel_on_the_real_model_agrees_with_score() {
     assert_eq!(format!("{shown:.3}"), format!("{want:.3}"), "{screen}");
     // Alt-↓ twice and Ctrl-↓: head 2.1, whose KV head is 0 (9 heads over 3 KV heads).
     t.keys(&["M-Down", "M-Down", "C-Down"]);
-    t.wait_for("head 2.1", Duration::from_secs(10), |s| s.contains("head 2.1 (KV 0)"));
+    t.wait_for("head 2.1", Duration::from_secs(10), |s| {
+        s.contains("head 2.1 (KV 0)")
+    });
     t.keys(&["F11"]);
     t.wait_for("the distribution again", Duration::from_secs(10), |s| {
         s.contains("◂ actual")

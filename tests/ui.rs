@@ -452,10 +452,12 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyCode::F(6),
         KeyCode::F(9),
         KeyCode::F(10),
+        KeyCode::F(11),
         KeyCode::Esc,
-        // With Ctrl: the pair's second line on and off, and switching lines.
+        // With Ctrl: the pair's second line on and off, switching lines, the attention panel.
         KeyCode::Char('p'),
         KeyCode::Char('o'),
+        KeyCode::Char('t'),
     ];
     let mods = [
         KeyModifiers::NONE,
@@ -495,6 +497,19 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 row: rng.below(220) as u16,
                 modifiers: KeyModifiers::NONE,
             }),
+            8 if rng.below(3) == 0 => {
+                // The attention panel's answer, for any position, of this text or an old one.
+                let position = rng.below(12) as usize;
+                let tokens = scored(SENTENCE).tokens;
+                let result = attention_map(&tokens)
+                    .view(position, 0.5)
+                    .ok_or_else(|| "attention unavailable: a test".to_owned());
+                Msg::Engine(EngineMsg::Attention {
+                    epoch: app.attention.epoch.saturating_sub(rng.below(2)),
+                    position,
+                    result,
+                })
+            }
             8 => {
                 // The engine answers, sometimes late, sometimes for text long gone, sometimes
                 // for a pair's second line that was closed since.
@@ -951,7 +966,11 @@ fn attention_map(tokens: &[u32]) -> logitscope::analysis::attention::AttentionMa
     let windows = vec![None, Some(4), None];
     let row_of = |layer: usize, p: usize, head: usize| -> Vec<f32> {
         let mut r = vec![0.0f32; n];
-        let first = if windows[layer].is_some() { (p + 1).saturating_sub(4) } else { 0 };
+        let first = if windows[layer].is_some() {
+            (p + 1).saturating_sub(4)
+        } else {
+            0
+        };
         let target = match head {
             0 => first,
             1 => p.saturating_sub(1).max(first),
@@ -968,10 +987,10 @@ fn attention_map(tokens: &[u32]) -> logitscope::analysis::attention::AttentionMa
         r
     };
     let mut rows = Vec::new();
-    for layer in 0..n_layer {
+    for (layer, &window) in windows.iter().enumerate() {
         for p in 0..n {
             for head in 0..n_head {
-                rows.push(digest(&row_of(layer, p, head), p, tokens, windows[layer], 2));
+                rows.push(digest(&row_of(layer, p, head), p, tokens, window, 2));
             }
         }
     }
@@ -1010,12 +1029,18 @@ fn snapshot_attention_panel() {
     let (epoch, position) = cmds
         .iter()
         .find_map(|c| match c {
-            Command::Run(Job::Attention { epoch, position, .. }) => Some((*epoch, *position)),
+            Command::Run(Job::Attention {
+                epoch, position, ..
+            }) => Some((*epoch, *position)),
             _ => None,
         })
         .expect("the panel asks for its position");
     let tokens = app.scored().unwrap().tokens.clone();
-    assert_eq!(position, tokens.len() - 1, "the ▸next chip is selected: the last position");
+    assert_eq!(
+        position,
+        tokens.len() - 1,
+        "the ▸next chip is selected: the last position"
+    );
     assert!(screen(&app).contains("Reading every head's attention"));
     let view = attention_map(&tokens).view(position, 0.5).unwrap();
     update(
@@ -1026,7 +1051,10 @@ fn snapshot_attention_panel() {
             result: Ok(view.clone()),
         }),
     );
-    assert!(screen(&app).contains("Reading every head's attention"), "another text's answer");
+    assert!(
+        screen(&app).contains("Reading every head's attention"),
+        "another text's answer"
+    );
     update(
         &mut app,
         Msg::Engine(EngineMsg::Attention {

@@ -66,14 +66,16 @@ pub struct HeadRow {
 
 /// Digest the row of the query at `position` (`cells[j]` = weight on cell j). `tokens` are
 /// the text's tokens (cell j holds position j); `window` the layer's sliding window.
-pub fn digest(cells: &[f32], position: usize, tokens: &[u32], window: Option<u32>, k: usize) -> HeadRow {
+pub fn digest(
+    cells: &[f32],
+    position: usize,
+    tokens: &[u32],
+    window: Option<u32>,
+    k: usize,
+) -> HeadRow {
     let visible = &cells[..cells.len().min(position + 1)];
     let sum = cells.iter().map(|&w| f64::from(w)).sum();
-    let future = cells
-        .iter()
-        .skip(position + 1)
-        .map(|&w| f64::from(w))
-        .sum();
+    let future = cells.iter().skip(position + 1).map(|&w| f64::from(w)).sum();
     let first_seen = window.map_or(0, |w| (position + 1).saturating_sub(w as usize));
     let outside_window = visible[..first_seen.min(visible.len())]
         .iter()
@@ -100,15 +102,23 @@ pub fn digest(cells: &[f32], position: usize, tokens: &[u32], window: Option<u32
 }
 
 /// The `k` largest weights of `row` with their positions, best first (ties: earlier first).
+/// One pass keeping the best `k` so far: rows are digested by the hundred thousand.
 pub fn top_positions(row: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut all: Vec<(u32, f32)> = row
-        .iter()
-        .enumerate()
-        .map(|(j, &w)| (j as u32, w))
-        .collect();
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    all.truncate(k);
-    all
+    let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (j, &w) in row.iter().enumerate() {
+        let item = (j as u32, w);
+        if best.len() == k && better(&item, &best[k - 1]).is_ge() {
+            continue;
+        }
+        let at = best.partition_point(|b| better(b, &item).is_lt());
+        best.insert(at, item);
+        best.truncate(k);
+    }
+    best
 }
 
 /// The attention of a text: every row digested, and the whole rows of some positions.
@@ -262,6 +272,9 @@ impl AttentionStatus {
     }
 }
 
+/// Each position's layers for a report (`None` where attention does not reach).
+pub type PositionLayers = Vec<Option<Vec<LayerAttention>>>;
+
 /// One layer's attention at one position, for a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerAttention {
@@ -360,9 +373,7 @@ impl AttentionView {
     pub fn head_row(&self, layer: usize, head: usize) -> Option<&[f32]> {
         let n = self.n_tokens;
         let at = (layer * self.facts.n_head + head) * n;
-        self.full
-            .as_ref()?
-            .get(at..at + self.position + 1)
+        self.full.as_ref()?.get(at..at + self.position + 1)
     }
 
     /// The mean over a layer's heads, over positions 0..=position.
@@ -380,6 +391,7 @@ impl AttentionView {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -397,6 +409,24 @@ mod tests {
         let leaky = digest(&[0.5, 0.25, 0.25, 0.0], 1, &[1, 2, 3], None, 5);
         assert_eq!(leaky.future, 0.25);
         assert_eq!(leaky.top.len(), 2, "only positions up to the query");
+    }
+
+    #[test]
+    fn the_top_positions_are_those_of_a_full_sort() {
+        let row: Vec<f32> = (0..200u32)
+            .map(|i| ((i * 7919) % 97) as f32 / 97.0)
+            .collect();
+        for k in [1, 3, 10, 200, 300] {
+            let mut all: Vec<(u32, f32)> = row
+                .iter()
+                .enumerate()
+                .map(|(j, &w)| (j as u32, w))
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            all.truncate(k);
+            assert_eq!(top_positions(&row, k), all, "k = {k}");
+        }
+        assert!(top_positions(&row, 0).is_empty());
     }
 
     #[test]
@@ -466,7 +496,13 @@ mod tests {
         assert_eq!(view.suspects, s);
         let layers = map.layers_at(1).unwrap();
         assert_eq!(layers[0].heads[0].row.as_deref(), Some(&[0.9, 0.1][..]));
-        assert_eq!(layers[0].heads[0].top[0], Attended { position: 0, weight: 0.9 });
+        assert_eq!(
+            layers[0].heads[0].top[0],
+            Attended {
+                position: 0,
+                weight: 0.9
+            }
+        );
         assert_eq!(map.full_row(0, 1, 0), Some(&[0.9, 0.1, 0.0][..]));
         assert_eq!(map.row(0, 3, 0), None);
     }

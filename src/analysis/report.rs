@@ -157,7 +157,7 @@ pub fn attach_lens(
 pub fn attach_attention(
     report: &mut ScoreReport,
     status: crate::analysis::attention::AttentionStatus,
-    mut layers: Vec<Option<Vec<crate::analysis::attention::LayerAttention>>>,
+    mut layers: crate::analysis::attention::PositionLayers,
 ) {
     report.attention = Some(status);
     let mut take = |i: usize| layers.get_mut(i).and_then(Option::take);

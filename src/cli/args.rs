@@ -106,6 +106,8 @@ pub enum BenchTable {
     Overhead,
     /// pairs against score on the same sentences
     Pairs,
+    /// score --attention against score; the attention panel's latency
+    Attention,
 }
 
 #[derive(Debug, Subcommand)]

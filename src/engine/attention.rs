@@ -2,7 +2,7 @@
 //! first use (or the reason there is none), the last text's map reused while it covers what
 //! is asked, and whole rows kept only within a memory budget.
 
-use crate::analysis::attention::{AttentionMap, AttentionStatus, AttentionView, LayerAttention};
+use crate::analysis::attention::{AttentionMap, AttentionStatus, AttentionView, PositionLayers};
 use crate::model::attention::{Attention, AttentionError, Keep};
 use crate::model::{Model, ModelError};
 
@@ -63,18 +63,32 @@ impl<'m> Attentions<'m> {
     }
 
     /// The panel's data for `position` of `tokens`: whole rows of every position when they
-    /// fit the budget (moving the selection is then free), else of this one.
-    pub fn view(&mut self, tokens: &[u32], position: usize) -> Result<Result<AttentionView, String>, ModelError> {
-        let n = tokens.len();
+    /// fit the budget (moving the selection is then free), else of as many positions around
+    /// this one as fit (one decode per move out of them).
+    pub fn view(
+        &mut self,
+        tokens: &[u32],
+        position: usize,
+    ) -> Result<Result<AttentionView, String>, ModelError> {
+        let n = tokens.len().max(1);
         let per_position = self
             .last
             .as_ref()
-            .map_or(64 * 16, |(_, m)| m.facts.n_layer * m.facts.n_head);
-        let keep = if per_position * n * n <= FULL_BUDGET {
-            Keep::All
-        } else {
-            Keep::Positions(vec![position])
-        };
+            .map_or(64 * 16, |(_, m)| m.facts.n_layer * m.facts.n_head)
+            * n;
+        let fit = (FULL_BUDGET / per_position).max(1);
+        let keep =
+            if fit >= n {
+                Keep::All
+            } else if self.last.as_ref().is_some_and(|(_, m)| {
+                tokens.starts_with(&m.tokens) && m.full.contains_key(&position)
+            }) {
+                // Kept by the last run of these tokens (`map` checks that they are).
+                Keep::Positions(vec![position])
+            } else {
+                let start = position.saturating_sub(fit / 2).min(n - fit);
+                Keep::Positions((start..start + fit).collect())
+            };
         Ok(match self.map(tokens, 1, keep)? {
             Ok(map) => map.view(position, SUSPECT_SHARE).ok_or_else(|| {
                 format!(
@@ -94,9 +108,12 @@ pub fn attention_layers(
     tokens: &[u32],
     k: usize,
     full: bool,
-) -> Result<(AttentionStatus, Vec<Option<Vec<LayerAttention>>>), ModelError> {
+) -> Result<(AttentionStatus, PositionLayers), ModelError> {
     if tokens.is_empty() {
-        return Ok((AttentionStatus::unavailable("the text has no tokens"), Vec::new()));
+        return Ok((
+            AttentionStatus::unavailable("the text has no tokens"),
+            Vec::new(),
+        ));
     }
     let map = match attentions.map(tokens, k, Keep::Positions(Vec::new()))? {
         Ok(m) => m,
@@ -109,9 +126,7 @@ pub fn attention_layers(
         facts: Some(map.facts.clone()),
     };
     let n = map.len();
-    let mut layers: Vec<Option<Vec<LayerAttention>>> = (0..tokens.len())
-        .map(|p| map.layers_at(p))
-        .collect();
+    let mut layers: PositionLayers = (0..tokens.len()).map(|p| map.layers_at(p)).collect();
     if full {
         // Whole rows in chunks of positions that fit the budget, one decode per chunk.
         let per_position = (map.facts.n_layer * map.facts.n_head * n).max(1);
@@ -120,7 +135,9 @@ pub fn attention_layers(
             let wanted: Vec<usize> = (start..(start + chunk).min(n)).collect();
             let map = match attentions.map(tokens, k, Keep::Positions(wanted.clone()))? {
                 Ok(m) => m,
-                Err(why) => return Ok((AttentionStatus::unavailable(why), vec![None; tokens.len()])),
+                Err(why) => {
+                    return Ok((AttentionStatus::unavailable(why), vec![None; tokens.len()]))
+                }
             };
             for p in wanted {
                 layers[p] = map.layers_at(p);

@@ -2,8 +2,8 @@
 //! a text into a report, fill blanks. The explorer's worker thread and the scripting commands
 //! call the same functions, so the screen and the JSON show the same numbers.
 
-mod candidates;
 pub mod attention;
+mod candidates;
 pub mod compare;
 pub mod complete;
 

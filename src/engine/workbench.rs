@@ -12,9 +12,9 @@ use crate::analysis::watch::WatchValue;
 use crate::model::lens::CHECK_TOLERANCE;
 use crate::model::{Evaluation, Model, ModelError, Session};
 
+use super::attention::Attentions;
 use super::compare::{evaluate_compared, PairCache};
 use super::fill::{FillError, FillRequest, FillUpdate, Filler};
-use super::attention::Attentions;
 use super::lens::Lenses;
 use super::watch::{resolve, single_ids};
 

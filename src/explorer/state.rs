@@ -185,7 +185,7 @@ pub struct App {
     /// The lens or H·W panels (F9, F10).
     pub inspect: Inspect,
     pub lens: LensState,
-    pub attention: crate::explorer::attention::AttentionPanel,
+    pub attention: crate::explorer::attention::panel::AttentionPanel,
     pub quit: bool,
 }
 

@@ -116,9 +116,11 @@ pub struct Attention<'m> {
 impl<'m> Attention<'m> {
     pub fn new(model: &'m Model) -> Result<Self, String> {
         if model.options().flash_attn {
-            return Err("flash attention (-fa) fuses KQ's softmax into one kernel, so llama.cpp \
+            return Err(
+                "flash attention (-fa) fuses KQ's softmax into one kernel, so llama.cpp \
                         never forms the attention probabilities: run without -fa to see them"
-                .into());
+                    .into(),
+            );
         }
         let info = super::gguf::inspect(&model.options().path).map_err(|e| e.to_string())?;
         let n_layer = info
@@ -156,7 +158,12 @@ impl<'m> Attention<'m> {
 
     /// Decode the first [`Self::max_tokens`] of `tokens` and digest every attention row
     /// (its `k` largest weights), keeping the whole rows of `keep`.
-    pub fn run(&mut self, tokens: &[u32], k: usize, keep: Keep) -> Result<AttentionMap, AttentionError> {
+    pub fn run(
+        &mut self,
+        tokens: &[u32],
+        k: usize,
+        keep: Keep,
+    ) -> Result<AttentionMap, AttentionError> {
         let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
         let reader = self.ctx.tap_mut();
         reader.tokens = tokens.to_vec();
@@ -223,9 +230,7 @@ fn windows(info: &GgufInfo, n_layer: usize, n_swa: u32) -> Result<Vec<Option<u32
             },
         }
     };
-    (0..n_layer)
-        .map(|l| Ok(swa(l)?.then_some(n_swa)))
-        .collect()
+    (0..n_layer).map(|l| Ok(swa(l)?.then_some(n_swa))).collect()
 }
 
 /// llama.cpp's `set_swa_pattern(n)`: every n-th layer dense, the others sliding.

@@ -55,7 +55,14 @@ impl Tensor<'_> {
     }
 
     /// `count` consecutive rows from `(i1, i2, i3)` along dimension 1, appended to `out`.
-    pub fn read_rows(&self, i1: usize, count: usize, i2: usize, i3: usize, out: &mut Vec<f32>) -> bool {
+    pub fn read_rows(
+        &self,
+        i1: usize,
+        count: usize,
+        i2: usize,
+        i3: usize,
+        out: &mut Vec<f32>,
+    ) -> bool {
         let ne = self.shape();
         if !self.is_f32_rows() || i1 + count > ne[1] || i2 >= ne[2] || i3 >= ne[3] {
             return false;

@@ -16,6 +16,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod attention;
 mod lens;
 mod overhead;
 mod pairs;
@@ -99,6 +100,10 @@ pub fn run(
         }
         Some(BenchTable::Lens) => {
             lens::table(&model, view)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Attention) => {
+            attention::table(settings, &model)?;
             return Ok(ExitCode::SUCCESS);
         }
         Some(BenchTable::Pairs) => {

@@ -31,7 +31,10 @@ const BAR: usize = 8;
 /// The label of the token at position `j` of the text shown.
 fn token_at(app: &App, j: usize) -> String {
     match (app.scored(), app.vocab()) {
-        (Some(s), Some(v)) => s.tokens.get(j).map_or_else(String::new, |&t| chip_label(v.bytes(t))),
+        (Some(s), Some(v)) => s
+            .tokens
+            .get(j)
+            .map_or_else(String::new, |&t| chip_label(v.bytes(t))),
         _ => String::new(),
     }
 }
@@ -63,7 +66,7 @@ fn bar(w: f32) -> String {
     const EIGHTHS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
     let eighths = (f64::from(w.clamp(0.0, 1.0)) * (BAR * 8) as f64).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         s.push_str(EIGHTHS[eighths % 8 - 1]);
     }
     pad_to_width(&s, BAR)
@@ -80,14 +83,13 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
         ),
         Err(_) => " attention ".to_owned(),
     };
-    let block = Block::bordered()
-        .title(title)
-        .title_bottom(Line::from(" most attended · ▁…█ weight · w window ").right_aligned());
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = Block::bordered().inner(area);
     let view = match shown(app) {
         Ok((_, v)) => v,
-        Err((text, loud)) => return message(frame, inner, text, loud),
+        Err((text, loud)) => {
+            frame.render_widget(Block::bordered().title(title), area);
+            return message(frame, inner, text, loud);
+        }
     };
     let f = &view.facts;
     let (sel_layer, sel_head) = (app.attention.layer, app.attention.head);
@@ -98,6 +100,17 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
         .saturating_sub(visible / 2)
         .min(f.n_head.saturating_sub(visible));
     let heads: Vec<usize> = (first_head..f.n_head).take(visible).collect();
+    let shown_heads = match (heads.first(), heads.last()) {
+        (Some(a), Some(b)) if heads.len() < f.n_head => format!(" heads {a}–{b} of {} ·", f.n_head),
+        _ => String::new(),
+    };
+    let block = Block::bordered().title(title).title_bottom(
+        Line::from(format!(
+            "{shown_heads} most attended · ▁…█ weight · w window "
+        ))
+        .right_aligned(),
+    );
+    frame.render_widget(block, area);
     let mut header = vec![Span::from(" ".repeat(GUTTER as usize))];
     for &h in &heads {
         let style = if h == sel_head {
@@ -105,7 +118,10 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         };
-        header.push(Span::styled(pad_to_width(&format!("h{h}"), CELL as usize), style));
+        header.push(Span::styled(
+            pad_to_width(&format!("h{h}"), CELL as usize),
+            style,
+        ));
     }
     let mut lines = vec![Line::from(header)];
     for &l in &layers {
@@ -118,7 +134,9 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
         };
         let mut spans = vec![Span::styled(label, label_style)];
         for &h in &heads {
-            let Some(cell) = view.cell(l, h) else { continue };
+            let Some(cell) = view.cell(l, h) else {
+                continue;
+            };
             let (j, w) = cell.top.first().copied().unwrap_or((0, 0.0));
             let text = format!(
                 "{}{}",
@@ -159,13 +177,25 @@ pub fn draw_rows(frame: &mut Frame, app: &App, area: Rect) {
         Err((text, loud)) => return message(frame, inner, text, loud),
     };
     let (Some(row), Some(mean)) = (view.head_row(l, h), view.layer_mean(l)) else {
-        return message(frame, inner, "This position's whole rows were not kept.".into(), true);
+        return message(
+            frame,
+            inner,
+            "This position's whole rows were not kept.".into(),
+            true,
+        );
     };
     let suspects: Vec<_> = [Habit::First, Habit::Previous, Habit::Induction]
         .iter()
-        .flat_map(|&habit| view.suspects.iter().filter(move |s| s.habit == habit).take(2))
+        .flat_map(|&habit| {
+            view.suspects
+                .iter()
+                .filter(move |s| s.habit == habit)
+                .take(2)
+        })
         .collect();
-    let room = (inner.height as usize).saturating_sub(suspects.len() + 3).max(1);
+    let room = (inner.height as usize)
+        .saturating_sub(suspects.len() + 3)
+        .max(1);
     // Every earlier position in order when they fit, else the most attended ones.
     let mut shown_positions: Vec<usize> = (0..=position).collect();
     if shown_positions.len() > room {
@@ -179,29 +209,34 @@ pub fn draw_rows(frame: &mut Frame, app: &App, area: Rect) {
         " ".repeat(BAR)
     ))
     .dim()];
-    lines.extend(shown_positions
-        .iter()
-        .map(|&j| {
-            let hidden = j < first_visible;
-            let tok = pad_to_width(&truncate_to_width(&token_at(app, j), 8), 8);
-            let w = row[j];
-            let drawn = if hidden {
-                pad_to_width("masked", BAR)
-            } else {
-                bar(w)
-            };
-            let spans = vec![
-                Span::from(format!("{j:>3} ")).dim(),
-                Span::from(tok),
-                Span::from(" "),
-                Span::styled(drawn, heat_style(app, f64::from(w))),
-                Span::from(format!(" {w:.3}")),
-                Span::from(format!(" │ {:.3}", mean[j])).dim(),
-            ];
-            Line::from(spans)
-        }));
+    lines.extend(shown_positions.iter().map(|&j| {
+        let hidden = j < first_visible;
+        let tok = pad_to_width(&truncate_to_width(&token_at(app, j), 8), 8);
+        let w = row[j];
+        let drawn = if hidden {
+            pad_to_width("masked", BAR)
+        } else {
+            bar(w)
+        };
+        let spans = vec![
+            Span::from(format!("{j:>3} ")).dim(),
+            Span::from(tok),
+            Span::from(" "),
+            Span::styled(drawn, heat_style(app, f64::from(w))),
+            Span::from(format!(" {w:.3}")),
+            Span::from(format!(" │ {:.3}", mean[j])).dim(),
+        ];
+        Line::from(spans)
+    }));
     if shown_positions.len() < position + 1 {
-        lines.push(Line::from(format!("… {} positions of {}, most attended", shown_positions.len(), position + 1)).dim());
+        lines.push(
+            Line::from(format!(
+                "… {} positions of {}, most attended",
+                shown_positions.len(),
+                position + 1
+            ))
+            .dim(),
+        );
     }
     lines.push(Line::from("heads with a habit, whole text:").bold());
     if suspects.is_empty() {
@@ -222,13 +257,13 @@ pub fn draw_rows(frame: &mut Frame, app: &App, area: Rect) {
 
 #[cfg(test)]
 mod tests {
-    use super::bar;
+    use super::{bar, BAR};
 
     #[test]
     fn bars_grow_in_eighths() {
-        assert_eq!(bar(0.0), " ".repeat(10));
-        assert_eq!(bar(1.0), "█".repeat(10));
-        assert_eq!(bar(0.05).trim_end(), "▌");
-        assert_eq!(bar(0.5).trim_end(), "█████");
+        assert_eq!(bar(0.0), " ".repeat(BAR));
+        assert_eq!(bar(1.0), "█".repeat(BAR));
+        assert_eq!(bar(0.05).trim_end(), "▍");
+        assert_eq!(bar(0.5).trim_end(), "████");
     }
 }

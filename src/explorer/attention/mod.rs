@@ -5,44 +5,14 @@
 //! The position shown is the one that predicted the selected token (as the lens: chip j is
 //! p_{j−1}, so the query at position j−1 and what it read).
 
+pub mod panel;
+
+pub use panel::AttentionPanel;
+
 use crate::analysis::attention::AttentionView;
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
 use crate::explorer::worker::protocol::{Job, LensRequest};
-
-/// What the panel shows and what it has asked for.
-#[derive(Debug, Clone, Default)]
-pub struct AttentionPanel {
-    /// Names the text below; answers for another epoch are dropped.
-    pub epoch: u64,
-    pub text: String,
-    /// The answer for a position: the panel's data, or why there is none.
-    pub answer: Option<(usize, Result<Box<AttentionView>, String>)>,
-    /// The position asked for and not yet answered.
-    pub asked: Option<usize>,
-    pub requests: u64,
-    /// The layer and head selected in the grid.
-    pub layer: usize,
-    pub head: usize,
-}
-
-impl AttentionPanel {
-    /// The view of `position`, when it has arrived.
-    pub fn view_at(&self, position: usize) -> Option<&AttentionView> {
-        match &self.answer {
-            Some((p, Ok(v))) if *p == position => Some(v),
-            _ => None,
-        }
-    }
-
-    /// Why there is nothing to show, when attention is unavailable.
-    pub fn unavailable(&self) -> Option<&str> {
-        match &self.answer {
-            Some((_, Err(why))) => Some(why),
-            _ => None,
-        }
-    }
-}
 
 /// F11: open the panel, or close it when open.
 pub fn toggle(app: &mut App) {
@@ -106,7 +76,12 @@ pub fn request(app: &mut App) -> Vec<Command> {
 }
 
 /// Take the engine's answer (an answer for another text is dropped).
-pub fn on_answer(app: &mut App, epoch: u64, position: usize, result: Result<AttentionView, String>) {
+pub fn on_answer(
+    app: &mut App,
+    epoch: u64,
+    position: usize,
+    result: Result<AttentionView, String>,
+) {
     let panel = &mut app.attention;
     if epoch != panel.epoch {
         return;
