@@ -84,14 +84,16 @@ pub fn on_update(app: &mut App, epoch: u64, update: LensUpdate) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::analysis::lens::LensStatus;
     use crate::analysis::stats::{summarize_row, ViewOptions};
     use crate::explorer::worker::protocol::Scored;
 
-    fn app_with(tokens: usize) -> App {
+    /// An app with a scored text of `tokens` tokens, the last selected (shared by the
+    /// inspection panels' tests).
+    pub(crate) fn app_with(tokens: usize) -> App {
         let mut app = App::new(ViewOptions::default(), vec![], true);
         app.sentence_mut().editor.set_text("a b c");
         let row = summarize_row(&[1.0, 2.0, 3.0], 1.0, 2, Some(1)).unwrap();

@@ -101,28 +101,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::analysis::attention::{digest, AttentionFacts, AttentionMap};
-    use crate::analysis::stats::{summarize_row, ViewOptions};
-    use crate::explorer::worker::protocol::Scored;
+    use crate::explorer::inspect::tests::app_with;
 
-    fn app_with(tokens: usize) -> App {
-        let mut app = App::new(ViewOptions::default(), vec![], true);
-        app.sentence_mut().editor.set_text("a b c");
-        let row = summarize_row(&[1.0, 2.0, 3.0], 1.0, 2, Some(1)).unwrap();
-        app.sentence_mut().scored = Some(Scored {
-            text: "a b c".into(),
-            tokens: vec![1; tokens],
-            rows: vec![row; tokens],
-            n_tokens_total: tokens,
-            view: ViewOptions::default(),
-            elapsed: std::time::Duration::ZERO,
-            decoded: tokens,
-            compare: None,
-        });
-        app.selected = tokens;
-        app
-    }
-
-    pub fn view(position: usize) -> AttentionView {
+    fn view(position: usize) -> AttentionView {
         let tokens = vec![1, 2, 3];
         let facts = AttentionFacts {
             n_layer: 2,
