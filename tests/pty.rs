@@ -19,12 +19,16 @@ impl Tmux {
         Self::start_env(tag, "", args, w, h)
     }
 
+    /// Several explorers run at once on few cores: OpenMP's spinning barriers (its default
+    /// wait policy) let one process's waiting threads starve another's working ones until a
+    /// decode takes minutes, so the explorers here wait passively.
     fn start_env(tag: &str, env: &str, args: &str, w: u16, h: u16) -> Tmux {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("ls-{tag}-{}", std::process::id());
         let d = dir.path().display();
         let script = format!(
-            "cd {d}; echo $$ > pid; export LOGITSCOPE_DATA_DIR={d}/data LOGITSCOPE_STATE_DIR={d}; \
+            "cd {d}; echo $$ > pid; export LOGITSCOPE_DATA_DIR={d}/data LOGITSCOPE_STATE_DIR={d} \
+             OMP_WAIT_POLICY=PASSIVE; \
              {env} {bin} {args}; echo EXIT=$? > status; stty -a > stty; sleep 600",
             bin = common::bin(),
         );
