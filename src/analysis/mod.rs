@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod blanks;
 pub mod compare;
+pub mod intervention;
 pub mod lens;
 pub mod pairs;
 pub mod report;

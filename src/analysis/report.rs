@@ -104,6 +104,10 @@ pub struct ScoreReport {
     /// With `--attention`: whether attention could be read, and what it covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<crate::analysis::attention::AttentionStatus>,
+    /// With `--ablate` or a control vector: what was changed in the model (its numbers are
+    /// those of the changed model; `compare` is against the intact one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervention: Option<String>,
 }
 
 /// A device the model uses: llama.cpp's name for it (`CPU`, `RPC0`, `CUDA0`), what it is (an
@@ -226,6 +230,7 @@ pub fn score_report(
         batching: model.batching.clone(),
         lens: None,
         attention: None,
+        intervention: model.intervention.clone(),
     }
 }
 
@@ -237,6 +242,8 @@ pub struct ModelFacts {
     pub file_name: String,
     pub devices: Vec<DeviceUse>,
     pub batching: Option<String>,
+    /// What an intervention in force changes (`--ablate`, control vectors).
+    pub intervention: Option<String>,
 }
 
 /// Add a second model's comparison to a report: `cmp[i]` compares p_i of A and B, `b_rows[i]`

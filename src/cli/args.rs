@@ -55,6 +55,26 @@ pub struct ModelArgs {
     /// HOST:PORT; with it, -ngl defaults to all layers
     #[arg(long, global = true, value_delimiter = ',', value_name = "HOST:PORT,…")]
     pub rpc: Vec<crate::model::rpc::Endpoint>,
+    /// Switch parts of the model off (their output set to zero): attn:ℓ, ffn:ℓ, head:ℓ.h
+    /// (h may be *), each number or range a-b, comma-separated; layers and heads from 0.
+    /// `score` then adds `compare` against the intact model
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub ablate: Option<String>,
+    /// Steer with a llama.cpp control vector (GGUF, direction.ℓ tensors) at scale 1;
+    /// comma-separated for several
+    #[arg(
+        long = "control-vector",
+        global = true,
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub control_vector: Vec<PathBuf>,
+    /// A control vector with its scale S (repeat the flag for several)
+    #[arg(long = "control-vector-scaled", global = true, num_args = 2, value_names = ["FILE", "S"], allow_negative_numbers = true)]
+    pub control_vector_scaled: Vec<String>,
+    /// The layers control vectors are added after, inclusive [default: 1 to the last]
+    #[arg(long = "control-vector-layer-range", global = true, num_args = 2, value_names = ["START", "END"], allow_negative_numbers = true)]
+    pub control_vector_layer_range: Vec<i32>,
     /// Seconds one call to the RPC servers (a decode, making, clearing or freeing a context) may take before a server is taken for lost
     #[arg(long, global = true, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub rpc_timeout: u64,

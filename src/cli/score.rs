@@ -53,19 +53,35 @@ pub fn run(
     }
     let model = settings.load_model()?;
     let second = settings.load_second(&model)?;
+    let intervened = model.default_edits().is_some();
+    if intervened && second.is_some() {
+        return Err(Fatal::other(
+            "--ablate and control vectors compare with the intact model: leave out --vs",
+        ));
+    }
     let fatal = |e: crate::model::ModelError| Fatal::other(e.to_string());
     let extras = Extras {
         watch: resolve(&model, &settings.watch),
         words,
     };
     let singles = single_ids(&extras.watch);
-    // One session, or a pair when comparing.
+    // One session, or a pair when comparing: with another model, or the intervened model
+    // (A) with the intact one (B).
     let mut scorer = match &second {
         Some(b) => Scorer::Two(Pair::new(
             model.session().map_err(fatal)?,
             b.session().map_err(fatal)?,
         )),
+        None if intervened => {
+            let mut intact = model.session().map_err(fatal)?;
+            intact.set_edits(None);
+            Scorer::Two(Pair::new(model.session().map_err(fatal)?, intact))
+        }
         None => Scorer::One(model.session().map_err(fatal)?),
+    };
+    let b_name = match &second {
+        Some(b) => b.info().file_name,
+        None => format!("{} (intact)", model.info().file_name),
     };
     match &mut scorer {
         Scorer::One(s) => s.set_watch(&singles),
@@ -114,7 +130,11 @@ pub fn run(
     };
     // Texts side by side (one model only): a session of `parallel` streams, made when a group
     // of several texts first arrives.
-    let parallel = if second.is_some() { 1 } else { parallel.max(1) };
+    let parallel = if second.is_some() || intervened {
+        1
+    } else {
+        parallel.max(1)
+    };
     let mut side: Option<Session<'_>> = None;
     let mut line = 0;
     for_each_group(texts, errors, parallel, |group| {
@@ -148,7 +168,7 @@ pub fn run(
                     Some(done) => done,
                     None => match &mut scorer {
                         Scorer::One(session) => score_text(session, text, view),
-                        Scorer::Two(pair) => score_pair(pair, text, view),
+                        Scorer::Two(pair) => score_pair(pair, &b_name, text, view),
                     }
                     .map_err(|e| e.to_string())?,
                 };

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use super::args::ModelArgs;
 use super::fatal::Fatal;
+use crate::analysis::intervention::parse_ablation;
 use crate::analysis::search::Budget;
 use crate::analysis::stats::ViewOptions;
-use crate::model::ModelOptions;
+use crate::model::{ControlVector, Intervention, ModelOptions};
 use crate::support::config::Config;
 
 /// Everything resolved: flags over config over defaults.
@@ -24,6 +25,11 @@ pub struct Settings {
     /// Words to watch.
     pub watch: Vec<String>,
     pub rpc: Vec<crate::model::rpc::Endpoint>,
+    /// `--ablate`, parsed once the model's heads are known.
+    pub ablate: Option<String>,
+    /// `--control-vector[-scaled]`, in order.
+    pub steer: Vec<ControlVector>,
+    pub layer_range: Option<(i32, i32)>,
 }
 
 pub const DEFAULT_CTX: u32 = 4096;
@@ -66,7 +72,34 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
         vs: args.vs.clone(),
         watch: crate::analysis::watch::parse_list(&args.watch),
         rpc: args.rpc.clone(),
+        ablate: args.ablate.clone(),
+        steer: control_vectors(args),
+        layer_range: match args.control_vector_layer_range[..] {
+            [a, b] => Some((a, b)),
+            _ => None,
+        },
     }
+}
+
+/// `--control-vector F` (scale 1) and `--control-vector-scaled F S` / `F:S,…`, in order.
+fn control_vectors(args: &ModelArgs) -> Vec<ControlVector> {
+    let mut out: Vec<ControlVector> = args
+        .control_vector
+        .iter()
+        .map(|p| ControlVector {
+            path: p.clone(),
+            scale: 1.0,
+        })
+        .collect();
+    for pair in args.control_vector_scaled.chunks(2) {
+        if let [file, scale] = pair {
+            out.push(ControlVector {
+                path: file.into(),
+                scale: scale.parse().unwrap_or(f32::NAN),
+            });
+        }
+    }
+    out
 }
 
 impl Settings {
@@ -97,7 +130,36 @@ impl Settings {
     /// the file.
     pub fn load_model(&self) -> Result<crate::model::Model, Fatal> {
         let options = self.model_options(self.model_path()?);
-        crate::model::load(&options, |_| true).map_err(|e| Fatal::other(e.to_string()))
+        let model =
+            crate::model::load(&options, |_| true).map_err(|e| Fatal::other(e.to_string()))?;
+        let intervention = self.intervention(&model)?;
+        let edits = model
+            .edits(&intervention)
+            .map_err(|e| Fatal::other(e.to_string()))?;
+        model.set_edits(edits);
+        Ok(model)
+    }
+
+    /// `--ablate` and the control vectors, checked against the model.
+    pub fn intervention(&self, model: &crate::model::Model) -> Result<Intervention, Fatal> {
+        let (_, n_head) = model.shape();
+        let ablate = match &self.ablate {
+            Some(spec) => parse_ablation(spec, n_head).map_err(Fatal::other)?,
+            None => Vec::new(),
+        };
+        for c in &self.steer {
+            if !c.scale.is_finite() {
+                return Err(Fatal::other(format!(
+                    "--control-vector-scaled '{}': the scale must be a number (--control-vector-scaled FILE S)",
+                    c.path.display()
+                )));
+            }
+        }
+        Ok(Intervention {
+            ablate,
+            steer: self.steer.clone(),
+            layer_range: self.layer_range,
+        })
     }
 
     /// The second model (`--vs`), checked against the first: same vocabulary.

@@ -99,9 +99,11 @@ impl<'a, 'b> Pair<'a, 'b> {
     }
 }
 
-/// Score one text on both models: the `score` report of A with B's comparison attached.
+/// Score one text on both models: the `score` report of A with B's comparison attached, B
+/// named `b_name` (its file, or the intact model when A is intervened).
 pub fn score_pair(
     pair: &mut Pair<'_, '_>,
+    b_name: &str,
     text: &str,
     view: ViewOptions,
 ) -> Result<(ScoreReport, Evaluation), ModelError> {
@@ -117,13 +119,7 @@ pub fn score_pair(
         &c.a.rows,
         c.a.n_tokens_total,
     );
-    attach_compare(
-        &mut report,
-        &pair.b.model().info().file_name,
-        &c.a.rows,
-        &c.b.rows,
-        &c.rows,
-    );
+    attach_compare(&mut report, b_name, &c.a.rows, &c.b.rows, &c.rows);
     Ok((report, c.a))
 }
 

@@ -78,11 +78,17 @@ const PARTIAL_EVERY: Duration = Duration::from_millis(400);
 pub struct Filler<'m> {
     pub model: &'m Model,
     pub batch: Option<Session<'m>>,
+    /// The intervention of the main session of the last fill: the batch follows it.
+    edits: Option<std::sync::Arc<crate::model::Edits>>,
 }
 
 impl<'m> Filler<'m> {
     pub fn new(model: &'m Model) -> Self {
-        Self { model, batch: None }
+        Self {
+            model,
+            batch: None,
+            edits: model.default_edits(),
+        }
     }
 
     /// Fill every blank of the request's text. `cancel` and `on_update` come from the caller
@@ -98,6 +104,8 @@ impl<'m> Filler<'m> {
         if text.is_empty() {
             return Err(FillError::Model(ModelError::Empty));
         }
+        // Candidates are scored on the model the main session evaluates (ablated or not).
+        self.edits = main.edits().cloned();
         let blanks = find_blanks(text);
         if blanks.len() > MAX_BLANKS {
             return Err(FillError::TooManyBlanks(blanks.len()));
@@ -334,7 +342,9 @@ impl<'m> Filler<'m> {
         limit: usize,
     ) -> Result<&mut Session<'m>, ModelError> {
         let limit = limit.min(self.model.options().ctx_size as usize);
-        ensure_batch(self.model, &mut self.batch, max_len, limit)
+        let batch = ensure_batch(self.model, &mut self.batch, max_len, limit)?;
+        batch.set_edits(self.edits.clone());
+        Ok(batch)
     }
 }
 

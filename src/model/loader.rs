@@ -38,6 +38,9 @@ pub enum ModelError {
     Context { n_ctx: u32, detail: Option<String> },
     #[error("llama.cpp failed to decode: {0}")]
     Decode(String),
+    /// An intervention (ablation, steering) that cannot be applied to this model.
+    #[error("{0}")]
+    Intervention(String),
     #[error("llama.cpp could not update its KV cache: {0}")]
     KvCache(String),
     #[error("{0}")]
@@ -136,6 +139,10 @@ pub struct Model {
     devices: Vec<DeviceUse>,
     /// The layout self-check's finding, made on first need ([`Model::layout`]).
     pub(super) layout: OnceLock<super::layout::Layout>,
+    /// What each layer adds to the residual stream, from the graph ([`Model::components`]).
+    pub(super) graph: OnceLock<Result<crate::analysis::intervention::Components, String>>,
+    /// The intervention every new session starts with ([`Model::set_edits`]).
+    pub(super) edits: std::sync::Mutex<Option<Arc<super::intervene::Edits>>>,
 }
 
 /// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its
@@ -177,6 +184,8 @@ pub struct ModelInfo {
     /// Set when the layout self-check failed: what is done instead and why
     /// ([`Model::layout`]); `None` when it passed or has not run.
     pub batching: Option<String>,
+    /// What the intervention new sessions start with changes ([`Model::set_edits`]).
+    pub intervention: Option<String>,
 }
 
 pub use crate::analysis::report::DeviceUse;
@@ -188,6 +197,7 @@ impl ModelInfo {
             file_name: self.file_name.clone(),
             devices: self.devices.clone(),
             batching: self.batching.clone(),
+            intervention: self.intervention.clone(),
         }
     }
 }
@@ -259,6 +269,8 @@ impl Model {
             options: options.clone(),
             devices: device_use(&lines, &remote),
             layout: OnceLock::new(),
+            graph: OnceLock::new(),
+            edits: std::sync::Mutex::new(None),
         })
     }
 
@@ -298,6 +310,7 @@ impl Model {
             gpu_available: gpu_built(),
             devices: self.devices.clone(),
             batching: self.layout.get().and_then(super::layout::Layout::note),
+            intervention: self.default_edits().map(|e| e.label().to_owned()),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod abort;
 pub mod attention;
 pub mod gguf;
 pub mod hook;
+pub mod intervene;
 pub mod kernels;
 pub mod layout;
 pub mod lens;
@@ -32,6 +33,7 @@ mod session;
 pub mod side_by_side;
 pub mod slots;
 
+pub use intervene::{ControlVector, Edits, Intervention};
 pub use loader::{
     gpu_available, load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo,
     ModelOptions,

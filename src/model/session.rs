@@ -9,8 +9,11 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use std::mem::ManuallyDrop;
 
+use super::hook::{with_callback, Hook, NoTap};
+use super::intervene::Edits;
 use super::loader::{backend, cause, Model, ModelError};
 use crate::analysis::stats::{logprobs_of, summarize_row, watch_stats, RowSummary, ViewOptions};
+use std::sync::Arc;
 
 /// The smallest decode the engine issues (unless the whole text is shorter): llama.cpp's
 /// results for 1- and 2-token decodes differ from a whole-text decode; 4 and more matched on
@@ -65,6 +68,12 @@ impl Model {
             .with_n_threads(self.options.threads as i32)
             .with_n_threads_batch(self.options.threads as i32)
             .with_flash_attention_policy(i32::from(self.options.flash_attn));
+        // Every session carries the tensor hook: with no edits it asks for no node and the
+        // graph is computed as without one; with edits (ablation, steering) it writes them.
+        let mut hook = Hook::new(NoTap);
+        hook.set_edits(self.default_edits());
+        let hook = Box::into_raw(Box::new(hook));
+        let params = with_callback(params, hook);
         let backend = backend()?;
         // Making a context allocates and clears its KV cache on the devices: on RPC servers,
         // round trips the watchdog must cover.
@@ -72,10 +81,17 @@ impl Model {
         let (ctx, errors) =
             crate::support::logging::capture_errors(|| self.model.new_context(backend, params));
         drop(busy);
-        let ctx = ctx.map_err(|_| ModelError::Context {
-            n_ctx,
-            detail: cause(&errors),
-        })?;
+        let ctx = match ctx {
+            Ok(ctx) => ctx,
+            Err(_) => {
+                // SAFETY: made above by Box::into_raw; no context points to it.
+                drop(unsafe { Box::from_raw(hook) });
+                return Err(ModelError::Context {
+                    n_ctx,
+                    detail: cause(&errors),
+                });
+            }
+        };
         // Tokens one sequence may hold.
         let n_ctx = ctx.n_ctx() as usize / n_seq as usize;
         // llama.cpp aborts (GGML_ASSERT) on a decode larger than n_batch, which it clamps to
@@ -84,6 +100,7 @@ impl Model {
         Ok(Session {
             model: self,
             ctx: ManuallyDrop::new(ctx),
+            hook,
             batch: LlamaBatch::new(batch_capacity, n_seq as i32),
             batch_capacity,
             n_seq: n_seq as usize,
@@ -125,6 +142,8 @@ pub struct Session<'m> {
     pub(super) model: &'m Model,
     /// Freed in `Drop`, under the RPC watchdog (freeing talks to the servers).
     pub(super) ctx: ManuallyDrop<LlamaContext<'m>>,
+    /// The context's eval-callback data (`Box::into_raw`), freed in `Drop` after it.
+    hook: *mut Hook<NoTap>,
     pub(super) batch: LlamaBatch<'static>,
     /// Tokens the batch (and one decode) holds at most.
     pub(super) batch_capacity: usize,
@@ -152,7 +171,11 @@ impl Drop for Session<'_> {
     fn drop(&mut self) {
         let _busy = super::rpc::Busy::start();
         // SAFETY: `ctx` is dropped here once and never used again: `self` is being dropped.
-        unsafe { ManuallyDrop::drop(&mut self.ctx) };
+        // The hook it pointed to is freed after it.
+        unsafe {
+            ManuallyDrop::drop(&mut self.ctx);
+            drop(Box::from_raw(self.hook));
+        }
     }
 }
 
@@ -199,6 +222,35 @@ impl<'m> Session<'m> {
             self.watch = ids.to_vec();
             self.cached_rows.clear();
             self.cached_view = None;
+        }
+    }
+
+    fn hook_mut(&mut self) -> &mut Hook<NoTap> {
+        // SAFETY: the hook lives as long as the session; llama.cpp uses it only inside a
+        // decode, which takes `&mut self`, so this is the only reference.
+        unsafe { &mut *self.hook }
+    }
+
+    /// The intervention written into every decode, if any.
+    pub fn edits(&self) -> Option<&Arc<Edits>> {
+        // SAFETY: as in `hook_mut`.
+        unsafe { (*self.hook).edits() }
+    }
+
+    /// Write `edits` into every later decode (`None`: the model as it is). The cache knows
+    /// what it was made with: a change forgets it, so no number of an intervened text is ever
+    /// reused for another intervention or for none, and back.
+    pub fn set_edits(&mut self, edits: Option<Arc<Edits>>) {
+        let same = match (self.edits(), &edits) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, Some(b)) => b.is_empty(),
+            (Some(_), None) => false,
+        };
+        if !same {
+            self.reset();
+            self.cached_view = None;
+            self.hook_mut().set_edits(edits);
         }
     }
 
@@ -352,14 +404,27 @@ impl<'m> Session<'m> {
                 .map_err(|e| ModelError::Decode(e.to_string()))?;
         }
         self.last_decode_rows = 0;
-        let _busy = super::rpc::Busy::start();
+        self.decode_batch()?;
+        self.last_decode_rows = tokens.len();
+        Ok(())
+    }
+
+    /// llama.cpp's decode of the batch as it stands, waited for (on a GPU or RPC servers it
+    /// may run on after the call), under the watchdog; the hook's edits are checked after it.
+    pub(super) fn decode_batch(&mut self) -> Result<(), ModelError> {
+        self.hook_mut().arm();
+        let busy = super::rpc::Busy::start();
         self.ctx
             .decode(&mut self.batch)
             .map_err(|e| ModelError::Decode(e.to_string()))?;
-        // The decode may still run (on a GPU, on RPC servers): wait for it here, under the
-        // watchdog, rather than in the first logit read.
         self.ctx.synchronize();
-        self.last_decode_rows = tokens.len();
+        drop(busy);
+        // SAFETY: as in `hook_mut`; the decode is over.
+        if let Err(e) = unsafe { (*self.hook).check() } {
+            // The cache holds a text decoded without (all of) the intervention.
+            self.reset();
+            return Err(e);
+        }
         Ok(())
     }
 

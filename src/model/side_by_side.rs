@@ -38,6 +38,7 @@ impl Session<'_> {
         }
         let mut alone = self.model.session()?;
         alone.set_watch(&self.watch);
+        alone.set_edits(self.edits().cloned());
         texts
             .iter()
             .map(|t| {
@@ -112,12 +113,7 @@ impl Session<'_> {
                         .map_err(|e| ModelError::Decode(e.to_string()))?;
                 }
             }
-            let busy = super::rpc::Busy::start();
-            self.ctx
-                .decode(&mut self.batch)
-                .map_err(|e| ModelError::Decode(e.to_string()))?;
-            self.ctx.synchronize();
-            drop(busy);
+            self.decode_batch()?;
             for (k, &i) in members.iter().enumerate() {
                 let (from, len) = (done[i], chunks[i][w]);
                 for j in 0..len {

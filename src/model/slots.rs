@@ -65,8 +65,10 @@ impl<'m> Session<'m> {
         let alone = if !self.checked || self.model.layout().side_by_side_exact() {
             None
         } else {
+            let mut session = self.model.session()?;
+            session.set_edits(self.edits().cloned());
             Some(Alone {
-                session: self.model.session()?,
+                session,
                 done: Vec::new(),
             })
         };
@@ -279,10 +281,7 @@ impl Slots<'_, '_> {
                     .map_err(|e| decode(&e))?;
             }
         }
-        let busy = super::rpc::Busy::start();
-        s.ctx.decode(&mut s.batch).map_err(|e| decode(&e))?;
-        s.ctx.synchronize();
-        drop(busy);
+        s.decode_batch()?;
         let mut out = Vec::with_capacity(members.len());
         let mut i = 0i32;
         for (_, m) in members {

@@ -44,6 +44,7 @@ pub fn info() -> ModelInfo {
         gpu_available: false,
         devices: Vec::new(),
         batching: None,
+        intervention: None,
     }
 }
 
