@@ -181,6 +181,14 @@ fn explore(
     warning: Option<String>,
     log_file: Option<PathBuf>,
 ) -> Result<ExitCode, Fatal> {
+    // The explorer would show an ablated or steered model with nothing on screen saying so:
+    // refused until it can show the Δ against the intact model.
+    if settings.ablate.is_some() || !settings.steer.is_empty() {
+        return Err(Fatal::other(
+            "--ablate and control vectors work with score, fill, pairs and serve; the explorer \
+             cannot show them yet",
+        ));
+    }
     let path = settings.model_path()?;
     let config = crate::explorer::Config {
         model: settings.model_options(path),
