@@ -81,7 +81,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
     }
 }
 
-/// `--control-vector F` (scale 1) and `--control-vector-scaled F S` / `F:S,…`, in order.
+/// `--control-vector F` (scale 1) and `--control-vector-scaled F S`, in order.
 fn control_vectors(args: &ModelArgs) -> Vec<ControlVector> {
     let mut out: Vec<ControlVector> = args
         .control_vector

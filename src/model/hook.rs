@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use llama_cpp_sys_2 as sys;
 
-use super::intervene::Edits;
+use super::edits::{Edits, Writable};
 use super::loader::{Model, ModelError};
 
 /// A graph node's name, split as llama.cpp writes it: `kind-layer`.
@@ -154,9 +154,11 @@ impl Tensor<'_> {
             (0..n2).flat_map(move |i2| (0..n1).map(move |i1| i1 * nb[1] + i2 * nb[2] + i3 * nb[3]))
         })
     }
+}
 
+impl Writable for Tensor<'_> {
     /// Set every element to zero (any type: zero bytes are zero in f32 and f16).
-    pub(super) fn zero(&self) -> Result<(), String> {
+    fn zero(&self) -> Result<(), String> {
         // SAFETY: the tensor is computed and allocated; the ranges lie within it.
         unsafe {
             if sys::ggml_is_contiguous(self.raw) {
@@ -172,7 +174,7 @@ impl Tensor<'_> {
     }
 
     /// Zero elements `start..start + len` of every row (f32 rows only).
-    pub(super) fn zero_columns(&self, start: usize, len: usize) -> Result<(), String> {
+    fn zero_columns(&self, start: usize, len: usize) -> Result<(), String> {
         let n0 = self.shape()[0];
         if !self.is_f32_rows() || start + len > n0 {
             return Err(format!(
@@ -189,7 +191,7 @@ impl Tensor<'_> {
     }
 
     /// Add `v` to every row, in f32 (as ggml_add does).
-    pub(super) fn add_to_rows(&self, v: &[f32]) -> Result<(), String> {
+    fn add_to_rows(&self, v: &[f32]) -> Result<(), String> {
         let n0 = self.shape()[0];
         if !self.is_f32_rows() || n0 != v.len() {
             return Err(format!(

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use llama_cpp_sys_2 as sys;
 
+use super::edits::{Action, Edits};
 use super::hook::{Hooked, NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
 use crate::analysis::intervention::{
@@ -68,78 +69,6 @@ impl Intervention {
             parts.push(format!("steer {}{range}", files.join("+")));
         }
         parts.join(" · ")
-    }
-}
-
-/// A write into a named node.
-#[derive(Debug, Clone)]
-enum Action {
-    /// Every element zero.
-    Zero,
-    /// Elements `start..start + len` of every row zero (one head's slice).
-    ZeroColumns { start: usize, len: usize },
-    /// This vector added to every row.
-    Add(Arc<[f32]>),
-}
-
-/// An intervention resolved to writes into named nodes of the model's graph.
-#[derive(Debug)]
-pub struct Edits {
-    label: String,
-    targets: Vec<(String, Vec<Action>)>,
-    index: HashMap<String, usize>,
-}
-
-impl Edits {
-    fn new(label: String, targets: Vec<(String, Vec<Action>)>) -> Self {
-        let index = targets
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
-        Self {
-            label,
-            targets,
-            index,
-        }
-    }
-
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    pub fn len(&self) -> usize {
-        self.targets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
-    }
-
-    /// The target named `name`, if it is one.
-    pub(super) fn target(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
-    }
-
-    /// The first target not written according to `hits`.
-    pub(super) fn missing(&self, hits: &[u32]) -> Option<&str> {
-        self.targets
-            .iter()
-            .zip(hits)
-            .find(|(_, &h)| h == 0)
-            .map(|((n, _), _)| n.as_str())
-    }
-
-    /// Write target `i`'s actions into its computed tensor.
-    pub(super) fn apply(&self, i: usize, t: &Tensor<'_>) -> Result<(), String> {
-        for a in &self.targets[i].1 {
-            match a {
-                Action::Zero => t.zero(),
-                Action::ZeroColumns { start, len } => t.zero_columns(*start, *len),
-                Action::Add(v) => t.add_to_rows(v),
-            }?;
-        }
-        Ok(())
     }
 }
 
@@ -226,7 +155,7 @@ impl Model {
             }
         }
         if !intervention.steer.is_empty() {
-            let n_embd = self.vocab_embd();
+            let n_embd = self.n_embd();
             let data = load_control_vectors(&intervention.steer, n_embd)?;
             let (start, end) = intervention.layer_range.unwrap_or((0, 0));
             let start = if start <= 0 { 1 } else { start };
@@ -247,7 +176,7 @@ impl Model {
         Ok(Some(Arc::new(Edits::new(intervention.label(), targets))))
     }
 
-    fn vocab_embd(&self) -> usize {
+    fn n_embd(&self) -> usize {
         // SAFETY: the model is loaded; the call reads a hyperparameter.
         usize::try_from(unsafe { sys::llama_model_n_embd(self.raw()) }).unwrap_or(0)
     }
@@ -277,10 +206,11 @@ fn load_control_vectors(files: &[ControlVector], n_embd: usize) -> Result<Vec<f3
 }
 
 fn load_one(path: &Path, scale: f32, n_embd: usize) -> Result<Vec<f32>, String> {
-    use std::io::{Read, Seek, SeekFrom};
     let info = super::gguf::inspect(path).map_err(|e| e.to_string())?;
+    if info.tensors.is_empty() {
+        return Err("it has no direction tensors".into());
+    }
     let mut data: Vec<f32> = Vec::new();
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     for t in &info.tensors {
         let layer = t
             .name
@@ -293,26 +223,21 @@ fn load_one(path: &Path, scale: f32, n_embd: usize) -> Result<Vec<f32>, String> 
         if t.type_id != 0 || t.dims.len() != 1 {
             return Err(format!("{} is not a 1-D F32 tensor", t.name));
         }
-        if t.dims[0] as usize != n_embd {
+        let values = super::lens::read_f32(path, t)?;
+        if values.len() != n_embd {
             return Err(format!(
                 "{} has {} values, the model's n_embd is {n_embd}",
-                t.name, t.dims[0]
+                t.name,
+                values.len()
             ));
         }
-        let mut bytes = vec![0u8; n_embd * 4];
-        file.seek(SeekFrom::Start(t.offset))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| e.to_string())?;
         if data.len() < n_embd * layer {
             data.resize(n_embd * layer, 0.0);
         }
         let dst = &mut data[n_embd * (layer - 1)..n_embd * layer];
-        for (d, c) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-            *d += f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * scale;
+        for (d, v) in dst.iter_mut().zip(values) {
+            *d += v * scale;
         }
-    }
-    if info.tensors.is_empty() {
-        return Err("it has no direction tensors".into());
     }
     Ok(data)
 }

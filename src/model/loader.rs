@@ -142,7 +142,7 @@ pub struct Model {
     /// What each layer adds to the residual stream, from the graph ([`Model::components`]).
     pub(super) graph: OnceLock<Result<crate::analysis::intervention::Components, String>>,
     /// The intervention every new session starts with ([`Model::set_edits`]).
-    pub(super) edits: std::sync::Mutex<Option<Arc<super::intervene::Edits>>>,
+    pub(super) edits: std::sync::Mutex<Option<Arc<super::edits::Edits>>>,
 }
 
 /// Where the layers went, from llama.cpp's "layer 12 assigned to device RPC0" lines (its

@@ -17,6 +17,7 @@
 
 pub mod abort;
 pub mod attention;
+mod edits;
 pub mod gguf;
 pub mod hook;
 pub mod intervene;
@@ -33,7 +34,8 @@ mod session;
 pub mod side_by_side;
 pub mod slots;
 
-pub use intervene::{ControlVector, Edits, Intervention};
+pub use edits::Edits;
+pub use intervene::{ControlVector, Intervention};
 pub use loader::{
     gpu_available, load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo,
     ModelOptions,

@@ -9,8 +9,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 use std::mem::ManuallyDrop;
 
+use super::edits::Edits;
 use super::hook::{with_callback, Hook, NoTap};
-use super::intervene::Edits;
 use super::loader::{backend, cause, Model, ModelError};
 use crate::analysis::stats::{logprobs_of, summarize_row, watch_stats, RowSummary, ViewOptions};
 use std::sync::Arc;

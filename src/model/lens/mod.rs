@@ -22,6 +22,7 @@ use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
 use crate::analysis::stats::{summarize_row, RowSummary};
+pub(super) use readout::read_f32;
 pub use readout::{Norm, Post, Readout, Unavailable};
 
 /// The tokens of a text the lens covers: one decode of at most this many.

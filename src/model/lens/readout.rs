@@ -361,7 +361,7 @@ fn read_at(path: &Path, offset: u64, buf: &mut [u8]) -> Result<(), String> {
 }
 
 /// A 1-D f32 (or f16) tensor's values.
-fn read_f32(path: &Path, t: &TensorInfo) -> Result<Vec<f32>, String> {
+pub(in crate::model) fn read_f32(path: &Path, t: &TensorInfo) -> Result<Vec<f32>, String> {
     let mut b = vec![0u8; usize::try_from(t.bytes).unwrap_or(0)];
     read_at(path, t.offset, &mut b)?;
     match t.type_id {
