@@ -260,6 +260,28 @@ pub enum Cmd {
         #[arg(long = "type", default_value = "q8_0")]
         type_name: String,
     },
+    /// Make a control vector (llama.cpp's cvector-generator, mean method): the mean difference
+    /// of each layer's residual stream between positive and negative texts, for
+    /// --control-vector
+    Cvector {
+        /// Positive texts, one per line (a line may write a newline as \n)
+        #[arg(long = "positive-file", value_name = "FILE")]
+        positive: PathBuf,
+        /// Negative texts, one per line, paired with the positive ones in order
+        #[arg(long = "negative-file", value_name = "FILE")]
+        negative: PathBuf,
+        /// Where to write the control vector (GGUF)
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            default_value = "control_vector.gguf"
+        )]
+        output: PathBuf,
+        /// How the direction is found (only llama.cpp's "mean" is built)
+        #[arg(long, default_value = "mean", value_parser = ["mean"])]
+        method: String,
+    },
     /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
     Bench {
         /// Only run one table

@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod cvector;
 mod fatal;
 mod fetch;
 mod fill;
@@ -147,6 +148,12 @@ pub fn run() -> ExitCode {
                     output,
                     type_name,
                 } => quantize::run(&settings, input, &output, &type_name),
+                Cmd::Cvector {
+                    positive,
+                    negative,
+                    output,
+                    method: _,
+                } => cvector::run(&settings, &positive, &negative, &output),
                 Cmd::Fetch { .. } | Cmd::RpcServer { .. } => unreachable!("handled above"),
             }
         }

@@ -426,6 +426,11 @@ impl<'m, T: Tap> Hooked<'m, T> {
         unsafe { &mut *self.hook }
     }
 
+    /// The llama.cpp context, for calls this module does not wrap.
+    pub(super) fn raw(&self) -> *mut sys::llama_context {
+        self.ctx
+    }
+
     pub fn tap(&self) -> &T {
         &self.hook().tap
     }

@@ -176,7 +176,7 @@ impl Model {
         Ok(Some(Arc::new(Edits::new(intervention.label(), targets))))
     }
 
-    fn n_embd(&self) -> usize {
+    pub fn n_embd(&self) -> usize {
         // SAFETY: the model is loaded; the call reads a hyperparameter.
         usize::try_from(unsafe { sys::llama_model_n_embd(self.raw()) }).unwrap_or(0)
     }

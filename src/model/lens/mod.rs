@@ -29,10 +29,19 @@ pub use readout::{Norm, Post, Readout, Unavailable};
 pub const MAX_TOKENS: usize = 512;
 
 /// The residual stream of every layer at every position of the last text decoded.
-struct Capture {
+pub(super) struct Capture {
     n_embd: usize,
     /// `layers[ℓ]` = rows of `l_out-ℓ`, n_embd floats per position, in position order.
-    layers: Vec<Vec<f32>>,
+    pub(super) layers: Vec<Vec<f32>>,
+}
+
+impl Capture {
+    pub(super) fn new(n_layer: usize, n_embd: usize) -> Self {
+        Self {
+            n_embd,
+            layers: vec![Vec::new(); n_layer],
+        }
+    }
 }
 
 /// The lens taps every `l_out-ℓ`.
@@ -73,10 +82,7 @@ impl<'m> Lens<'m> {
     pub fn new(model: &'m Model) -> Result<Self, Unavailable> {
         let readout = Readout::read(&model.options().path, model.vocab().len())?;
         let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
-        let capture = Capture {
-            n_embd,
-            layers: vec![Vec::new(); n_layer],
-        };
+        let capture = Capture::new(n_layer, n_embd);
         let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
         let ctx = Hooked::new(model, n_ctx, capture).map_err(Unavailable)?;
         Ok(Self {
