@@ -4,6 +4,7 @@
 //! model.
 
 pub mod attention;
+pub mod attribution;
 pub mod blanks;
 pub mod compare;
 pub mod intervention;

@@ -52,6 +52,11 @@ pub struct Extras {
     /// distribution (positions are token indices of the text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<Vec<crate::analysis::attention::LayerAttention>>,
+    /// With `--attribution`: the logit of this token (of the most likely token at `next`)
+    /// split into the embedding's, each layer's attention and MLP's shares, at the position
+    /// that made this distribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::analysis::attribution::Attribution>,
 }
 
 /// Model A's distribution at one position against model B's (`--vs`).
@@ -104,6 +109,9 @@ pub struct ScoreReport {
     /// With `--attention`: whether attention could be read, and what it covers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<crate::analysis::attention::AttentionStatus>,
+    /// With `--attribution`: whether it could be made, and what it covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<crate::analysis::attribution::AttributionStatus>,
     /// With `--ablate` or a control vector: what was changed in the model (its numbers are
     /// those of the changed model; `compare` is against the intact one).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -174,6 +182,27 @@ pub fn attach_attention(
     }
 }
 
+/// Put each position's attribution into `report` as [`attach_attention`] does: token j gets
+/// the split made at position j−1 (`parts[i]` is position `positions[i]`'s).
+pub fn attach_attribution(
+    report: &mut ScoreReport,
+    status: crate::analysis::attribution::AttributionStatus,
+    positions: &[usize],
+    parts: Vec<Option<crate::analysis::attribution::Attribution>>,
+) {
+    report.attribution = Some(status);
+    let last = report.tokens.len().checked_sub(1);
+    for (&p, a) in positions.iter().zip(parts) {
+        if Some(p) == last {
+            if let Some(next) = &mut report.next {
+                next.extras.attribution = a;
+            }
+        } else if let Some(t) = report.tokens.get_mut(p + 1) {
+            t.extras.attribution = a;
+        }
+    }
+}
+
 /// Build the report. `rows[i]` is p_i for `tokens[i]`; row j-1 predicted token j.
 #[allow(clippy::too_many_arguments)]
 pub fn score_report(
@@ -230,6 +259,7 @@ pub fn score_report(
         batching: model.batching.clone(),
         lens: None,
         attention: None,
+        attribution: None,
         intervention: model.intervention.clone(),
     }
 }

@@ -157,6 +157,19 @@ pub enum Cmd {
         /// meant for short texts
         #[arg(long)]
         attention_full: bool,
+        /// Add direct logit attribution: at every position, the logit of the token that
+        /// follows split into the embedding's, each layer's attention's and MLP's shares, and
+        /// per attention layer each head's (`attribution`; JSON only)
+        #[arg(long)]
+        attribution: bool,
+        /// Attribution at token index J only (its logit at position J−1; J = the number of
+        /// tokens: the next-token prediction); implies --attribution
+        #[arg(long, value_name = "J")]
+        attribution_at: Option<usize>,
+        /// Split this token's logit instead of the actual token's (one token, written as it
+        /// follows the text, e.g. " pepper"); implies --attribution
+        #[arg(long, value_name = "TOKEN")]
+        attribution_token: Option<String>,
         /// Lines of stdin scored side by side, each in its own KV-cache stream (also -np; the
         /// numbers are those of scoring each alone); 1 scores one at a time
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -71,6 +71,9 @@ pub fn run() -> ExitCode {
                     attention,
                     attention_k,
                     attention_full,
+                    attribution,
+                    attribution_at,
+                    attribution_token,
                     parallel,
                 } => score::run(
                     &settings,
@@ -82,6 +85,13 @@ pub fn run() -> ExitCode {
                         attention: (attention || attention_full).then_some(score::AttentionAsked {
                             k: attention_k,
                             full: attention_full,
+                        }),
+                        attribution: (attribution
+                            || attribution_at.is_some()
+                            || attribution_token.is_some())
+                        .then_some(score::AttributionAsked {
+                            at: attribution_at,
+                            token: attribution_token,
                         }),
                     },
                     parallel as usize,

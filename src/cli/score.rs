@@ -1,6 +1,7 @@
 //! `logitscope score`: every token's probability, rank and entropy, as JSON Lines, a table or
 //! CSV; with `--vs` the comparison with a second model, with `--watch` the watched words, with
-//! `--words` the words, with `--layers` the logit lens, with `--attention` what each head reads.
+//! `--words` the words, with `--layers` the logit lens, with `--attention` what each head reads,
+//! with `--attribution` each component's share of a logit.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use super::lines::{for_each_group, json_line, ErrorStyle};
 use super::settings::Settings;
 use crate::analysis::report::{csv_columns, csv_header, csv_rows, table, ScoreReport};
 use crate::engine::attention::{attention_layers, Attentions};
+use crate::engine::attribution::{Attributions, Target};
 use crate::engine::compare::{score_pair, Pair};
 use crate::engine::lens::{lens_columns, Lenses};
 use crate::engine::score::{
@@ -23,6 +25,14 @@ pub struct Additions {
     pub words: bool,
     pub layers: bool,
     pub attention: Option<AttentionAsked>,
+    pub attribution: Option<AttributionAsked>,
+}
+
+/// `--attribution`: at token index `at` only, of `token` instead of the actual one.
+#[derive(Debug, Clone)]
+pub struct AttributionAsked {
+    pub at: Option<usize>,
+    pub token: Option<String>,
 }
 
 /// `--attention`: the top `k` attended positions per head, with `full` whole rows too.
@@ -43,8 +53,13 @@ pub fn run(
         words,
         layers,
         attention,
+        attribution,
     } = additions;
-    for (asked, flag) in [(layers, "--layers"), (attention.is_some(), "--attention")] {
+    for (asked, flag) in [
+        (layers, "--layers"),
+        (attention.is_some(), "--attention"),
+        (attribution.is_some(), "--attribution"),
+    ] {
         if asked && format != Format::Json {
             return Err(Fatal::other(format!(
                 "{flag} is written in JSON only (leave out --format, or use --format json)"
@@ -90,6 +105,20 @@ pub fn run(
     let mut batch = None;
     let mut lenses = layers.then(|| Lenses::new(&model));
     let mut attentions = attention.map(|_| Attentions::new(&model));
+    let target = match attribution.as_ref().and_then(|a| a.token.as_deref()) {
+        None => Target::Actual,
+        Some(t) => match model.tokenize_continuation(t)[..] {
+            [id] => Target::Token(id),
+            ref ids => {
+                return Err(Fatal::other(format!(
+                    "--attribution-token {t:?} is {} tokens, not one: attribution splits one                      token's logit",
+                    ids.len()
+                )))
+            }
+        },
+    };
+    let mut attributions = attribution.as_ref().map(|_| Attributions::new(&model));
+    let attribution_at = attribution.as_ref().and_then(|a| a.at);
     let errors = match format {
         Format::Json => ErrorStyle::Json,
         Format::Table => ErrorStyle::Plain,
@@ -121,6 +150,25 @@ pub fn run(
             let (status, layers) = attention_layers(attentions, &ev.tokens, asked.k, asked.full)
                 .map_err(|e| e.to_string())?;
             crate::analysis::report::attach_attention(&mut report, status, layers);
+        }
+        if let Some(attributions) = &mut attributions {
+            let n = ev.tokens.len();
+            let positions: Vec<usize> = match attribution_at {
+                None => (0..n).collect(),
+                Some(j) if (1..=n).contains(&j) => vec![j - 1],
+                Some(j) => {
+                    return Err(format!(
+                        "--attribution-at {j}: the text's tokens with a position before \
+                         them are 1 to {} ({n}: the next-token prediction)",
+                        n - 1
+                    ))
+                }
+            };
+            let top1 = |p: usize| ev.rows.get(p).and_then(|r| r.top.first()).map(|t| t.id);
+            let (status, parts) = attributions
+                .split(&ev.tokens, &positions, target, &top1)
+                .map_err(|e| e.to_string())?;
+            crate::analysis::report::attach_attribution(&mut report, status, &positions, parts);
         }
         Ok(match format {
             Format::Json => json_line(&report),

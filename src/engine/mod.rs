@@ -3,6 +3,7 @@
 //! call the same functions, so the screen and the JSON show the same numbers.
 
 pub mod attention;
+pub mod attribution;
 mod candidates;
 pub mod compare;
 pub mod complete;

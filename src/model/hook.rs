@@ -220,6 +220,17 @@ impl Writable for Tensor<'_> {
 pub trait Tap {
     fn wants(&mut self, node: NodeName<'_>) -> bool;
     fn read(&mut self, node: NodeName<'_>, tensor: &Tensor<'_>);
+    /// By the node's whole name, with or without a layer (`inp_embd`): by default the
+    /// layered names through [`Tap::wants`].
+    fn wants_named(&mut self, name: &str) -> bool {
+        NodeName::parse(name).is_some_and(|n| self.wants(n))
+    }
+    /// The data of a node [`Tap::wants_named`] wanted.
+    fn read_named(&mut self, name: &str, tensor: &Tensor<'_>) {
+        if let Some(n) = NodeName::parse(name) {
+            self.read(n, tensor);
+        }
+    }
     /// Every node of the graph, named or not, as it is about to be computed (the graph
     /// probe records them); nothing by default.
     fn sees(&mut self, _name: &str, _tensor: &Tensor<'_>) {}
@@ -294,7 +305,7 @@ impl<T: Tap> Hook<T> {
             .edits
             .as_ref()
             .is_some_and(|e| e.target(name).is_some());
-        let read = NodeName::parse(name).is_some_and(|n| self.tap.wants(n));
+        let read = self.tap.wants_named(name);
         edit || read
     }
 
@@ -307,10 +318,8 @@ impl<T: Tap> Hook<T> {
                 }
             }
         }
-        if let Some(n) = NodeName::parse(name) {
-            if self.tap.wants(n) {
-                self.tap.read(n, t);
-            }
+        if self.tap.wants_named(name) {
+            self.tap.read_named(name, t);
         }
     }
 }

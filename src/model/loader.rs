@@ -141,6 +141,9 @@ pub struct Model {
     pub(super) layout: OnceLock<super::layout::Layout>,
     /// What each layer adds to the residual stream, from the graph ([`Model::components`]).
     pub(super) graph: OnceLock<Result<crate::analysis::intervention::Components, String>>,
+    /// The final norm and W read from the GGUF, shared by the lens and attribution
+    /// ([`Model::readout`]).
+    pub(super) readout: OnceLock<Result<Arc<super::lens::Readout>, super::lens::Unavailable>>,
     /// The intervention every new session starts with ([`Model::set_edits`]).
     pub(super) edits: std::sync::Mutex<Option<Arc<super::edits::Edits>>>,
 }
@@ -270,6 +273,7 @@ impl Model {
             devices: device_use(&lines, &remote),
             layout: OnceLock::new(),
             graph: OnceLock::new(),
+            readout: OnceLock::new(),
             edits: std::sync::Mutex::new(None),
         })
     }

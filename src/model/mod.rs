@@ -17,6 +17,7 @@
 
 pub mod abort;
 pub mod attention;
+pub mod attribution;
 pub mod cvector;
 mod edits;
 pub mod gguf;

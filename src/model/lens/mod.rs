@@ -22,8 +22,8 @@ use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
 use crate::analysis::stats::{summarize_row, RowSummary};
-pub(super) use readout::read_f32;
-pub use readout::{Norm, Post, Readout, Unavailable};
+pub(super) use readout::{read_f32, read_matrix};
+pub use readout::{Frozen, Norm, Post, Readout, Unavailable};
 
 /// The tokens of a text the lens covers: one decode of at most this many.
 pub const MAX_TOKENS: usize = 512;
@@ -62,7 +62,7 @@ impl Tap for Capture {
 /// A lens on a loaded model: its own llama.cpp context with the eval callback, and W.
 pub struct Lens<'m> {
     ctx: Hooked<'m, Capture>,
-    readout: Readout,
+    readout: std::sync::Arc<Readout>,
     /// Threads for the lens rows (the model's `-t`).
     threads: usize,
     /// The tokens whose residuals `capture` holds (llama.cpp's logits of each are still in
@@ -80,7 +80,7 @@ pub const CHECK_TOLERANCE: f64 = 1e-4;
 impl<'m> Lens<'m> {
     /// Set up a lens for `model`: read the final norm and W from its GGUF, make the context.
     pub fn new(model: &'m Model) -> Result<Self, Unavailable> {
-        let readout = Readout::read(&model.options().path, model.vocab().len())?;
+        let readout = model.readout()?;
         let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
         let capture = Capture::new(n_layer, n_embd);
         let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
@@ -249,6 +249,18 @@ impl<'m> Lens<'m> {
     }
 }
 
+impl Model {
+    /// The model's final norm and W, read from its GGUF once (the lens and attribution share
+    /// them: W is the largest matrix of a small model).
+    pub fn readout(&self) -> Result<std::sync::Arc<Readout>, Unavailable> {
+        self.readout
+            .get_or_init(|| {
+                Readout::read(&self.options().path, self.vocab().len()).map(std::sync::Arc::new)
+            })
+            .clone()
+    }
+}
+
 /// Why a lens row could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum LensError {
@@ -286,7 +298,7 @@ fn mismatch(worst: f64) -> Unavailable {
 }
 
 /// The largest |p_ours − p_theirs| over the vocabulary.
-fn max_abs_dp(ours: &[f32], theirs: &[f32], temp: f32) -> f64 {
+pub(in crate::model) fn max_abs_dp(ours: &[f32], theirs: &[f32], temp: f32) -> f64 {
     let (Ok(a), Ok(b)) = (
         crate::analysis::stats::log_softmax(ours, temp),
         crate::analysis::stats::log_softmax(theirs, temp),

@@ -21,6 +21,13 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
+/// The final norm's scale at a state, and the mean it takes out (layer norms).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frozen {
+    pub scale: f32,
+    pub mean: Option<f32>,
+}
+
 /// How a model's final norm works.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Norm {
@@ -186,29 +193,68 @@ impl Readout {
         })
     }
 
-    /// The final norm applied to `h`, computed as llama.cpp computes it on the CPU.
-    pub fn normed(&self, h: &[f32]) -> Vec<f32> {
-        let n = h.len();
-        let w = &self.norm_weight;
+    /// The final norm's scale at `h` (and the mean it takes out, for a layer norm), computed
+    /// as llama.cpp computes them on the CPU: the sums in f64, the scale in f32.
+    pub fn frozen(&self, h: &[f32]) -> Frozen {
+        let n = h.len() as f64;
         match &self.norm {
             Norm::Rms { eps } => {
                 let sum: f64 = h.iter().map(|&x| f64::from(x * x)).sum();
-                let mean = (sum / n as f64) as f32;
-                let scale = 1.0f32 / (mean + eps).sqrt();
-                h.iter().zip(w).map(|(&x, &w)| (x * scale) * w).collect()
+                let mean = (sum / n) as f32;
+                Frozen {
+                    scale: 1.0f32 / (mean + eps).sqrt(),
+                    mean: None,
+                }
             }
-            Norm::Layer { eps, bias } => {
-                let mean = (h.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64) as f32;
+            Norm::Layer { eps, .. } => {
+                let mean = (h.iter().map(|&x| f64::from(x)).sum::<f64>() / n) as f32;
                 let var: f64 = h.iter().map(|&x| f64::from((x - mean) * (x - mean))).sum();
-                let var = (var / n as f64) as f32;
-                let scale = 1.0f32 / (var + eps).sqrt();
-                h.iter()
-                    .zip(w)
-                    .zip(bias)
-                    .map(|((&x, &w), &b)| ((x - mean) * scale) * w + b)
-                    .collect()
+                let var = (var / n) as f32;
+                Frozen {
+                    scale: 1.0f32 / (var + eps).sqrt(),
+                    mean: Some(mean),
+                }
             }
         }
+    }
+
+    /// The final norm applied to `h`, computed as llama.cpp computes it on the CPU.
+    pub fn normed(&self, h: &[f32]) -> Vec<f32> {
+        let w = &self.norm_weight;
+        let Frozen { scale, mean } = self.frozen(h);
+        match (&self.norm, mean) {
+            (Norm::Layer { bias, .. }, Some(mean)) => h
+                .iter()
+                .zip(w)
+                .zip(bias)
+                .map(|((&x, &w), &b)| ((x - mean) * scale) * w + b)
+                .collect(),
+            _ => h.iter().zip(w).map(|(&x, &w)| (x * scale) * w).collect(),
+        }
+    }
+
+    /// The final norm's weight.
+    pub fn norm_weight(&self) -> &[f32] {
+        &self.norm_weight
+    }
+
+    /// The final norm's bias (layer norms; zeros when the GGUF has none).
+    pub fn norm_bias(&self) -> Option<&[f32]> {
+        match &self.norm {
+            Norm::Layer { bias, .. } => Some(bias),
+            Norm::Rms { .. } => None,
+        }
+    }
+
+    /// What llama.cpp applies after H·W.
+    pub fn post(&self) -> Post {
+        self.post
+    }
+
+    /// W's row of `token`, dequantized.
+    pub fn w_row(&self, token: usize) -> Vec<f32> {
+        let row = &self.w[token * self.row_bytes..(token + 1) * self.row_bytes];
+        dequantize(self.w_type, row, self.facts.n_embd)
     }
 
     /// The logits of a residual-stream state `h`: final norm, W with ggml's dot product, and
@@ -268,26 +314,7 @@ impl Readout {
         if dot_type == sys::GGML_TYPE_F32 {
             return None;
         }
-        Some(self.dequantize(dot_type, &q, y.len()))
-    }
-
-    /// One row of `n` values of type `ty` as f32.
-    fn dequantize(&self, ty: sys::ggml_type, bytes: &[u8], n: usize) -> Vec<f32> {
-        let mut out = vec![0f32; n];
-        // SAFETY: `bytes` is one row of `n` values of `ty`; to_float writes `n` floats.
-        let to_float = unsafe { (*sys::ggml_get_type_traits(ty)).to_float };
-        match to_float {
-            // SAFETY: as above: `bytes` holds `n` values of `ty`, `out` has room for `n` floats.
-            Some(f) if ty != sys::GGML_TYPE_F32 => unsafe {
-                f(bytes.as_ptr().cast(), out.as_mut_ptr(), n as i64)
-            },
-            _ => {
-                for (r, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *r = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-        }
-        out
+        Some(dequantize(dot_type, &q, y.len()))
     }
 
     /// h·W + post in f64 from the dequantized W, for every token, for each of `ys` (normed
@@ -297,7 +324,7 @@ impl Readout {
         let mut out = vec![Vec::with_capacity(self.facts.n_vocab); ys.len()];
         for t in 0..self.facts.n_vocab {
             let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
-            let w = self.dequantize(self.w_type, row, n);
+            let w = dequantize(self.w_type, row, n);
             for (y, logits) in ys.iter().zip(&mut out) {
                 let z: f64 = w
                     .iter()
@@ -316,6 +343,58 @@ impl Readout {
         let t = unsafe { (*sys::ggml_get_type_traits_cpu(self.w_type)).vec_dot_type };
         type_name(t as u32)
     }
+}
+
+/// One row of `n` values of type `ty` as f32.
+fn dequantize(ty: sys::ggml_type, bytes: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    // SAFETY: a lookup in ggml's type tables.
+    let to_float = unsafe { (*sys::ggml_get_type_traits(ty)).to_float };
+    match to_float {
+        // SAFETY: `bytes` holds `n` values of `ty`, `out` has room for `n` floats.
+        Some(f) if ty != sys::GGML_TYPE_F32 => unsafe {
+            f(bytes.as_ptr().cast(), out.as_mut_ptr(), n as i64)
+        },
+        _ => {
+            for (r, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *r = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+    }
+    out
+}
+
+/// A 2-D tensor of any type with a dequantizer, as f32: `dims[1]` rows of `dims[0]` values.
+pub(in crate::model) fn read_matrix(path: &Path, t: &TensorInfo) -> Result<Vec<f32>, String> {
+    let (Some(&cols), Some(&rows)) = (t.dims.first(), t.dims.get(1)) else {
+        return Err(format!("{} is not a matrix", t.name));
+    };
+    let (cols, rows) = (cols as usize, rows as usize);
+    let ty = t.type_id as sys::ggml_type;
+    // SAFETY: plain lookups of ggml's type tables (a type id from a checked GGUF).
+    let (row_bytes, to_float) = unsafe {
+        (
+            sys::ggml_row_size(ty, cols as i64),
+            (*sys::ggml_get_type_traits(ty)).to_float,
+        )
+    };
+    if t.dims.len() != 2 || row_bytes * rows != t.bytes as usize {
+        return Err(format!("{} has an unexpected size", t.name));
+    }
+    if to_float.is_none() && ty != sys::GGML_TYPE_F32 {
+        return Err(format!(
+            "{} is {}: no dequantizer",
+            t.name,
+            type_name(t.type_id)
+        ));
+    }
+    let mut bytes = vec![0u8; row_bytes * rows];
+    read_at(path, t.offset, &mut bytes)?;
+    let mut out = Vec::with_capacity(cols * rows);
+    for row in bytes.chunks_exact(row_bytes) {
+        out.extend(dequantize(ty, row, cols));
+    }
+    Ok(out)
 }
 
 fn int(info: &GgufInfo, key: &str) -> Option<usize> {

@@ -1,0 +1,87 @@
+//! Direct logit attribution of a text, for `score --attribution` and the explorer's panel: the
+//! attributor made on first use (or the reason there is none), the last text's parts reused
+//! while the tokens stay the same.
+
+use crate::analysis::attribution::{Attribution, AttributionStatus};
+use crate::model::attribution::{AttributionError, Attributor};
+use crate::model::{Model, ModelError};
+
+/// Which logit to split at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The token that follows (at the last position: the most likely next token).
+    Actual,
+    /// This token.
+    Token(u32),
+}
+
+/// A model's attributor, made when first asked for.
+pub struct Attributions<'m> {
+    model: &'m Model,
+    attributor: Option<Result<Attributor<'m>, String>>,
+}
+
+impl<'m> Attributions<'m> {
+    pub fn new(model: &'m Model) -> Self {
+        Self {
+            model,
+            attributor: None,
+        }
+    }
+
+    /// The split at each of `positions` of `tokens` (`[i]` for `positions[i]`; `None` beyond
+    /// the positions covered), and the text's status. `top1[p]` is the most likely token at
+    /// p, the target at the last position when the target is the actual token.
+    pub fn split(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+        target: Target,
+        top1: &dyn Fn(usize) -> Option<u32>,
+    ) -> Result<(AttributionStatus, Vec<Option<Attribution>>), ModelError> {
+        let none = vec![None; positions.len()];
+        let unavailable = |why: String| AttributionStatus {
+            available: false,
+            reason: Some(why),
+            positions: None,
+        };
+        let model = self.model;
+        let a = match self
+            .attributor
+            .get_or_insert_with(|| Attributor::new(model).map_err(|e| e.to_string()))
+        {
+            Ok(a) => a,
+            Err(why) => return Ok((unavailable(why.clone()), none)),
+        };
+        let covered = match a.run(tokens) {
+            Ok(n) => n,
+            Err(AttributionError::Model(e)) => return Err(e),
+            Err(e) => return Ok((unavailable(e.to_string()), none)),
+        };
+        let inside: Vec<usize> = positions.iter().copied().filter(|&p| p < covered).collect();
+        a.rounding_of(&inside);
+        let vocab = model.vocab();
+        let mut out = Vec::with_capacity(positions.len());
+        for &p in positions {
+            let id = match target {
+                Target::Token(t) => Some(t),
+                Target::Actual => tokens.get(p + 1).copied().or_else(|| top1(p)),
+            };
+            let (Some(id), true) = (id, p < covered) else {
+                out.push(None);
+                continue;
+            };
+            match a.at(p, id, vocab.text(id)) {
+                Ok(x) => out.push(Some(x)),
+                Err(AttributionError::Model(e)) => return Err(e),
+                Err(e) => return Ok((unavailable(e.to_string()), none)),
+            }
+        }
+        let status = AttributionStatus {
+            available: true,
+            reason: None,
+            positions: Some(covered),
+        };
+        Ok((status, out))
+    }
+}

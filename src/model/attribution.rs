@@ -1,0 +1,456 @@
+//! Direct logit attribution on a loaded model: one hooked decode reads, at every position,
+//! what each component wrote into the residual stream (the nodes [`Model::components`] found
+//! in the graph: the embedding, each layer's attention and MLP outputs as added, the heads
+//! before the output projection) and the stream the final norm reads. The split itself is
+//! pure arithmetic (`analysis::attribution`); here the rows are read and the model's final
+//! norm, W and output projections are brought to it.
+//!
+//! The context reads the model as the sessions do: with the run's intervention in force (an
+//! ablated part then reads, and contributes, zero; a control vector shows up in `rest`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::hook::{Hooked, NodeName, Tap, Tensor};
+use super::lens::{
+    max_abs_dp, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
+};
+use super::loader::{Model, ModelError};
+use crate::analysis::attribution::{
+    direction, head_shares, remainder, share, share_f64, Attribution, Kind, LayerHeads, Part,
+};
+use crate::analysis::intervention::Components;
+use crate::analysis::lens::max_abs_delta;
+
+/// Why attribution cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum AttributionError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("attribution unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The rows of every named node of one decode, by slot.
+struct Rows {
+    slots: HashMap<String, usize>,
+    widths: Vec<usize>,
+    rows: Vec<Vec<f32>>,
+}
+
+impl Tap for Rows {
+    fn wants(&mut self, _node: NodeName<'_>) -> bool {
+        false
+    }
+
+    fn read(&mut self, _node: NodeName<'_>, _t: &Tensor<'_>) {}
+
+    fn wants_named(&mut self, name: &str) -> bool {
+        self.slots.contains_key(name)
+    }
+
+    fn read_named(&mut self, name: &str, t: &Tensor<'_>) {
+        let Some(&i) = self.slots.get(name) else {
+            return;
+        };
+        let [width, rows, ..] = t.shape();
+        if width == self.widths[i] {
+            t.read_rows(0, rows, 0, 0, &mut self.rows[i]);
+        }
+    }
+}
+
+/// A layer's output projection, for its heads' shares.
+struct Projection {
+    /// n_embd rows of `width` (= n_head · d).
+    wo: Vec<f32>,
+    /// Gemma's norm after the projection (`attn_post_norm`): its weight and epsilon.
+    post: Option<(Vec<f32>, f32)>,
+}
+
+/// Where each part's rows are.
+struct Plan {
+    names: Vec<String>,
+    embedding: usize,
+    /// Per layer: attention and MLP slots, and the heads' slot if any.
+    layers: Vec<(usize, usize, Option<usize>)>,
+    last: usize,
+}
+
+impl Plan {
+    fn new(c: &Components, n_embd: usize) -> (Self, Vec<usize>) {
+        let mut names = Vec::new();
+        let mut widths = Vec::new();
+        let mut slot = |name: &str, width: usize| {
+            names.push(name.to_owned());
+            widths.push(width);
+            names.len() - 1
+        };
+        let embedding = slot(&c.embedding, n_embd);
+        let layers = c
+            .layers
+            .iter()
+            .map(|l| {
+                let a = slot(&l.attn, n_embd);
+                let f = slot(&l.ffn, n_embd);
+                let h = l.heads.as_ref().map(|(name, w)| slot(name, *w));
+                (a, f, h)
+            })
+            .collect();
+        let last = slot(&c.last, n_embd);
+        (
+            Self {
+                names,
+                embedding,
+                layers,
+                last,
+            },
+            widths,
+        )
+    }
+}
+
+/// Attribution on a loaded model: its own hooked context, the final norm and W.
+pub struct Attributor<'m> {
+    ctx: Hooked<'m, Rows>,
+    readout: Arc<Readout>,
+    plan: Plan,
+    components: Components,
+    n_head: usize,
+    /// The output projections, read on first need, or why heads cannot be split.
+    projections: Option<Result<Vec<Projection>, String>>,
+    path: std::path::PathBuf,
+    tokens: Vec<u32>,
+    /// Per position, once made: the H·W panel's rounding (largest |f64 − llama.cpp| over W)
+    /// and the self-check (largest |Δp| of our final norm and W, with llama.cpp's dot
+    /// product, against llama.cpp's own distribution).
+    rounding: HashMap<usize, (f64, f64)>,
+}
+
+impl<'m> Attributor<'m> {
+    pub fn new(model: &'m Model) -> Result<Self, AttributionError> {
+        let un = |s: String| AttributionError::Unavailable(s);
+        let readout = model.readout().map_err(|Unavailable(s)| un(s))?;
+        let components = model.components().map_err(|e| un(e.to_string()))?.clone();
+        let n_embd = readout.facts.n_embd;
+        let (plan, widths) = Plan::new(&components, n_embd);
+        let slots = plan
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect::<HashMap<_, _>>();
+        if slots.len() != plan.names.len() {
+            return Err(un(
+                "two of the parts the residual stream adds share a name in llama.cpp's graph"
+                    .into(),
+            ));
+        }
+        let rows = Rows {
+            rows: vec![Vec::new(); widths.len()],
+            slots,
+            widths,
+        };
+        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
+        let ctx = Hooked::new(model, n_ctx, rows).map_err(un)?;
+        Ok(Self {
+            ctx,
+            readout,
+            plan,
+            components,
+            n_head: model.shape().1,
+            projections: None,
+            path: model.options().path.clone(),
+            tokens: Vec::new(),
+            rounding: HashMap::new(),
+        })
+    }
+
+    /// Tokens one run covers.
+    pub fn max_tokens(&self) -> usize {
+        self.ctx.n_ctx()
+    }
+
+    /// The tokens of the last run.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Decode `tokens` (the first [`Self::max_tokens`]) and keep every part's rows at every
+    /// position. Returns the positions covered.
+    pub fn run(&mut self, tokens: &[u32]) -> Result<usize, AttributionError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Empty.into());
+        }
+        let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
+        if self.tokens == tokens {
+            return Ok(tokens.len());
+        }
+        self.tokens.clear();
+        self.rounding.clear();
+        for r in &mut self.ctx.tap_mut().rows {
+            r.clear();
+        }
+        self.ctx.decode(tokens)?;
+        let n = tokens.len();
+        let tap = self.ctx.tap();
+        for (i, r) in tap.rows.iter().enumerate() {
+            if r.len() != n * tap.widths[i] {
+                return Err(AttributionError::Unavailable(format!(
+                    "llama.cpp's graph did not compute '{}' once for every token ({} values \
+                     read, {} expected)",
+                    self.plan.names[i],
+                    r.len(),
+                    n * tap.widths[i]
+                )));
+            }
+        }
+        self.tokens = tokens.to_vec();
+        Ok(n)
+    }
+
+    fn row(&self, slot: usize, position: usize) -> &[f32] {
+        let w = self.ctx.tap().widths[slot];
+        &self.ctx.tap().rows[slot][position * w..(position + 1) * w]
+    }
+
+    /// The output projections of every layer, dequantized, or why heads cannot be split.
+    fn projections(&mut self) -> Result<&[Projection], String> {
+        if self.projections.is_none() {
+            self.projections = Some(read_projections(
+                &self.path,
+                &self.components,
+                self.readout.facts.n_embd,
+            ));
+        }
+        match self.projections.as_ref().expect("just read") {
+            Ok(p) => Ok(p),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The logit of `target` at `position` (of the last run) split into its parts. The
+    /// target's text is `text`. Computes the H·W rounding of `position` when not yet known.
+    pub fn at(
+        &mut self,
+        position: usize,
+        target: u32,
+        text: String,
+    ) -> Result<Attribution, AttributionError> {
+        self.rounding_of(&[position]);
+        self.split(position, target, text)
+    }
+
+    /// The H·W panel's rounding and the self-check at each of `positions` (one pass over W
+    /// for all).
+    pub fn rounding_of(&mut self, positions: &[usize]) {
+        let todo: Vec<usize> = positions
+            .iter()
+            .copied()
+            .filter(|p| *p < self.tokens.len() && !self.rounding.contains_key(p))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let ys: Vec<Vec<f32>> = todo
+            .iter()
+            .map(|&p| self.readout.normed(self.row(self.plan.last, p)))
+            .collect();
+        let refs: Vec<&[f32]> = ys.iter().map(Vec::as_slice).collect();
+        let exact = self.readout.exact_logits(&refs);
+        for (&p, z) in todo.iter().zip(exact) {
+            let theirs = self.ctx.logits(p);
+            let d = max_abs_delta(&z, theirs);
+            let ours = self.readout.logits(self.row(self.plan.last, p));
+            self.rounding.insert(p, (d, max_abs_dp(&ours, theirs, 1.0)));
+        }
+    }
+
+    fn split(
+        &mut self,
+        position: usize,
+        target: u32,
+        text: String,
+    ) -> Result<Attribution, AttributionError> {
+        let n_vocab = self.readout.facts.n_vocab;
+        if position >= self.tokens.len() || target as usize >= n_vocab {
+            return Err(AttributionError::Unavailable(format!(
+                "position {position} or token {target} is outside the text or vocabulary"
+            )));
+        }
+        let r = Arc::clone(&self.readout);
+        let residual = self.row(self.plan.last, position).to_vec();
+        let frozen = r.frozen(&residual);
+        let post = r.post();
+        let factor = f64::from(post.scale.unwrap_or(1.0)) / f64::from(post.divide.unwrap_or(1.0));
+        let w_row = r.w_row(target as usize);
+        let g = direction(factor, f64::from(frozen.scale), r.norm_weight(), &w_row);
+        let centred = frozen.mean.is_some();
+        let mut parts = vec![Part::new(
+            Kind::Embed,
+            None,
+            share(self.row(self.plan.embedding, position), &g, centred),
+        )];
+        let mut named: Vec<&[f32]> = vec![self.row(self.plan.embedding, position)];
+        for (l, &(a, f, _)) in self.plan.layers.iter().enumerate() {
+            parts.push(Part::new(
+                Kind::Attn,
+                Some(l),
+                share(self.row(a, position), &g, centred),
+            ));
+            parts.push(Part::new(
+                Kind::Ffn,
+                Some(l),
+                share(self.row(f, position), &g, centred),
+            ));
+            named.push(self.row(a, position));
+            named.push(self.row(f, position));
+        }
+        let rest = remainder(&residual, &named);
+        parts.push(Part::new(Kind::Rest, None, share_f64(&rest, &g, centred)));
+        if let Some(bias) = r.norm_bias() {
+            let b: f64 = bias
+                .iter()
+                .zip(&w_row)
+                .map(|(&b, &w)| f64::from(b) * f64::from(w))
+                .sum();
+            parts.push(Part::new(Kind::Bias, None, factor * b));
+        }
+        let sum: f64 = parts.iter().map(|p| p.value).sum();
+        let y = r.normed(&residual);
+        let exact: f64 = y
+            .iter()
+            .zip(&w_row)
+            .map(|(&y, &w)| f64::from(y) * f64::from(w))
+            .sum();
+        let logit_f64 = post.apply_f64(exact);
+        let llama = self.ctx.logits(position)[target as usize];
+        let (rounding, dp) = self
+            .rounding
+            .get(&position)
+            .copied()
+            .unwrap_or((f64::NAN, 0.0));
+        if dp > CHECK_TOLERANCE {
+            return Err(AttributionError::Unavailable(format!(
+                "the final norm and W read from the GGUF do not reproduce llama.cpp's \
+                 distribution at position {position} (|Δp| up to {dp:.2e}, more than \
+                 {CHECK_TOLERANCE:e}): llama.cpp's output for this model is not the one the \
+                 split assumes"
+            )));
+        }
+        let post_note = post.softcap.map(|c| {
+            format!(
+                "the parts are of the logit before llama.cpp's soft-cap {c}·tanh(z/{c}) \
+                 (final_logit_softcapping)"
+            )
+        });
+        // Heads: each layer's heads through the output projection (and a frozen post-norm).
+        let (heads, heads_unavailable) = if centred {
+            (
+                None,
+                Some("per-head shares are not made under a final layer norm".to_owned()),
+            )
+        } else {
+            let rows: Vec<(usize, Option<Vec<f32>>, f64)> = self
+                .plan
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(l, &(_, _, h))| {
+                    (
+                        l,
+                        h.map(|h| self.row(h, position).to_vec()),
+                        parts[1 + 2 * l].value,
+                    )
+                })
+                .collect();
+            let n_head = self.n_head;
+            match self.projections() {
+                Err(why) => (None, Some(why)),
+                Ok(projections) => {
+                    let mut v = Vec::with_capacity(rows.len());
+                    for ((l, out, whole), p) in rows.into_iter().zip(projections) {
+                        let Some(out) = out else { continue };
+                        let post = p.post.as_ref().map(|(w, eps)| (w.as_slice(), *eps));
+                        let heads = head_shares(&out, &p.wo, n_head, &g, post);
+                        let rest = whole - heads.iter().sum::<f64>();
+                        v.push(LayerHeads {
+                            layer: l,
+                            heads,
+                            rest,
+                        });
+                    }
+                    (Some(v), None)
+                }
+            }
+        };
+        Ok(Attribution {
+            position,
+            target,
+            target_text: text,
+            parts,
+            sum,
+            logit_f64,
+            llama,
+            rounding,
+            post: post_note,
+            heads,
+            heads_unavailable,
+        })
+    }
+}
+
+/// Every layer's `attn_output.weight` (and Gemma's post-attention norm), checked against the
+/// heads' width the graph showed.
+fn read_projections(
+    path: &std::path::Path,
+    c: &Components,
+    n_embd: usize,
+) -> Result<Vec<Projection>, String> {
+    let info = super::gguf::inspect(path).map_err(|e| e.to_string())?;
+    let eps = info
+        .arch_value("attention.layer_norm_rms_epsilon")
+        .and_then(crate::model::gguf::Value::as_float)
+        .map(|v| v as f32);
+    let mut out = Vec::with_capacity(c.layers.len());
+    for (l, layer) in c.layers.iter().enumerate() {
+        let Some((heads_name, width)) = &layer.heads else {
+            return Err(format!(
+                "llama.cpp's graph names no heads' output (kqv_out-{l}) for layer {l}"
+            ));
+        };
+        let name = format!("blk.{l}.attn_output.weight");
+        let t = info
+            .tensor(&name)
+            .ok_or_else(|| format!("the model has no {name} (the output projection)"))?;
+        if t.dims.first().copied() != Some(*width as u64)
+            || t.dims.get(1).copied() != Some(n_embd as u64)
+        {
+            return Err(format!(
+                "{name} is {:?}, not {width} × {n_embd} ({heads_name} is {width} wide)",
+                t.dims
+            ));
+        }
+        let wo = read_matrix(path, t)?;
+        let kind = layer.attn.rsplit_once('-').map_or("", |(k, _)| k);
+        let post = match kind {
+            "attn_out" => None,
+            "attn_post_norm" => {
+                let wname = format!("blk.{l}.post_attention_norm.weight");
+                let w = info
+                    .tensor(&wname)
+                    .ok_or_else(|| format!("the model has no {wname}"))?;
+                let eps = eps.ok_or("no RMS norm epsilon for the post-attention norm")?;
+                Some((read_f32(path, w)?, eps))
+            }
+            other => {
+                return Err(format!(
+                    "layer {l}'s attention reaches the stream as '{other}', not through the \
+                     output projection alone"
+                ))
+            }
+        };
+        out.push(Projection { wo, post });
+    }
+    Ok(out)
+}
