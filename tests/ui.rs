@@ -453,11 +453,14 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyCode::F(9),
         KeyCode::F(10),
         KeyCode::F(11),
+        KeyCode::F(12),
         KeyCode::Esc,
-        // With Ctrl: the pair's second line on and off, switching lines, the attention panel.
+        // With Ctrl: the pair's second line on and off, switching lines, the attention and
+        // attribution panels.
         KeyCode::Char('p'),
         KeyCode::Char('o'),
         KeyCode::Char('t'),
+        KeyCode::Char('g'),
     ];
     let mods = [
         KeyModifiers::NONE,
@@ -497,6 +500,23 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 row: rng.below(220) as u16,
                 modifiers: KeyModifiers::NONE,
             }),
+            8 if rng.below(4) == 0 => {
+                // The attribution panel's answer, for any position and target, of this text
+                // or an old one.
+                let position = rng.below(12) as usize;
+                let target = (rng.below(2) == 0).then(|| rng.below(12) as u32);
+                let result = if rng.below(5) == 0 {
+                    Err("attribution unavailable: a test".to_owned())
+                } else {
+                    Ok(attribution_of(position, target.unwrap_or(1)))
+                };
+                Msg::Engine(EngineMsg::Attribution {
+                    epoch: app.attribution.epoch.saturating_sub(rng.below(2)),
+                    position,
+                    target,
+                    result,
+                })
+            }
             8 if rng.below(3) == 0 => {
                 // The attention panel's answer, for any position, of this text or an old one.
                 let position = rng.below(12) as usize;
@@ -1076,4 +1096,136 @@ fn snapshot_attention_panel() {
     // Closed again: Alt-↓ is the history key once more.
     update(&mut app, key(KeyCode::F(11)));
     assert!(!screen(&app).contains("most attended token"));
+}
+
+/// A split of a 3-layer model's logit: 3 heads per layer.
+fn attribution_of(position: usize, target: u32) -> logitscope::analysis::attribution::Attribution {
+    use logitscope::analysis::attribution::{Attribution, Kind, LayerHeads, Part};
+    let parts = vec![
+        Part::new(Kind::Embed, None, 0.4),
+        Part::new(Kind::Attn, Some(0), -0.8),
+        Part::new(Kind::Ffn, Some(0), 1.1),
+        Part::new(Kind::Attn, Some(1), 2.6),
+        Part::new(Kind::Ffn, Some(1), -1.9),
+        Part::new(Kind::Attn, Some(2), 0.3),
+        Part::new(Kind::Ffn, Some(2), 6.2),
+        Part::new(Kind::Rest, None, 2e-7),
+    ];
+    let sum: f64 = parts.iter().map(|p| p.value).sum();
+    Attribution {
+        position,
+        target,
+        target_text: String::new(),
+        parts,
+        sum,
+        logit_f64: sum + 1e-7,
+        llama: (sum - 0.012) as f32,
+        rounding: 0.031,
+        post: None,
+        heads: Some(
+            (0..3)
+                .map(|l| LayerHeads {
+                    layer: l,
+                    heads: vec![0.1 * l as f64, -0.5, 1.5 - l as f64],
+                    rest: 0.01,
+                })
+                .collect(),
+        ),
+        heads_unavailable: None,
+    }
+}
+
+#[test]
+fn snapshot_attribution_panel() {
+    let mut app = scored_app(100, 30);
+    let asked = |cmds: &[Command]| {
+        cmds.iter().find_map(|c| match c {
+            Command::Run(Job::Attribution {
+                epoch,
+                position,
+                target,
+                ..
+            }) => Some((*epoch, *position, *target)),
+            _ => None,
+        })
+    };
+    let (epoch, position, target) =
+        asked(&update(&mut app, key(KeyCode::F(12)))).expect("the panel asks for its logit");
+    let scored = app.scored().unwrap().clone();
+    assert_eq!(
+        position,
+        scored.tokens.len() - 1,
+        "the ▸next chip: the last position"
+    );
+    let top1 = scored.rows[position].top[0].id;
+    assert_eq!(
+        target,
+        Some(top1),
+        "at the end: the most likely token's logit"
+    );
+    assert!(screen(&app).contains("Splitting the logit"));
+    // Another text's answer is dropped.
+    let answer = |epoch, position, target, a| {
+        Msg::Engine(EngineMsg::Attribution {
+            epoch,
+            position,
+            target,
+            result: a,
+        })
+    };
+    update(
+        &mut app,
+        answer(
+            epoch + 1,
+            position,
+            target,
+            Ok(attribution_of(position, top1)),
+        ),
+    );
+    assert!(
+        screen(&app).contains("Splitting the logit"),
+        "another text's answer"
+    );
+    // A token inside the sentence: its own logit, made at the position before it.
+    let cmds = update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    let selected = app.selected_position().unwrap();
+    assert_eq!(asked(&cmds).map(|g| (g.1, g.2)), Some((selected, None)));
+    let actual = scored.tokens[selected + 1];
+    update(
+        &mut app,
+        answer(epoch, selected, None, Ok(attribution_of(selected, actual))),
+    );
+    let s = screen(&app);
+    assert!(
+        s.contains("Σ parts 7.9000 · f64 7.9000 · llama.cpp 7.8880"),
+        "{s}"
+    );
+    assert!(s.contains("rounding here: ≤ 3.10e-2"), "{s}");
+    // Largest first, signed: ffn:2 on top, ffn:1 negative, left of the axis.
+    let lines: Vec<&str> = s.lines().collect();
+    let at = |part: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(&format!("│{part} ")))
+            .unwrap()
+    };
+    assert!(at("ffn:2") < at("attn:1") && at("attn:1") < at("ffn:1") && at("ffn:1") < at("embed"));
+    assert!(lines[at("ffn:1")].contains("-1.900"), "{s}");
+    assert!(s.contains("attn:1    +2.60  h1 -0.50  h2 +0.50"), "{s}");
+    insta::assert_snapshot!("attribution", s);
+    // Alt-↓: the next most likely token's logit is asked for; the status says nothing stale.
+    let cmds = update(&mut app, key_mod(KeyCode::Down, KeyModifiers::ALT));
+    let next = asked(&cmds).expect("another logit");
+    assert_eq!(next.1, selected);
+    assert!(next.2.is_some() && next.2 != Some(actual));
+    assert!(screen(&app).contains("Splitting the logit"));
+    // An unavailable answer says why.
+    update(
+        &mut app,
+        answer(epoch, next.1, next.2, Err("no graph".into())),
+    );
+    assert!(screen(&app).contains("Attribution unavailable: no graph"));
+    // Closed again: Alt-↓ is the history key once more.
+    update(&mut app, key(KeyCode::F(12)));
+    assert!(!screen(&app).contains("attribution at"));
 }

@@ -13,6 +13,7 @@ use crate::model::lens::CHECK_TOLERANCE;
 use crate::model::{Evaluation, Model, ModelError, Session};
 
 use super::attention::Attentions;
+use super::attribution::{Attributions, Target};
 use super::compare::{evaluate_compared, PairCache};
 use super::fill::{FillError, FillRequest, FillUpdate, Filler};
 use super::lens::Lenses;
@@ -64,6 +65,7 @@ pub struct Workbench<'m> {
     second: Option<(Session<'m>, PairCache)>,
     lenses: Lenses<'m>,
     attentions: Attentions<'m>,
+    attributions: Attributions<'m>,
 }
 
 impl<'m> Workbench<'m> {
@@ -79,6 +81,7 @@ impl<'m> Workbench<'m> {
             second,
             lenses: Lenses::new(model),
             attentions: Attentions::new(model),
+            attributions: Attributions::new(model),
         })
     }
 
@@ -189,6 +192,34 @@ impl<'m> Workbench<'m> {
         let tokens = self.model.tokenize(text);
         match self.attentions.view(&tokens, position) {
             Ok(view) => view,
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The logit of `target` (the token that follows when `None`) at `position` of `text` split into its parts (one decode of the text,
+    /// reused while the text stays), or why there is none.
+    pub fn attribution(
+        &mut self,
+        text: &str,
+        position: usize,
+        target: Option<u32>,
+    ) -> Result<crate::analysis::attribution::Attribution, String> {
+        let tokens = self.model.tokenize(text);
+        let target = target.map_or(Target::Actual, Target::Token);
+        // At the last position there is no token that follows: the panel names its target.
+        match self
+            .attributions
+            .split(&tokens, &[position], target, &|_| None)
+        {
+            Ok((status, mut parts)) => match parts.pop().flatten() {
+                Some(a) => Ok(a),
+                None => Err(status.reason.unwrap_or_else(|| {
+                    format!(
+                        "attribution covers the first {} tokens of the text (one decode)",
+                        status.positions.unwrap_or(0)
+                    )
+                })),
+            },
             Err(e) => Err(e.to_string()),
         }
     }

@@ -92,6 +92,11 @@ pub enum Action {
     AttentionHeadRight,
     /// Open or close the H·W panel.
     ToggleHw,
+    /// Open or close the attribution panel.
+    ToggleAttribution,
+    /// The attribution panel's previous / next logit to split (decline while it is closed).
+    AttributionTargetUp,
+    AttributionTargetDown,
 }
 
 /// Which keys a binding takes.
@@ -315,12 +320,22 @@ pub static KEYMAP: &[Row] = &[
     },
     Row {
         keys: "Alt-↑↓  Ctrl-↑↓",
-        what: "attention: layer (Alt/Shift-↑↓), head (Ctrl-↑↓)",
+        what: "attention: Alt-↑↓ layer · Ctrl-↑↓ head",
         bindings: &[
             b(S::View, k(C::Up), M::AltOrShift, A::AttentionLayerUp),
             b(S::View, k(C::Down), M::AltOrShift, A::AttentionLayerDown),
             b(S::View, k(C::Up), M::Ctrl, A::AttentionHeadLeft),
             b(S::View, k(C::Down), M::Ctrl, A::AttentionHeadRight),
+        ],
+    },
+    Row {
+        keys: "F12  Ctrl-G  Alt-↑↓",
+        what: "attribution of a logit (Alt: which)",
+        bindings: &[
+            b(S::View, k(C::F(12)), M::Any, A::ToggleAttribution),
+            b(S::View, k(C::Char('g')), M::Ctrl, A::ToggleAttribution),
+            b(S::View, k(C::Up), M::AltOrShift, A::AttributionTargetUp),
+            b(S::View, k(C::Down), M::AltOrShift, A::AttributionTargetDown),
         ],
     },
     Row {
@@ -442,9 +457,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 21);
+        assert_eq!(keys.len(), 22);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[20], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[21], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

@@ -17,6 +17,7 @@
 //!   giving it back on every exit.
 
 pub mod attention;
+pub mod attribution;
 pub mod editor;
 pub mod history;
 pub mod inspect;

@@ -58,6 +58,8 @@ pub enum Inspect {
     Hw,
     /// Attention at the selected position: layers × heads, the selected head's row.
     Attention,
+    /// Direct logit attribution at the selected position: each component's share.
+    Attribution,
 }
 
 /// The logit lens of the text shown, as it arrives from the engine.
@@ -186,6 +188,7 @@ pub struct App {
     pub inspect: Inspect,
     pub lens: LensState,
     pub attention: crate::explorer::attention::panel::AttentionPanel,
+    pub attribution: crate::explorer::attribution::panel::AttributionPanel,
     pub quit: bool,
 }
 
@@ -218,6 +221,7 @@ impl App {
             inspect: Inspect::Off,
             lens: LensState::default(),
             attention: Default::default(),
+            attribution: Default::default(),
             quit: false,
         }
     }

@@ -108,6 +108,15 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             crate::explorer::attention::on_answer(app, epoch, position, result);
             Vec::new()
         }
+        EngineMsg::Attribution {
+            epoch,
+            position,
+            target,
+            result,
+        } => {
+            crate::explorer::attribution::on_answer(app, epoch, position, target, result);
+            Vec::new()
+        }
         EngineMsg::FillProgress {
             generation,
             blank,

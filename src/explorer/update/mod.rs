@@ -82,6 +82,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     // The lens and H·W panels ask for what they lack.
     cmds.extend(crate::explorer::inspect::request(app));
     cmds.extend(crate::explorer::attention::request(app));
+    cmds.extend(crate::explorer::attribution::request(app));
     cmds
 }
 
@@ -276,6 +277,12 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
         Action::AttentionLayerDown => step(app, 1, 0)?,
         Action::AttentionHeadLeft => step(app, 0, -1)?,
         Action::AttentionHeadRight => step(app, 0, 1)?,
+        Action::ToggleAttribution => {
+            crate::explorer::attribution::toggle(app);
+            none()
+        }
+        Action::AttributionTargetUp => crate::explorer::attribution::step(app, -1).then(none)?,
+        Action::AttributionTargetDown => crate::explorer::attribution::step(app, 1).then(none)?,
         Action::ToggleHw => {
             crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Hw);
             none()

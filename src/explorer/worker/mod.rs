@@ -191,6 +191,29 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                     },
                 )
             }
+            Job::Attribution {
+                epoch,
+                text,
+                position,
+                target,
+                ..
+            } => {
+                let started = std::time::Instant::now();
+                let result = bench.attribution(text, *position, *target);
+                tracing::debug!(
+                    "attribution of position {position} ready in {} ms",
+                    started.elapsed().as_millis()
+                );
+                send(
+                    tx,
+                    EngineMsg::Attribution {
+                        epoch: *epoch,
+                        position: *position,
+                        target: *target,
+                        result,
+                    },
+                )
+            }
         }
     }
 }

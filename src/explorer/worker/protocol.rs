@@ -21,6 +21,7 @@ pub enum JobKind {
     Watch,
     Lens,
     Attention,
+    Attribution,
     Fill,
 }
 
@@ -65,6 +66,8 @@ pub enum Cancel {
     Lens(LensRequest),
     /// Attention requests older than this (the panel's own counter).
     Attention(LensRequest),
+    /// Attribution requests older than this (the panel's own counter).
+    Attribution(LensRequest),
 }
 
 impl Cancel {
@@ -78,6 +81,7 @@ impl Cancel {
             Cancel::Fill(g) => vec![(JobKind::Fill, Ticket::Text(g))],
             Cancel::Lens(r) => vec![(JobKind::Lens, Ticket::Lens(r))],
             Cancel::Attention(r) => vec![(JobKind::Attention, Ticket::Lens(r))],
+            Cancel::Attribution(r) => vec![(JobKind::Attribution, Ticket::Lens(r))],
         }
     }
 }
@@ -129,6 +133,15 @@ pub enum Job {
         text: String,
         position: usize,
     },
+    /// The logit of `target` (the actual next token when `None`) at `position` of the text
+    /// shown, split into its parts (the attribution panel counts its requests).
+    Attribution {
+        request: LensRequest,
+        epoch: u64,
+        text: String,
+        position: usize,
+        target: Option<u32>,
+    },
 }
 
 impl Job {
@@ -139,6 +152,7 @@ impl Job {
             Job::Watch { .. } => JobKind::Watch,
             Job::Lens { .. } => JobKind::Lens,
             Job::Attention { .. } => JobKind::Attention,
+            Job::Attribution { .. } => JobKind::Attribution,
         }
     }
 
@@ -148,7 +162,9 @@ impl Job {
             Job::Evaluate { generation, .. }
             | Job::Fill { generation, .. }
             | Job::Watch { generation, .. } => Ticket::Text(*generation),
-            Job::Lens { request, .. } | Job::Attention { request, .. } => Ticket::Lens(*request),
+            Job::Lens { request, .. }
+            | Job::Attention { request, .. }
+            | Job::Attribution { request, .. } => Ticket::Lens(*request),
         }
     }
 }
@@ -225,6 +241,14 @@ pub enum EngineMsg {
         epoch: u64,
         position: usize,
         result: Result<crate::analysis::attention::AttentionView, String>,
+    },
+    /// The split logit at `position` of the text of `epoch` (`target` as asked), or why
+    /// there is none.
+    Attribution {
+        epoch: u64,
+        position: usize,
+        target: Option<u32>,
+        result: Result<crate::analysis::attribution::Attribution, String>,
     },
     /// An RPC server holding the model's layers was lost: nothing more will come from the
     /// engine (its thread waits on the network for good); what is shown stays.
