@@ -957,3 +957,63 @@ fn the_attention_panel_on_the_real_model_agrees_with_score() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// Ctrl-K switches the last MLP off in the running explorer: ` salt` falls to the ablated
+/// model's probability (that of `score --ablate`), shown beside the intact model's, the
+/// status bar says what is off, the attribution panel splits the ablated logit, and an empty
+/// line brings the intact model back.
+#[test]
+fn ablating_a_layer_in_the_explorer_shows_the_changed_probability() {
+    let text = "The chef seasoned the soup with a pinch of salt.";
+    let t = Tmux::start("ablate", &model_flag(), 110, 40);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal(text);
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("11 tokens")
+    });
+    // Token 9 is " salt".
+    t.keys(&["S-Left", "S-Left"]);
+    let intact = common::run_ok("score", &[text]);
+    let p_intact = intact[0]["tokens"][9]["prob"].as_f64().unwrap();
+    t.wait_for("salt selected", Duration::from_secs(10), |s| {
+        s.contains(&format!("{p_intact:.4}")) && s.contains("◂ actual")
+    });
+    t.keys(&["C-k"]);
+    t.wait_for("the ablation line", Duration::from_secs(10), |s| {
+        s.contains("switch off (")
+    });
+    t.literal("ffn:29");
+    t.keys(&["Enter"]);
+    let ablated = common::run_ok("score", &["--ablate", "ffn:29", text]);
+    let p_ablated = ablated[0]["tokens"][9]["prob"].as_f64().unwrap();
+    assert!(p_ablated < p_intact / 5.0, "{p_ablated} vs {p_intact}");
+    let want = format!("actual ␣salt: A p {p_ablated:.4}");
+    let screen = t.wait_for("the ablated probability", Duration::from_secs(30), |s| {
+        s.contains(&want)
+    });
+    assert!(screen.contains("ablate ffn:29 · Δ vs intact"), "{screen}");
+    assert!(screen.contains("A ablate ffn:29 vs B intact"), "{screen}");
+    assert!(
+        screen.contains(&format!("B p {p_intact:.4}")),
+        "the intact model beside it:\n{screen}"
+    );
+    // The attribution of the ablated logit: the switched-off part adds nothing.
+    t.keys(&["F12"]);
+    let screen = t.wait_for("the attribution panel", Duration::from_secs(30), |s| {
+        s.contains("logit of ␣salt") && s.contains("Σ parts")
+    });
+    assert!(
+        !screen.contains("ffn:29   "),
+        "ffn:29 is 0, not among the largest:\n{screen}"
+    );
+    t.keys(&["F12", "C-k", "C-u", "Enter"]);
+    let screen = t.wait_for("the intact model again", Duration::from_secs(30), |s| {
+        s.contains(&format!("{p_intact:.4}")) && s.contains("◂ actual")
+    });
+    assert!(!screen.contains("ablate ffn:29"), "{screen}");
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

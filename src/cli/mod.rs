@@ -198,12 +198,9 @@ fn explore(
     warning: Option<String>,
     log_file: Option<PathBuf>,
 ) -> Result<ExitCode, Fatal> {
-    // The explorer would show an ablated or steered model with nothing on screen saying so:
-    // refused until it can show the Δ against the intact model.
-    if settings.ablate.is_some() || !settings.steer.is_empty() {
+    if (settings.ablate.is_some() || !settings.steer.is_empty()) && settings.vs.is_some() {
         return Err(Fatal::other(
-            "--ablate and control vectors work with score, fill, pairs and serve; the explorer \
-             cannot show them yet",
+            "--ablate and control vectors compare with the intact model: leave out --vs",
         ));
     }
     let path = settings.model_path()?;
@@ -213,6 +210,14 @@ fn explore(
         view: settings.view,
         search: settings.search,
         watch: settings.watch.clone(),
+        start: crate::explorer::worker::Start {
+            ablate: settings.ablate.clone().unwrap_or_default(),
+            steering: crate::model::Intervention {
+                ablate: Vec::new(),
+                steer: settings.steer.clone(),
+                layer_range: settings.layer_range,
+            },
+        },
         warning,
         log_file,
     };

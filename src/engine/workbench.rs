@@ -10,7 +10,7 @@ use crate::analysis::lens::{shown_gap, HwReport, LensStatus};
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::watch::WatchValue;
 use crate::model::lens::CHECK_TOLERANCE;
-use crate::model::{Evaluation, Model, ModelError, Session};
+use crate::model::{Evaluation, Intervention, Model, ModelError, Session};
 
 use super::attention::Attentions;
 use super::attribution::{Attributions, Target};
@@ -66,6 +66,10 @@ pub struct Workbench<'m> {
     lenses: Lenses<'m>,
     attentions: Attentions<'m>,
     attributions: Attributions<'m>,
+    /// `second` is the intact model itself (an ablation or steering is on), not `--vs`.
+    intact: bool,
+    /// The steering of the run's flags, kept under every ablation the explorer sets.
+    steering: Intervention,
 }
 
 impl<'m> Workbench<'m> {
@@ -82,7 +86,72 @@ impl<'m> Workbench<'m> {
             lenses: Lenses::new(model),
             attentions: Attentions::new(model),
             attributions: Attributions::new(model),
+            intact: false,
+            steering: Intervention::default(),
         })
+    }
+
+    /// Switch the parts of `ablate` off (an `--ablate` spec; empty: none), on top of the
+    /// flags' `steering`, for every later evaluation: the sessions forget what they cached,
+    /// the lens, attention and attribution readers are made anew, and the intact model
+    /// becomes the one compared with (gone again with the intervention). Returns the
+    /// intervention's label (`None`: the model is intact) and the compared model's info.
+    pub fn intervene(
+        &mut self,
+        ablate: &str,
+        steering: Option<&Intervention>,
+    ) -> Result<(Option<String>, Option<crate::model::ModelInfo>), String> {
+        let model = self.model;
+        if let Some(s) = steering {
+            self.steering = Intervention {
+                ablate: Vec::new(),
+                ..s.clone()
+            };
+        }
+        let (_, n_head) = model.shape();
+        let parts = if ablate.trim().is_empty() {
+            Vec::new()
+        } else {
+            crate::analysis::intervention::parse_ablation(ablate.trim(), n_head)?
+        };
+        let intervention = Intervention {
+            ablate: parts,
+            ..self.steering.clone()
+        };
+        if !intervention.is_empty() && self.second.is_some() && !self.intact {
+            return Err(
+                "an ablation or control vector is compared with the intact model: leave out --vs"
+                    .into(),
+            );
+        }
+        let edits = model.edits(&intervention).map_err(|e| e.to_string())?;
+        model.set_edits(edits.clone());
+        for s in &mut self.sentences {
+            s.set_edits(edits.clone());
+        }
+        self.filler = Filler::new(model);
+        self.lenses = Lenses::new(model);
+        self.attentions = Attentions::new(model);
+        self.attributions = Attributions::new(model);
+        if edits.is_some() {
+            if !self.intact {
+                let mut s = model.session().map_err(|e| e.to_string())?;
+                s.set_edits(None);
+                self.second = Some((s, PairCache::default()));
+                self.intact = true;
+            }
+        } else if self.intact {
+            self.second = None;
+            self.intact = false;
+        }
+        let label = edits.is_some().then(|| intervention.label());
+        let info = self.intact.then(|| {
+            let mut info = model.info();
+            info.file_name = format!("{} (intact)", info.file_name);
+            info.intervention = None;
+            info
+        });
+        Ok((label, info))
     }
 
     /// Tokens one text may have.

@@ -92,6 +92,8 @@ pub enum Action {
     AttentionHeadRight,
     /// Open or close the H·W panel.
     ToggleHw,
+    /// Edit what is switched off in the model.
+    EditAblation,
     /// Open or close the attribution panel.
     ToggleAttribution,
     /// The attribution panel's previous / next logit to split (decline while it is closed).
@@ -339,6 +341,11 @@ pub static KEYMAP: &[Row] = &[
         ],
     },
     Row {
+        keys: "Ctrl-K",
+        what: "ablation: switch parts off (attn:3,ffn:5)",
+        bindings: &[b(S::View, k(C::Char('k')), M::Ctrl, A::EditAblation)],
+    },
+    Row {
         keys: "Ctrl-S",
         what: "export what is shown (JSON file)",
         bindings: &[b(S::View, k(C::Char('s')), M::Ctrl, A::Export)],
@@ -457,9 +464,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 22);
+        assert_eq!(keys.len(), 23);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[21], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[22], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

@@ -16,6 +16,7 @@
 //!   [`worker`]: the engine thread and its job queue; [`terminal`]: taking the terminal and
 //!   giving it back on every exit.
 
+pub mod ablation;
 pub mod attention;
 pub mod attribution;
 pub mod editor;
@@ -56,6 +57,8 @@ pub struct Config {
     pub search: Budget,
     /// Words watched at every position.
     pub watch: Vec<String>,
+    /// `--ablate` and the control vectors the model starts with.
+    pub start: worker::Start,
     /// A warning to show in the status bar (a config file that could not be read).
     pub warning: Option<String>,
     pub log_file: Option<PathBuf>,
@@ -110,8 +113,15 @@ pub fn run(config: Config) -> Result<Ended, String> {
     if let Some(second) = &config.second {
         crate::model::preflight(&second.path).map_err(|e| e.to_string())?;
     }
-    let engine = worker::spawn(config.model, config.second, jobs.clone(), tx.clone())
-        .map_err(|e| format!("cannot start the engine thread: {e}"))?;
+    app.ablation.spec = config.start.ablate.clone();
+    let engine = worker::spawn(
+        config.model,
+        config.second,
+        config.start,
+        jobs.clone(),
+        tx.clone(),
+    )
+    .map_err(|e| format!("cannot start the engine thread: {e}"))?;
     terminal::spawn_signal_thread(tx.clone())?;
 
     let mut term = terminal::enter()?;

@@ -36,6 +36,19 @@ pub enum Focus {
     Candidates,
     /// The watch-list line (F7).
     Watch,
+    /// The ablation line (Ctrl-K): the parts to switch off. It edits in the watch-list's
+    /// line editor (one status-bar line is open at a time).
+    Ablate,
+}
+
+/// What is switched off in the model, as applied and as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct AblationState {
+    /// The spec in force (`--ablate` syntax; empty: nothing).
+    pub spec: String,
+    /// A spec sent to the engine and not yet applied.
+    pub pending: Option<String>,
+    pub requests: u64,
 }
 
 /// What the right-hand (or lower) panel shows.
@@ -189,6 +202,7 @@ pub struct App {
     pub lens: LensState,
     pub attention: crate::explorer::attention::panel::AttentionPanel,
     pub attribution: crate::explorer::attribution::panel::AttributionPanel,
+    pub ablation: AblationState,
     pub quit: bool,
 }
 
@@ -222,6 +236,7 @@ impl App {
             lens: LensState::default(),
             attention: Default::default(),
             attribution: Default::default(),
+            ablation: Default::default(),
             quit: false,
         }
     }
@@ -375,6 +390,12 @@ impl App {
         } else {
             SidePanel::Sentence
         }
+    }
+
+    /// What is switched off or pushed in the model the numbers are of (the status bar's
+    /// label), if anything.
+    pub fn intervention(&self) -> Option<&str> {
+        self.model.as_ref()?.info.intervention.as_deref()
     }
 
     pub fn vocab(&self) -> Option<&Arc<Vocab>> {

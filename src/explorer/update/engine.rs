@@ -108,6 +108,9 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             crate::explorer::attention::on_answer(app, epoch, position, result);
             Vec::new()
         }
+        EngineMsg::Intervened { ablate, result } => {
+            crate::explorer::ablation::on_applied(app, ablate, result)
+        }
         EngineMsg::Attribution {
             epoch,
             position,

@@ -47,7 +47,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
                     app.sentence_mut().fill.input.insert_str(&s);
                     Vec::new()
                 }
-                Focus::Watch => {
+                Focus::Watch | Focus::Ablate => {
                     app.watch_input.insert_str(&s);
                     Vec::new()
                 }
@@ -86,6 +86,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     cmds
 }
 
+/// Evaluate every sentence again (the model changed under them).
+pub(crate) fn evaluate_all(app: &mut App) -> Vec<Command> {
+    (0..app.sentences.len())
+        .flat_map(|n| evaluate(app, n))
+        .collect()
+}
+
 /// Move in the attention grid; declines (the key goes on) while the panel is closed.
 fn step(app: &mut App, dl: isize, dh: isize) -> Option<Vec<Command>> {
     crate::explorer::attention::step(app, dl, dh).then(Vec::new)
@@ -98,7 +105,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     let line = match app.focus {
         Focus::Text => keymap::Scope::Text,
         Focus::Candidates => keymap::Scope::Candidates,
-        Focus::Watch => keymap::Scope::Watch,
+        Focus::Watch | Focus::Ablate => keymap::Scope::Watch,
     };
     let scopes = keymap::scopes(app.help, matches!(app.phase, Phase::Failed(_)), line);
     for action in keymap::candidates(&scopes, &key) {
@@ -179,7 +186,7 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
                     app.sentence_mut().fill.input.insert_char(c);
                     none()
                 }
-                Focus::Watch => {
+                Focus::Watch | Focus::Ablate => {
                     app.watch_input.insert_char(c);
                     none()
                 }
@@ -222,6 +229,8 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             app.focus = Focus::Watch;
             none()
         }
+        Action::ApplyWatch if app.focus == Focus::Ablate => crate::explorer::ablation::apply(app),
+        Action::EditAblation => crate::explorer::ablation::edit(app),
         Action::ApplyWatch => {
             let words: Vec<String> = app
                 .watch_input

@@ -206,7 +206,7 @@ pub(super) fn edit(
             f(&mut app.sentence_mut().fill.input);
             Vec::new()
         }
-        Focus::Watch => {
+        Focus::Watch | Focus::Ablate => {
             f(&mut app.watch_input);
             Vec::new()
         }
@@ -221,7 +221,7 @@ pub(super) fn moved(
     match app.focus {
         Focus::Text => f(&mut app.sentence_mut().editor),
         Focus::Candidates => f(&mut app.sentence_mut().fill.input),
-        Focus::Watch => f(&mut app.watch_input),
+        Focus::Watch | Focus::Ablate => f(&mut app.watch_input),
     }
     Vec::new()
 }

@@ -47,10 +47,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             chip_label(vocab.bytes(scored.tokens[selected]))
         ),
     };
-    let title = if scored.compare.is_some() {
-        format!("{title}· A vs B ")
-    } else {
-        title
+    let title = match (&scored.compare, app.intervention()) {
+        (Some(_), Some(label)) => format!("{title}· A {label} vs B intact "),
+        (Some(_), None) => format!("{title}· A vs B "),
+        (None, _) => title,
     };
     let block = Block::bordered().title(title);
     let inner = block.inner(area);

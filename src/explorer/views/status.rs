@@ -17,8 +17,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Style::default().bg(Color::DarkGray).fg(Color::White)
     };
     // The watch-list line takes the status bar while it is edited.
-    if app.focus == Focus::Watch {
-        let prompt = "watch (comma-separated; Enter applies, Esc cancels): ";
+    if matches!(app.focus, Focus::Watch | Focus::Ablate) {
+        let prompt = if app.focus == Focus::Watch {
+            "watch (comma-separated; Enter applies, Esc cancels): "
+        } else {
+            "switch off (attn:3, ffn:5-7, head:2.1; empty: none; Enter, Esc): "
+        };
         let w = area.width.saturating_sub(prompt.width() as u16) as usize;
         let vp = app.watch_input.viewport(w, 0);
         let line = format!(
@@ -35,6 +39,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let mut parts = vec!["F1 help".to_owned()];
+    // What is switched off or pushed comes first: every number shown is of that model.
+    if let Some(label) = app.intervention() {
+        parts.push(format!("⚠ {label} · Δ vs intact"));
+    }
+    if let Some(p) = &app.ablation.pending {
+        parts.push(format!(
+            "switching to {}…",
+            if p.is_empty() { "the intact model" } else { p }
+        ));
+    }
     parts.push(format!(
         "T {}",
         crate::analysis::report::tidy_temp(app.view.temp)

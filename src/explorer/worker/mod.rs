@@ -28,12 +28,20 @@ pub const THREAD_NAME: &str = "engine";
 pub fn spawn(
     options: ModelOptions,
     second: Option<ModelOptions>,
+    start: Start,
     jobs: Arc<JobQueue>,
     tx: Sender<Msg>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(THREAD_NAME.into())
-        .spawn(move || guarded(&tx, || serve(options, second, &jobs, &tx)))
+        .spawn(move || guarded(&tx, || serve(options, second, start, &jobs, &tx)))
+}
+
+/// What the model starts with: `--ablate` and the control vectors of the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    pub ablate: String,
+    pub steering: crate::model::Intervention,
 }
 
 fn send(tx: &Sender<Msg>, m: EngineMsg) {
@@ -71,7 +79,13 @@ fn load(options: &ModelOptions, tx: &Sender<Msg>, from: f32, span: f32) -> Resul
     .map_err(|e| e.to_string())
 }
 
-fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, tx: &Sender<Msg>) {
+fn serve(
+    options: ModelOptions,
+    second: Option<ModelOptions>,
+    start: Start,
+    jobs: &JobQueue,
+    tx: &Sender<Msg>,
+) {
     let span = if second.is_some() { 0.5 } else { 1.0 };
     let model = match load(&options, tx, 0.0, span) {
         Ok(m) => m,
@@ -90,6 +104,11 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
         Ok(w) => w,
         Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
     };
+    // The flags' intervention, before anything is evaluated (a bad one fails the start).
+    let (label, intact) = match bench.intervene(&start.ablate, Some(&start.steering)) {
+        Ok(x) => x,
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e)),
+    };
     // The layout self-check runs now, before typing starts, so the status bar can say when the
     // model is scored one sequence at a time or from scratch.
     model.layout();
@@ -99,10 +118,13 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
     send(
         tx,
         EngineMsg::Loaded {
-            info: model.info(),
+            info: crate::model::ModelInfo {
+                intervention: label,
+                ..model.info()
+            },
             vocab: model.vocab().clone(),
             n_ctx: bench.n_ctx(),
-            second: model_b.as_ref().map(Model::info),
+            second: model_b.as_ref().map(Model::info).or(intact),
         },
     );
     while let Some(job) = jobs.take() {
@@ -191,6 +213,13 @@ fn serve(options: ModelOptions, second: Option<ModelOptions>, jobs: &JobQueue, t
                     },
                 )
             }
+            Job::Intervene { ablate, .. } => send(
+                tx,
+                EngineMsg::Intervened {
+                    ablate: ablate.clone(),
+                    result: bench.intervene(ablate, None),
+                },
+            ),
             Job::Attribution {
                 epoch,
                 text,

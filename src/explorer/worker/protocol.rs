@@ -15,6 +15,8 @@ use crate::model::ModelInfo;
 /// is taken first (an evaluation keeps typing responsive; a fill can wait).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobKind {
+    /// A change of what is switched off in the model: before the evaluations it changes.
+    Intervene,
     /// The evaluation of sentence `n` (each sentence has its own slot: evaluating one never
     /// replaces the other's).
     Evaluate(usize),
@@ -89,6 +91,12 @@ impl Cancel {
 /// A piece of engine work.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
+    /// Switch the parts of `ablate` off (an `--ablate` spec; empty: none) for every later job
+    /// (the explorer counts these requests).
+    Intervene {
+        request: LensRequest,
+        ablate: String,
+    },
     /// Score the text of sentence `sentence`: every position's distribution.
     Evaluate {
         sentence: usize,
@@ -153,6 +161,7 @@ impl Job {
             Job::Lens { .. } => JobKind::Lens,
             Job::Attention { .. } => JobKind::Attention,
             Job::Attribution { .. } => JobKind::Attribution,
+            Job::Intervene { .. } => JobKind::Intervene,
         }
     }
 
@@ -164,7 +173,8 @@ impl Job {
             | Job::Watch { generation, .. } => Ticket::Text(*generation),
             Job::Lens { request, .. }
             | Job::Attention { request, .. }
-            | Job::Attribution { request, .. } => Ticket::Lens(*request),
+            | Job::Attribution { request, .. }
+            | Job::Intervene { request, .. } => Ticket::Lens(*request),
         }
     }
 }
@@ -241,6 +251,13 @@ pub enum EngineMsg {
         epoch: u64,
         position: usize,
         result: Result<crate::analysis::attention::AttentionView, String>,
+    },
+    /// The model now has `ablate` switched off: the intervention's label (`None`: intact)
+    /// and the model compared with (the intact one while something is switched off); or
+    /// why not, the model left as it was.
+    Intervened {
+        ablate: String,
+        result: Result<(Option<String>, Option<ModelInfo>), String>,
     },
     /// The split logit at `position` of the text of `epoch` (`target` as asked), or why
     /// there is none.
