@@ -201,7 +201,7 @@ pub fn head_shares(
 ) -> Vec<f64> {
     let width = heads_out.len();
     let n_embd = g.len();
-    if n_head == 0 || width % n_head != 0 || wo.len() != n_embd * width {
+    if n_head == 0 || !width.is_multiple_of(n_head) || wo.len() != n_embd * width {
         return Vec::new();
     }
     let d = width / n_head;

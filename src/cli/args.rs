@@ -128,6 +128,8 @@ pub enum BenchTable {
     Pairs,
     /// score --attention against score; the attention panel's latency
     Attention,
+    /// Ablated and steered evaluations against intact ones; the attribution panel's latency
+    Intervene,
 }
 
 #[derive(Debug, Subcommand)]

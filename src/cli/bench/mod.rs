@@ -11,12 +11,15 @@
 //! 8. `score` against a plain decode of the same texts (fresh processes), one text at a time
 //!    and side by side;
 //! 9. a model split across two RPC servers on this host against the local CPU;
-//! 10. `pairs` against `score` on the same 2,000 sentences.
+//! 10. `pairs` against `score` on the same 2,000 sentences;
+//! 11. `score --attention` and the attention panel;
+//! 12. ablated and steered evaluations against intact ones, and the attribution panel.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod attention;
+mod intervene;
 mod lens;
 mod overhead;
 mod pairs;
@@ -104,6 +107,10 @@ pub fn run(
         }
         Some(BenchTable::Attention) => {
             attention::table(settings, &model)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Intervene) => {
+            intervene::table(&model, view)?;
             return Ok(ExitCode::SUCCESS);
         }
         Some(BenchTable::Pairs) => {

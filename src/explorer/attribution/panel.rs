@@ -3,6 +3,9 @@
 
 use crate::analysis::attribution::Attribution;
 
+/// A (position, target) and its split, or why there is none.
+pub type Answer = (usize, Option<u32>, Result<Box<Attribution>, String>);
+
 /// What the panel shows and what it has asked for.
 #[derive(Debug, Clone, Default)]
 pub struct AttributionPanel {
@@ -10,7 +13,7 @@ pub struct AttributionPanel {
     pub epoch: u64,
     pub text: String,
     /// The answer for a (position, target): the split, or why there is none.
-    pub answer: Option<(usize, Option<u32>, Result<Box<Attribution>, String>)>,
+    pub answer: Option<Answer>,
     /// The (position, target) asked for and not yet answered.
     pub asked: Option<(usize, Option<u32>)>,
     pub requests: u64,
