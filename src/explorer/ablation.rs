@@ -37,13 +37,13 @@ pub fn apply(app: &mut App) -> Vec<Command> {
     })]
 }
 
-/// The engine's answer: the model changed (evaluate everything again, forget every panel's
-/// numbers), or why not.
+/// The engine's answer: the model changed (every panel's numbers forgotten; `true`: every
+/// sentence is to be evaluated again), or why not (`false`).
 pub fn on_applied(
     app: &mut App,
     ablate: String,
     result: Result<(Option<String>, Option<ModelInfo>), String>,
-) -> Vec<Command> {
+) -> bool {
     if app.ablation.pending.as_deref() == Some(ablate.as_str()) {
         app.ablation.pending = None;
     }
@@ -51,7 +51,7 @@ pub fn on_applied(
         Ok(x) => x,
         Err(e) => {
             app.notice = Some(format!("ablation not applied: {e}"));
-            return Vec::new();
+            return false;
         }
     };
     app.ablation.spec = ablate;
@@ -81,7 +81,7 @@ pub fn on_applied(
     app.attention.asked = None;
     app.attribution.answer = None;
     app.attribution.asked = None;
-    crate::explorer::update::evaluate_all(app)
+    true
 }
 
 #[cfg(test)]
@@ -103,7 +103,11 @@ mod tests {
         ));
         assert_eq!(app.focus, Focus::Text);
         // Refused: nothing changes but the notice.
-        on_applied(&mut app, "ffn:2".into(), Err("layer 2 of 1".into()));
+        assert!(!on_applied(
+            &mut app,
+            "ffn:2".into(),
+            Err("layer 2 of 1".into())
+        ));
         assert_eq!(app.ablation.spec, "");
         assert!(app.sentences[0].scored.is_some());
         assert!(app.notice.as_deref().unwrap().contains("layer 2 of 1"));

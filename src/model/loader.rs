@@ -143,7 +143,8 @@ pub struct Model {
     pub(super) graph: OnceLock<Result<crate::analysis::intervention::Components, String>>,
     /// The final norm and W read from the GGUF, shared by the lens and attribution
     /// ([`Model::readout`]).
-    pub(super) readout: OnceLock<Result<Arc<super::lens::Readout>, super::lens::Unavailable>>,
+    pub(super) readout:
+        OnceLock<Result<Arc<super::lens::readout::Readout>, super::lens::readout::Unavailable>>,
     /// The intervention every new session starts with ([`Model::set_edits`]).
     pub(super) edits: std::sync::Mutex<Option<Arc<super::edits::Edits>>>,
 }

@@ -109,7 +109,13 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             Vec::new()
         }
         EngineMsg::Intervened { ablate, result } => {
-            crate::explorer::ablation::on_applied(app, ablate, result)
+            if crate::explorer::ablation::on_applied(app, ablate, result) {
+                (0..app.sentences.len())
+                    .flat_map(|n| evaluate(app, n))
+                    .collect()
+            } else {
+                Vec::new()
+            }
         }
         EngineMsg::Attribution {
             epoch,

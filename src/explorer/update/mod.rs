@@ -86,13 +86,6 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     cmds
 }
 
-/// Evaluate every sentence again (the model changed under them).
-pub(crate) fn evaluate_all(app: &mut App) -> Vec<Command> {
-    (0..app.sentences.len())
-        .flat_map(|n| evaluate(app, n))
-        .collect()
-}
-
 /// Move in the attention grid; declines (the key goes on) while the panel is closed.
 fn step(app: &mut App, dl: isize, dh: isize) -> Option<Vec<Command>> {
     crate::explorer::attention::step(app, dl, dh).then(Vec::new)

@@ -14,7 +14,7 @@
 //! made. The lens covers the first [`MAX_TOKENS`] tokens of a text, decoded at once, so that
 //! llama.cpp's own logits of every covered position stay readable for the H·W panel.
 
-mod readout;
+pub(super) mod readout;
 
 use super::hook::{Hooked, NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
