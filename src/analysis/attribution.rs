@@ -153,12 +153,12 @@ pub fn direction(factor: f64, scale: f64, weight: &[f32], w_row: &[f32]) -> Vec<
 
 /// A component's share along `g`; `centred` for a layer norm (its mean is taken out first,
 /// as the norm takes out the stream's).
-pub fn share(c: &[f32], g: &[f64], centred: bool) -> f64 {
-    let dot: f64 = c.iter().zip(g).map(|(&x, &y)| f64::from(x) * y).sum();
+pub fn share<T: Copy + Into<f64>>(c: &[T], g: &[f64], centred: bool) -> f64 {
+    let dot: f64 = c.iter().zip(g).map(|(&x, &y)| x.into() * y).sum();
     if !centred || c.is_empty() {
         return dot;
     }
-    let mean = c.iter().map(|&x| f64::from(x)).sum::<f64>() / c.len() as f64;
+    let mean = c.iter().map(|&x| x.into()).sum::<f64>() / c.len() as f64;
     dot - mean * g.iter().sum::<f64>()
 }
 
@@ -175,16 +175,6 @@ pub fn remainder(residual: &[f32], parts: &[&[f32]]) -> Vec<f64> {
                     .sum::<f64>()
         })
         .collect()
-}
-
-/// The share of a state given in f64 (the remainder).
-pub fn share_f64(c: &[f64], g: &[f64], centred: bool) -> f64 {
-    let dot: f64 = c.iter().zip(g).map(|(x, y)| x * y).sum();
-    if !centred || c.is_empty() {
-        return dot;
-    }
-    let mean = c.iter().sum::<f64>() / c.len() as f64;
-    dot - mean * g.iter().sum::<f64>()
 }
 
 /// Heads' shares of one attention layer. `heads_out` is the heads' outputs before the output
@@ -277,7 +267,7 @@ mod tests {
     fn the_remainder_is_what_the_parts_leave() {
         let r = remainder(&[1.0, 2.0], &[&[0.25, 1.0], &[0.25, 0.5]]);
         assert_eq!(r, vec![0.5, 0.5]);
-        assert!((share_f64(&r, &[2.0, 4.0], false) - 3.0).abs() < 1e-12);
+        assert!((share(&r, &[2.0, 4.0], false) - 3.0).abs() < 1e-12);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::lens::{
 };
 use super::loader::{Model, ModelError};
 use crate::analysis::attribution::{
-    direction, head_shares, remainder, share, share_f64, Attribution, Kind, LayerHeads, Part,
+    direction, head_shares, remainder, share, Attribution, Kind, LayerHeads, Part,
 };
 use crate::analysis::intervention::Components;
 use crate::analysis::lens::max_abs_delta;
@@ -307,7 +307,7 @@ impl<'m> Attributor<'m> {
             named.push(self.row(f, position));
         }
         let rest = remainder(&residual, &named);
-        parts.push(Part::new(Kind::Rest, None, share_f64(&rest, &g, centred)));
+        parts.push(Part::new(Kind::Rest, None, share(&rest, &g, centred)));
         if let Some(bias) = r.norm_bias() {
             let b: f64 = bias
                 .iter()

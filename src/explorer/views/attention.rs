@@ -10,7 +10,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::lens::{glyph, shown_layers};
@@ -56,20 +56,11 @@ fn shown(app: &App) -> Result<(usize, &AttentionView), (String, bool)> {
     }
 }
 
-fn message(frame: &mut Frame, inner: Rect, text: String, loud: bool) {
-    let p = Paragraph::new(text).wrap(Wrap { trim: true });
-    frame.render_widget(if loud { p.bold() } else { p.dim() }, inner);
-}
+use super::style::panel_message as message;
 
 /// A bar of `w` (0..=1) in `BAR` cells of eighths.
 fn bar(w: f32) -> String {
-    const EIGHTHS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
-    let eighths = (f64::from(w.clamp(0.0, 1.0)) * (BAR * 8) as f64).round() as usize;
-    let mut s = "█".repeat(eighths / 8);
-    if !eighths.is_multiple_of(8) {
-        s.push_str(EIGHTHS[eighths % 8 - 1]);
-    }
-    pad_to_width(&s, BAR)
+    pad_to_width(&super::style::eighths_bar(f64::from(w), BAR), BAR)
 }
 
 /// The grid: layers × heads at the selected position.

@@ -47,23 +47,11 @@ fn answer(app: &App) -> Result<&Attribution, (String, bool)> {
     }
 }
 
-fn message(frame: &mut Frame, inner: Rect, text: String, loud: bool) {
-    let p = Paragraph::new(text).wrap(Wrap { trim: true });
-    frame.render_widget(if loud { p.bold() } else { p.dim() }, inner);
-}
+use super::style::panel_message as message;
 
 /// `v` as a bar of `half` cells on its side of a middle axis `│` (eighths at the tip).
 fn signed_bar(v: f64, max: f64, half: usize) -> String {
-    const EIGHTHS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
-    let eighths = if max > 0.0 {
-        ((v.abs() / max).min(1.0) * (half * 8) as f64).round() as usize
-    } else {
-        0
-    };
-    let mut bar = "█".repeat(eighths / 8);
-    if !eighths.is_multiple_of(8) {
-        bar.push_str(EIGHTHS[eighths % 8 - 1]);
-    }
+    let bar = super::style::eighths_bar(if max > 0.0 { v.abs() / max } else { 0.0 }, half);
     let blank = " ".repeat(half);
     if v < 0.0 {
         // Grows leftwards from the axis: padded on the left.

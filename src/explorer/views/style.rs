@@ -84,3 +84,27 @@ pub fn heat_style(app: &App, p: f64) -> Style {
         Style::default().fg(heat(p))
     }
 }
+
+/// A bar of `fraction` (0..=1) of `width` cells, in eighths of a cell (unpadded).
+pub fn eighths_bar(fraction: f64, width: usize) -> String {
+    const EIGHTHS: [&str; 8] = ["▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"];
+    let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let mut s = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) {
+        s.push_str(EIGHTHS[eighths % 8 - 1]);
+    }
+    s
+}
+
+/// A panel's message instead of its content: bold when it is an error, else dim.
+pub fn panel_message(
+    frame: &mut ratatui::Frame,
+    inner: ratatui::layout::Rect,
+    text: String,
+    loud: bool,
+) {
+    use ratatui::style::Stylize;
+    use ratatui::widgets::{Paragraph, Wrap};
+    let p = Paragraph::new(text).wrap(Wrap { trim: true });
+    frame.render_widget(if loud { p.bold() } else { p.dim() }, inner);
+}
