@@ -18,7 +18,7 @@ pub fn draw(frame: &mut Frame, area: Rect) {
         w,
         h,
     );
-    let lines: Vec<Line> = help_rows()
+    let mut lines: Vec<Line> = help_rows()
         .map(|r| {
             Line::from(vec![
                 Span::from(format!("{:<22}", r.keys)).bold(),
@@ -26,15 +26,34 @@ pub fn draw(frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    // A terminal too short for every row: as many as fit, and a line saying how many are not
+    // shown (each row on one line, so the count is right).
+    let room = usize::from(h.saturating_sub(2));
+    let fits = lines.len() <= room;
+    if !fits && room >= 2 {
+        let hidden = lines.len() - (room - 1);
+        lines.truncate(room - 1);
+        lines.push(
+            Line::from(format!(
+                "… {hidden} more: a taller terminal shows them (README, \"Keys\")"
+            ))
+            .dim(),
+        );
+    }
+    let paragraph = Paragraph::new(lines);
+    let paragraph = if fits {
+        paragraph.wrap(Wrap { trim: false })
+    } else {
+        paragraph
+    };
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
+        paragraph
             .block(
                 Block::bordered().title(" keys ").title_bottom(
                     Line::from(" any key closes · q quits ").alignment(Alignment::Right),
                 ),
-            )
-            .wrap(Wrap { trim: false }),
+            ),
         rect,
     );
 }
