@@ -1229,3 +1229,85 @@ fn snapshot_attribution_panel() {
     update(&mut app, key(KeyCode::F(12)));
     assert!(!screen(&app).contains("attribution at"));
 }
+
+/// Ctrl-K, a spec, Enter: the engine is asked; once it has switched the parts off, the
+/// sentence is evaluated again and shown against the intact model, the status bar saying what
+/// is off. A spec the model refuses (a graph without the tensor) says so and changes nothing.
+#[test]
+fn snapshot_ablated_view() {
+    use logitscope::analysis::compare::RowCompare;
+    use logitscope::explorer::worker::protocol::ScoredCompare;
+    let mut app = scored_app(100, 30);
+    update(&mut app, key_mod(KeyCode::Char('k'), KeyModifiers::CONTROL));
+    assert!(screen(&app).contains("switch off (attn:3"));
+    for c in "head:1.0".chars() {
+        update(&mut app, key(KeyCode::Char(c)));
+    }
+    let cmds = update(&mut app, key(KeyCode::Enter));
+    let asked = cmds.iter().find_map(|c| match c {
+        Command::Run(Job::Intervene { ablate, .. }) => Some(ablate.clone()),
+        _ => None,
+    });
+    assert_eq!(asked.as_deref(), Some("head:1.0"));
+    assert!(screen(&app).contains("switching to head:1.0…"));
+    // Refused: the reason, and the intact numbers stay.
+    let refused = "head ablation is unavailable for this model: its graph has no kqv_out-1";
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Intervened {
+            ablate: "head:1.0".into(),
+            result: Err(refused.into()),
+        }),
+    );
+    let s = screen(&app);
+    assert!(
+        s.contains("ablation not applied: head ablation is unavailable"),
+        "{s}"
+    );
+    assert!(!s.contains("Δ vs intact"), "{s}");
+    // Another spec, applied.
+    update(&mut app, key_mod(KeyCode::Char('k'), KeyModifiers::CONTROL));
+    update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    for c in "ffn:2".chars() {
+        update(&mut app, key(KeyCode::Char(c)));
+    }
+    update(&mut app, key(KeyCode::Enter));
+    let mut intact = info();
+    intact.file_name = "tiny-test.gguf (intact)".into();
+    let cmds = update(
+        &mut app,
+        Msg::Engine(EngineMsg::Intervened {
+            ablate: "ffn:2".into(),
+            result: Ok((Some("ablate ffn:2".into()), Some(intact))),
+        }),
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Run(Job::Evaluate { .. }))),
+        "the sentence is evaluated again on the changed model"
+    );
+    assert!(
+        app.scored().is_none(),
+        "no intact numbers shown as ablated ones"
+    );
+    let mut s = scored(SENTENCE);
+    let b_rows: Vec<_> = (0..9u32)
+        .map(|i| row(&[(i + 2) % 12, i + 1, 11], (i + 1 < 9).then_some(i + 1)))
+        .collect();
+    let rows: Vec<RowCompare> = (0..9)
+        .map(|i| RowCompare {
+            kl_bits: [0.001, 0.05, 0.5, 2.0][i % 4],
+            kl_reverse_bits: 0.3,
+            js_bits: 0.1,
+            a_top_in_b: vec![(0.2f64).ln(), (0.3f64).ln(), (0.1f64).ln(), (0.05f64).ln()],
+        })
+        .collect();
+    s.compare = Some(ScoredCompare { b_rows, rows });
+    deliver(&mut app, s);
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    let s = screen(&app);
+    assert!(s.contains("⚠ ablate ffn:2 · Δ vs intact"), "{s}");
+    assert!(s.contains("A ablate ffn:2 vs B intact"), "{s}");
+    assert!(s.contains("KL(A‖B)") && s.contains("Δp B−A"), "{s}");
+    insta::assert_snapshot!("ablated", s);
+}

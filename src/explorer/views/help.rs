@@ -48,12 +48,11 @@ pub fn draw(frame: &mut Frame, area: Rect) {
     };
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        paragraph
-            .block(
-                Block::bordered().title(" keys ").title_bottom(
-                    Line::from(" any key closes · q quits ").alignment(Alignment::Right),
-                ),
-            ),
+        paragraph.block(
+            Block::bordered()
+                .title(" keys ")
+                .title_bottom(Line::from(" any key closes · q quits ").alignment(Alignment::Right)),
+        ),
         rect,
     );
 }
