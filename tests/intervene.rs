@@ -144,3 +144,83 @@ fn a_part_the_model_lacks_is_refused_in_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{spec}: {err}");
     }
 }
+
+/// `fill` (candidates side by side, several sequences at once), `pairs` and `serve` run on the
+/// ablated model: their numbers are `score --ablate`'s, and not the intact model's.
+#[test]
+fn fill_pairs_and_serve_run_the_ablated_model() {
+    let spec = "attn:2,ffn:3";
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(1.0);
+    for (name, path) in models() {
+        let words = ["salt", "pepper", "sugar", "love", "a dash of honey"];
+        let blank = "The chef seasoned the soup with a pinch of ____ and served it hot.";
+        let filled: Vec<String> = words.iter().map(|w| blank.replace("____", w)).collect();
+        let ablated = score(&path, &["--ablate", spec], &filled);
+        let intact = score(&path, &[], &filled);
+        let total = |v: &Value| v["total_logprob"].as_f64().unwrap();
+        assert!(
+            ablated
+                .iter()
+                .zip(&intact)
+                .all(|(a, b)| !close(total(a), total(b))),
+            "{name}: the ablation changes the totals"
+        );
+        // fill: each candidate's sentence logprob is the ablated total of its sentence.
+        let list = words.join(",");
+        let out = common::models::run_on(
+            &path,
+            "fill",
+            &[
+                "--ablate",
+                spec,
+                "--no-ask",
+                "--n-candidates",
+                "0",
+                "--candidates",
+                &list,
+            ],
+            Some(&format!("{blank}\n")),
+        );
+        let cands = out[0]["blanks"][0]["candidates"].as_array().unwrap();
+        for (w, a) in words.iter().zip(&ablated) {
+            let c = cands
+                .iter()
+                .find(|c| c["text"].as_str().unwrap().trim() == *w)
+                .unwrap_or_else(|| panic!("{name}: no candidate {w}: {cands:?}"));
+            let s = c["sentence_logprob"].as_f64().unwrap();
+            assert!(
+                close(s, total(a)),
+                "{name}: fill {w}: {s} vs score --ablate {}",
+                total(a)
+            );
+        }
+        // pairs: both totals are the ablated ones.
+        let input = format!(
+            "{}\t{}\n{}\t{}\n",
+            filled[0], filled[1], filled[2], filled[4]
+        );
+        let out = common::models::run_on(&path, "pairs", &["--ablate", spec], Some(&input));
+        for (row, (ia, ib)) in out.iter().zip([(0, 1), (2, 4)]) {
+            let (ta, tb) = (
+                row["total_a"].as_f64().unwrap(),
+                row["total_b"].as_f64().unwrap(),
+            );
+            assert!(close(ta, total(&ablated[ia])), "{name}: pairs A {ta}");
+            assert!(close(tb, total(&ablated[ib])), "{name}: pairs B {tb}");
+        }
+        // serve: the echoed prompt's logprobs are the ablated model's.
+        let server = common::server::Server::start(&path, &["--ablate", spec]);
+        let choices = server.echo(serde_json::json!(filled[0]), 0);
+        let got = choices[0]["logprobs"]["token_logprobs"].as_array().unwrap();
+        let want = common::server::score_tokens(&ablated[0]);
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, (token, w, _)) in got.iter().zip(&want) {
+            match (g.as_f64(), w.as_f64()) {
+                (Some(g), Some(w)) => assert!(close(g, w), "{name}: serve {token:?}: {g} vs {w}"),
+                (None, None) => {}
+                other => panic!("{name}: {token:?}: {other:?}"),
+            }
+        }
+        eprintln!("{name}: fill, pairs and serve give score --ablate {spec}'s numbers");
+    }
+}
