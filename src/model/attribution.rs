@@ -117,6 +117,8 @@ pub struct Attributor<'m> {
     plan: Plan,
     components: Components,
     n_head: usize,
+    /// Threads for the pass over W (the model's `-t`).
+    threads: usize,
     /// The output projections, read on first need, or why heads cannot be split.
     projections: Option<Result<Vec<Projection>, String>>,
     path: std::path::PathBuf,
@@ -159,6 +161,7 @@ impl<'m> Attributor<'m> {
             plan,
             components,
             n_head: model.shape().1,
+            threads: model.options().threads.max(1) as usize,
             projections: None,
             path: model.options().path.clone(),
             tokens: Vec::new(),
@@ -257,7 +260,7 @@ impl<'m> Attributor<'m> {
             .map(|&p| self.readout.normed(self.row(self.plan.last, p)))
             .collect();
         let refs: Vec<&[f32]> = ys.iter().map(Vec::as_slice).collect();
-        let exact = self.readout.exact_logits(&refs);
+        let exact = self.readout.exact_logits(&refs, self.threads);
         for (&p, z) in todo.iter().zip(exact) {
             let theirs = self.ctx.logits(p);
             let d = max_abs_delta(&z, theirs);

@@ -223,7 +223,7 @@ impl<'m> Lens<'m> {
         // Our product of h, and of h rounded as llama.cpp's dot product rounds it.
         let q = r.rounded(&y);
         let ys: Vec<&[f32]> = std::iter::once(y.as_slice()).chain(q.as_deref()).collect();
-        let mut products = r.exact_logits(&ys).into_iter();
+        let mut products = r.exact_logits(&ys, self.threads).into_iter();
         let exact = products.next().unwrap_or_default();
         let rounded = products.next().map(|p| max_abs_delta(&p, theirs));
         let tokens = crate::analysis::stats::top_k(theirs, k)

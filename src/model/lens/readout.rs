@@ -318,20 +318,46 @@ impl Readout {
     }
 
     /// h·W + post in f64 from the dequantized W, for every token, for each of `ys` (normed
-    /// states of the same length): W is dequantized once for all of them.
-    pub fn exact_logits(&self, ys: &[&[f32]]) -> Vec<Vec<f64>> {
-        let n = ys.first().map_or(0, |y| y.len());
-        let mut out = vec![Vec::with_capacity(self.facts.n_vocab); ys.len()];
-        for t in 0..self.facts.n_vocab {
-            let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
-            let w = dequantize(self.w_type, row, n);
-            for (y, logits) in ys.iter().zip(&mut out) {
-                let z: f64 = w
-                    .iter()
-                    .zip(*y)
-                    .map(|(&w, &x)| f64::from(w) * f64::from(x))
-                    .sum();
-                logits.push(self.post.apply_f64(z));
+    /// states of the same length): W is dequantized once for all of them, its rows shared out
+    /// over `threads` threads (the sums are the same whatever the split: one token's logit is
+    /// one thread's).
+    pub fn exact_logits(&self, ys: &[&[f32]], threads: usize) -> Vec<Vec<f64>> {
+        let n_vocab = self.facts.n_vocab;
+        let per = n_vocab.div_ceil(threads.max(1)).max(1);
+        let part = |range: std::ops::Range<usize>| {
+            let n = ys.first().map_or(0, |y| y.len());
+            let mut out = vec![Vec::with_capacity(range.len()); ys.len()];
+            for t in range {
+                let row = &self.w[t * self.row_bytes..(t + 1) * self.row_bytes];
+                let w = dequantize(self.w_type, row, n);
+                for (y, logits) in ys.iter().zip(&mut out) {
+                    let z: f64 = w
+                        .iter()
+                        .zip(*y)
+                        .map(|(&w, &x)| f64::from(w) * f64::from(x))
+                        .sum();
+                    logits.push(self.post.apply_f64(z));
+                }
+            }
+            out
+        };
+        let parts: Vec<Vec<Vec<f64>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n_vocab)
+                .step_by(per)
+                .map(|start| {
+                    let part = &part;
+                    s.spawn(move || part(start..(start + per).min(n_vocab)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut out = vec![Vec::with_capacity(n_vocab); ys.len()];
+        for p in parts {
+            for (o, chunk) in out.iter_mut().zip(p) {
+                o.extend(chunk);
             }
         }
         out
