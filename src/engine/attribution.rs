@@ -48,7 +48,7 @@ impl<'m> Attributions<'m> {
         let model = self.model;
         let a = match self
             .attributor
-            .get_or_insert_with(|| Attributor::new(model).map_err(|e| e.to_string()))
+            .get_or_insert_with(|| Attributor::new(model).map_err(reason))
         {
             Ok(a) => a,
             Err(why) => return Ok((unavailable(why.clone()), none)),
@@ -56,7 +56,7 @@ impl<'m> Attributions<'m> {
         let covered = match a.run(tokens) {
             Ok(n) => n,
             Err(AttributionError::Model(e)) => return Err(e),
-            Err(e) => return Ok((unavailable(e.to_string()), none)),
+            Err(e) => return Ok((unavailable(reason(e)), none)),
         };
         let inside: Vec<usize> = positions.iter().copied().filter(|&p| p < covered).collect();
         a.rounding_of(&inside);
@@ -74,7 +74,7 @@ impl<'m> Attributions<'m> {
             match a.at(p, id, vocab.text(id)) {
                 Ok(x) => out.push(Some(x)),
                 Err(AttributionError::Model(e)) => return Err(e),
-                Err(e) => return Ok((unavailable(e.to_string()), none)),
+                Err(e) => return Ok((unavailable(reason(e)), none)),
             }
         }
         let status = AttributionStatus {
@@ -83,5 +83,14 @@ impl<'m> Attributions<'m> {
             positions: Some(covered),
         };
         Ok((status, out))
+    }
+}
+
+/// Why there is no split, without the "attribution unavailable" the JSON's `available` and
+/// the panel already say.
+fn reason(e: AttributionError) -> String {
+    match e {
+        AttributionError::Unavailable(why) => why,
+        other => other.to_string(),
     }
 }
