@@ -770,15 +770,9 @@ fn snapshot_fill_search_progress_and_coverage() {
 /// Two models compared: the distribution panel shows A's top tokens under both with Δp, the
 /// divergences and B's own top; the strip is shaded by KL (F6 cycles to it); the status bar
 /// names both models.
-#[test]
-fn snapshot_compare_view() {
+/// Model B's side of [`SENTENCE`] scored: its rows and every position compared.
+fn compared() -> logitscope::explorer::worker::protocol::ScoredCompare {
     use logitscope::analysis::compare::RowCompare;
-    use logitscope::explorer::worker::protocol::ScoredCompare;
-    let mut b_info = info();
-    b_info.file_name = "tiny-test-q8.gguf".into();
-    let mut app = loaded(vocab(), vec![], Some(b_info), 100, 30);
-    update(&mut app, Msg::Paste(SENTENCE.into()));
-    let mut s = scored(SENTENCE);
     let b_rows: Vec<_> = (0..9u32)
         .map(|i| row(&[(i + 2) % 12, i + 1, 11], (i + 1 < 9).then_some(i + 1)))
         .collect();
@@ -790,7 +784,17 @@ fn snapshot_compare_view() {
             a_top_in_b: vec![(0.2f64).ln(), (0.3f64).ln(), (0.1f64).ln(), (0.05f64).ln()],
         })
         .collect();
-    s.compare = Some(ScoredCompare { b_rows, rows });
+    logitscope::explorer::worker::protocol::ScoredCompare { b_rows, rows }
+}
+
+#[test]
+fn snapshot_compare_view() {
+    let mut b_info = info();
+    b_info.file_name = "tiny-test-q8.gguf".into();
+    let mut app = loaded(vocab(), vec![], Some(b_info), 100, 30);
+    update(&mut app, Msg::Paste(SENTENCE.into()));
+    let mut s = scored(SENTENCE);
+    s.compare = Some(compared());
     deliver(&mut app, s);
     update(&mut app, key(KeyCode::F(6)));
     update(&mut app, key(KeyCode::F(6)));
@@ -1235,8 +1239,6 @@ fn snapshot_attribution_panel() {
 /// is off. A spec the model refuses (a graph without the tensor) says so and changes nothing.
 #[test]
 fn snapshot_ablated_view() {
-    use logitscope::analysis::compare::RowCompare;
-    use logitscope::explorer::worker::protocol::ScoredCompare;
     let mut app = scored_app(100, 30);
     update(&mut app, key_mod(KeyCode::Char('k'), KeyModifiers::CONTROL));
     assert!(screen(&app).contains("switch off (attn:3"));
@@ -1291,18 +1293,7 @@ fn snapshot_ablated_view() {
         "no intact numbers shown as ablated ones"
     );
     let mut s = scored(SENTENCE);
-    let b_rows: Vec<_> = (0..9u32)
-        .map(|i| row(&[(i + 2) % 12, i + 1, 11], (i + 1 < 9).then_some(i + 1)))
-        .collect();
-    let rows: Vec<RowCompare> = (0..9)
-        .map(|i| RowCompare {
-            kl_bits: [0.001, 0.05, 0.5, 2.0][i % 4],
-            kl_reverse_bits: 0.3,
-            js_bits: 0.1,
-            a_top_in_b: vec![(0.2f64).ln(), (0.3f64).ln(), (0.1f64).ln(), (0.05f64).ln()],
-        })
-        .collect();
-    s.compare = Some(ScoredCompare { b_rows, rows });
+    s.compare = Some(compared());
     deliver(&mut app, s);
     update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
     let s = screen(&app);

@@ -265,8 +265,9 @@ impl<'m> Workbench<'m> {
         }
     }
 
-    /// The logit of `target` (the token that follows when `None`) at `position` of `text` split into its parts (one decode of the text,
-    /// reused while the text stays), or why there is none.
+    /// The logit of `target` (the token that follows when `None`) at `position` of `text`
+    /// split into its parts (one decode of the text, reused while the text stays), or why
+    /// there is none.
     pub fn attribution(
         &mut self,
         text: &str,
