@@ -15,6 +15,7 @@ pub mod sample;
 pub mod search;
 pub mod stats;
 pub mod top;
+pub mod trace;
 pub mod vocab;
 pub mod watch;
 pub mod words;

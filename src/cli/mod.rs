@@ -15,6 +15,7 @@ mod rpc_server;
 mod score;
 mod serve;
 mod settings;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -164,6 +165,30 @@ pub fn run() -> ExitCode {
                     output,
                     method: _,
                 } => cvector::run(&settings, &positive, &negative, &output),
+                Cmd::Trace {
+                    clean,
+                    corrupt,
+                    answer,
+                    against,
+                    what,
+                    no_reuse,
+                    parallel,
+                    top,
+                    format,
+                } => trace::run(
+                    &settings,
+                    trace::Options {
+                        clean,
+                        corrupt,
+                        answer,
+                        against,
+                        what,
+                        no_reuse,
+                        parallel: parallel as usize,
+                        top: top as usize,
+                        format,
+                    },
+                ),
                 Cmd::Fetch { .. } | Cmd::RpcServer { .. } => unreachable!("handled above"),
             }
         }

@@ -13,5 +13,6 @@ pub mod fill;
 pub mod lens;
 pub mod score;
 pub mod search;
+pub mod trace;
 pub mod watch;
 pub mod workbench;

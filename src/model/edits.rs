@@ -13,6 +13,23 @@ pub(super) trait Writable {
     fn zero_columns(&self, start: usize, len: usize) -> Result<(), String>;
     /// `v` added to every row, in f32.
     fn add_to_rows(&self, v: &[f32]) -> Result<(), String>;
+    /// Row `row` (of a tensor of rows, one per token of the decode) set to `v`.
+    fn set_row(&self, row: usize, v: &[f32]) -> Result<(), String>;
+    /// Rows (ggml's ne[1]).
+    fn rows(&self) -> usize;
+}
+
+/// One row of a node replaced: activation patching. In a decode of `n_tokens` rows the node
+/// has a row per token, except in the last layer, where llama.cpp keeps only the rows whose
+/// logits were asked for: there the row is `out_row` (`None`: the token's row is not
+/// computed, so it feeds no output and nothing is written).
+#[derive(Debug, Clone)]
+pub struct RowWrite {
+    pub node: String,
+    pub row: usize,
+    pub out_row: Option<usize>,
+    pub n_tokens: usize,
+    pub values: Arc<[f32]>,
 }
 
 /// A write into a named node.
@@ -24,6 +41,8 @@ pub(super) enum Action {
     ZeroColumns { start: usize, len: usize },
     /// This vector added to every row.
     Add(Arc<[f32]>),
+    /// One row (a token of the decode) replaced: activation patching.
+    SetRow(RowWrite),
 }
 
 /// An intervention resolved to writes into named nodes of the model's graph.
@@ -46,6 +65,25 @@ impl Edits {
             targets,
             index,
         }
+    }
+
+    /// `base` (the model's intervention, if any) with rows of named nodes replaced after its
+    /// own writes. For one decode of a trace.
+    pub(super) fn with_rows(
+        base: Option<&Edits>,
+        rows: impl IntoIterator<Item = RowWrite>,
+    ) -> Self {
+        let mut targets = base.map(|b| b.targets.clone()).unwrap_or_default();
+        for w in rows {
+            let name = w.node.clone();
+            let a = Action::SetRow(w);
+            match targets.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(a),
+                None => targets.push((name, vec![a])),
+            }
+        }
+        let label = base.map(|b| b.label.clone()).unwrap_or_default();
+        Self::new(label, targets)
     }
 
     pub fn label(&self) -> &str {
@@ -81,6 +119,11 @@ impl Edits {
                 Action::Zero => t.zero(),
                 Action::ZeroColumns { start, len } => t.zero_columns(*start, *len),
                 Action::Add(v) => t.add_to_rows(v),
+                Action::SetRow(w) => match (t.rows(), w.out_row) {
+                    (n, _) if n == w.n_tokens => t.set_row(w.row, &w.values),
+                    (_, Some(r)) => t.set_row(r, &w.values),
+                    (_, None) => Ok(()),
+                },
             }?;
         }
         Ok(())

@@ -213,6 +213,33 @@ impl Writable for Tensor<'_> {
         }
         Ok(())
     }
+
+    fn rows(&self) -> usize {
+        self.shape()[1]
+    }
+
+    /// Replace one row (f32 rows of a 2-D tensor: one per token of the decode).
+    fn set_row(&self, row: usize, v: &[f32]) -> Result<(), String> {
+        let [n0, n1, n2, n3] = self.shape();
+        if !self.is_f32_rows() || n0 != v.len() || row >= n1 || n2 != 1 || n3 != 1 {
+            return Err(format!(
+                "expected f32 rows of {} values, at least {} of them, found type {} of shape {n0}×{n1}×{n2}×{n3}",
+                v.len(),
+                row + 1,
+                self.raw.type_
+            ));
+        }
+        // SAFETY: one whole f32 row of the computed tensor, in range (checked).
+        unsafe {
+            sys::ggml_backend_tensor_set(
+                self.mut_ptr(),
+                v.as_ptr().cast(),
+                row * self.raw.nb[1],
+                n0 * 4,
+            )
+        };
+        Ok(())
+    }
 }
 
 /// What a hooked context reads: which nodes it wants, and what it does with each. `wants`
@@ -457,6 +484,12 @@ impl<'m, T: Tap> Hooked<'m, T> {
     /// empty cache, in one decode, every position's logits kept. Cell j of the cache then
     /// holds position j.
     pub fn decode(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        self.decode_keeping(tokens, true)
+    }
+
+    /// [`Hooked::decode`], with the logits of every position or (`all` false) of the last
+    /// only: llama.cpp's last layer then computes that row alone.
+    pub fn decode_keeping(&mut self, tokens: &[u32], all: bool) -> Result<(), ModelError> {
         let n = tokens.len();
         if n == 0 {
             return Err(ModelError::Empty);
@@ -477,7 +510,7 @@ impl<'m, T: Tap> Hooked<'m, T> {
                 *batch.pos.add(i) = i as sys::llama_pos;
                 *batch.n_seq_id.add(i) = 1;
                 *(*batch.seq_id.add(i)) = 0;
-                *batch.logits.add(i) = 1;
+                *batch.logits.add(i) = i8::from(all || i + 1 == n);
             }
             batch.n_tokens = n as i32;
             (*self.hook).arm();
@@ -496,8 +529,8 @@ impl<'m, T: Tap> Hooked<'m, T> {
         self.hook().check()
     }
 
-    /// llama.cpp's logits of `position` of the last decode (every position kept them).
-    /// The caller passes a position of that decode.
+    /// llama.cpp's logits of `position` of the last decode. The caller passes a position of
+    /// that decode whose logits were kept.
     pub fn logits(&self, position: usize) -> &[f32] {
         // SAFETY: every token of the last decode asked for logits and the row has n_vocab
         // floats; it lives until the next decode, which needs `&mut`.

@@ -35,8 +35,9 @@ pub mod rpc;
 mod session;
 pub mod side_by_side;
 pub mod slots;
+pub mod trace;
 
-pub use edits::Edits;
+pub use edits::{Edits, RowWrite};
 pub use intervene::{ControlVector, Intervention};
 pub use loader::{
     gpu_available, load, preflight, DeviceUse, LoadError, Model, ModelError, ModelInfo,

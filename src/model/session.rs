@@ -254,6 +254,29 @@ impl<'m> Session<'m> {
         }
     }
 
+    /// Stream `seq` made a copy of stream 0's first `from` positions (empty for 0).
+    pub(super) fn fresh_stream(&mut self, seq: i32, from: usize) -> Result<(), ModelError> {
+        let kv = |e: &dyn std::fmt::Display| ModelError::KvCache(e.to_string());
+        self.ctx
+            .clear_kv_cache_seq(Some(seq as u32), None, None)
+            .map_err(|e| kv(&e))?;
+        if from > 0 {
+            self.ctx
+                .copy_kv_cache_seq(0, seq, None, None)
+                .map_err(|e| kv(&e))?;
+            self.ctx
+                .kv_cache_seq_rm(seq, Some(from as u32), None)
+                .map_err(|e| kv(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Write `edits` into the next decodes without forgetting the cache: for callers that
+    /// manage the streams themselves and reset the session when done (a trace's patches).
+    pub(super) fn set_edits_keeping_cache(&mut self, edits: Option<Arc<Edits>>) {
+        self.hook_mut().set_edits(edits);
+    }
+
     /// Forget the cached text (the next evaluation decodes from scratch).
     pub fn reset(&mut self) {
         let busy = super::rpc::Busy::start();

@@ -254,17 +254,7 @@ impl Slots<'_, '_> {
                             "member {k} does not share the first {from} prefix tokens"
                         )));
                     }
-                    s.ctx
-                        .clear_kv_cache_seq(Some(slot as u32), None, None)
-                        .map_err(|e| kv(&e))?;
-                    if from > 0 {
-                        s.ctx
-                            .copy_kv_cache_seq(0, slot, None, None)
-                            .map_err(|e| kv(&e))?;
-                        s.ctx
-                            .kv_cache_seq_rm(slot, Some(from as u32), None)
-                            .map_err(|e| kv(&e))?;
-                    }
+                    s.fresh_stream(slot, from)?;
                 }
                 Start::Continue => {
                     s.ctx

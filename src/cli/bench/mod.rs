@@ -26,6 +26,7 @@ mod pairs;
 mod rpc;
 mod search;
 mod timing;
+mod trace;
 
 use super::args::BenchTable;
 use super::fatal::Fatal;
@@ -115,6 +116,10 @@ pub fn run(
         }
         Some(BenchTable::Pairs) => {
             pairs::table(settings, &model)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Trace) => {
+            trace::table(&model)?;
             return Ok(ExitCode::SUCCESS);
         }
         Some(BenchTable::Overhead) => {
