@@ -1017,3 +1017,77 @@ fn ablating_a_layer_in_the_explorer_shows_the_changed_probability() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// Ctrl-Y traces sentence A into sentence B on the real model: the grid fills in with a
+/// progress bar, typing stops it and it starts over, and the cells equal `trace`'s: layer 0
+/// at the last position, then the last layer there, which brings A's answer back whole.
+#[test]
+fn tracing_a_pair_in_the_explorer_shows_the_grid_of_trace() {
+    let (clean, corrupt) = (
+        "The Eiffel Tower is in the city of",
+        "The Colosseum is in the city of",
+    );
+    let json = common::run_ok("trace", &[clean, corrupt]);
+    let r = &json[0];
+    let cells = r["grids"][0]["cells"].as_array().unwrap();
+    let n_layer = r["n_layer"].as_u64().unwrap() as usize;
+    let n = r["corrupt_tokens"].as_array().unwrap().len();
+    let cell = |l: usize, i: usize| {
+        cells
+            .iter()
+            .find(|c| c["layer"] == l && c["position"] == i)
+            .unwrap()
+    };
+    let t = Tmux::start("trace", &model_flag(), 110, 40);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal(clean);
+    t.wait_for("A scored", Duration::from_secs(30), |s| {
+        s.contains("9 tokens")
+    });
+    t.keys(&["C-p", "C-u"]);
+    t.literal(corrupt);
+    t.wait_for("B scored", Duration::from_secs(30), |s| {
+        s.contains("decides at")
+    });
+    t.keys(&["C-y"]);
+    t.wait_for("the trace under way", Duration::from_secs(60), |s| {
+        s.contains("tracing ") && s.contains("/270")
+    });
+    // Typing in B stops the trace; back to the same text, it starts over and completes.
+    t.literal("x");
+    t.keys(&["BSpace"]);
+    let total = format!("all {} patched runs", n_layer * n);
+    let screen = t.wait_for("the whole grid", Duration::from_secs(120), |s| {
+        s.contains(&total)
+    });
+    let p_of = |c: &serde_json::Value| c["p"].as_f64().unwrap();
+    let first = cell(0, n - 1);
+    assert!(
+        screen.contains(&format!("layer 0 at {} ␣of, patched:", n - 1)),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("p {:.4} · restored", p_of(first))),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("osse     *"),
+        "the differing tokens are marked:\n{screen}"
+    );
+    let downs: Vec<&str> = vec!["M-Down"; n_layer - 1];
+    t.keys(&downs);
+    let last = cell(n_layer - 1, n - 1);
+    assert_eq!(last["restored"].as_f64(), Some(1.0));
+    let (head, value) = (
+        format!("layer {} at {} ␣of, patched:", n_layer - 1, n - 1),
+        format!("p {:.4} · restored 1.00", p_of(last)),
+    );
+    t.wait_for("the last layer's cell", Duration::from_secs(10), |s| {
+        s.contains(&head) && s.contains(&value)
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

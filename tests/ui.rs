@@ -342,6 +342,12 @@ fn check_screen(app: &App, buf: &ratatui::buffer::Buffer, event: usize) {
         ("distribution", a.dist),
         ("side", a.side),
     ] {
+        // The trace view lays out the whole body itself.
+        if app.inspect == logitscope::explorer::state::Inspect::Trace
+            && matches!(name, "distribution" | "side")
+        {
+            continue;
+        }
         let corners = [
             (r.x, r.y, "┌"),
             (r.x + r.width - 1, r.y, "┐"),
@@ -461,6 +467,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
         KeyCode::Char('o'),
         KeyCode::Char('t'),
         KeyCode::Char('g'),
+        KeyCode::Char('y'),
     ];
     let mods = [
         KeyModifiers::NONE,
@@ -515,6 +522,31 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     position,
                     target,
                     result,
+                })
+            }
+            8 if rng.below(4) == 0 => {
+                // The trace's cells, done or not, of this pair or an old one.
+                use logitscope::explorer::worker::protocol::TraceUpdate;
+                let n = 1 + rng.below(12) as usize;
+                let tokens: Vec<&str> = (0..n).map(|i| ["a", " b", " chef"][i % 3]).collect();
+                let r = Box::new(trace_report(
+                    1 + rng.below(30) as usize,
+                    &tokens,
+                    rng.below(400) as usize,
+                ));
+                let update = match rng.below(4) {
+                    0 => TraceUpdate::Done(r),
+                    1 => TraceUpdate::Stopped,
+                    2 => TraceUpdate::Failed("trace unavailable: a test".into()),
+                    _ => TraceUpdate::Progress {
+                        report: r,
+                        done: rng.below(400) as usize,
+                        total: rng.below(400) as usize,
+                    },
+                };
+                Msg::Engine(EngineMsg::Trace {
+                    epoch: app.trace.epoch.saturating_sub(rng.below(2)),
+                    update,
                 })
             }
             8 if rng.below(3) == 0 => {
@@ -1301,4 +1333,179 @@ fn snapshot_ablated_view() {
     assert!(s.contains("A ablate ffn:2 vs B intact"), "{s}");
     assert!(s.contains("KL(A‖B)") && s.contains("Δp B−A"), "{s}");
     insta::assert_snapshot!("ablated", s);
+}
+
+/// A trace of `tokens` (B's) over `n_layer` layers: B's second token restores A's answer in
+/// the early layers, the last layer at the last position fully; `upto` cells computed.
+fn trace_report(
+    n_layer: usize,
+    tokens: &[&str],
+    upto: usize,
+) -> logitscope::analysis::trace::TraceReport {
+    use logitscope::analysis::trace::*;
+    let tok = |i: usize, t: &str| TokenRef {
+        id: i as u32,
+        token: t.into(),
+        bytes: t.as_bytes().to_vec(),
+    };
+    let o = |p: f64, top: &str| Outcome {
+        p,
+        logprob: p.ln(),
+        logit_diff: None,
+        top_logprobs: vec![TopLogprob {
+            id: 3,
+            token: top.into(),
+            bytes: top.as_bytes().to_vec(),
+            logprob: p.max(0.2).ln(),
+        }],
+    };
+    let baselines = Baselines {
+        clean: o(0.8, " salt"),
+        corrupt: o(0.05, " pepper"),
+    };
+    let n = tokens.len();
+    let mut cells = Vec::new();
+    for layer in 0..n_layer {
+        for position in 0..n {
+            let p = if (layer, position) == (n_layer - 1, n - 1) {
+                0.8
+            } else if position == n - 2 {
+                0.05 + 0.75 * (1.0 - layer as f64 / n_layer as f64)
+            } else if position == n - 1 {
+                0.05 + 0.75 * layer as f64 / n_layer as f64
+            } else {
+                0.05
+            };
+            cells.push(Cell::new(
+                layer,
+                position,
+                o(p, " salt"),
+                &baselines,
+                position >= n - 2,
+            ));
+        }
+    }
+    cells.truncate(upto);
+    TraceReport {
+        clean: "A".into(),
+        corrupt: "B".into(),
+        model: "tiny-test.gguf".into(),
+        n_layer,
+        clean_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
+        corrupt_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
+        differing: vec![n - 2],
+        alignment: None,
+        answer: tok(9, " salt"),
+        against: None,
+        baselines,
+        grids: vec![Grid {
+            what: What::Resid,
+            node: "l_out-{layer}".into(),
+            cells,
+        }],
+        work: Work::default(),
+        intervention: None,
+    }
+}
+
+/// Ctrl-Y in a pair: the trace of A into B is asked for, fills in with a progress bar, and the
+/// selected cell (Alt-↑↓ for the layer) shows its patched distribution; a change of B asks
+/// again and drops the old grid.
+#[test]
+fn snapshot_trace_view() {
+    use logitscope::explorer::worker::protocol::TraceUpdate;
+    let mut app = scored_app(100, 30);
+    let ctrl = |c| key_mod(KeyCode::Char(c), KeyModifiers::CONTROL);
+    update(&mut app, ctrl('y'));
+    assert!(screen(&app).contains("Tracing needs a minimal pair"));
+    update(&mut app, ctrl('y'));
+    update(&mut app, ctrl('p'));
+    for _ in 0..3 {
+        update(&mut app, key(KeyCode::Backspace));
+    }
+    type_text(&mut app, " salt");
+    let b_text = "The chef seasoned the soup with a pinch salt";
+    deliver(
+        &mut app,
+        scored_tokens(b_text, &[0, 1, 2, 3, 4, 5, 6, 7, 9]),
+    );
+    let asked = |cmds: &[Command]| {
+        cmds.iter().find_map(|c| match c {
+            Command::Run(Job::Trace {
+                epoch,
+                clean,
+                corrupt,
+                ..
+            }) => Some((*epoch, clean.clone(), corrupt.clone())),
+            _ => None,
+        })
+    };
+    let (epoch, clean, corrupt) = asked(&update(&mut app, ctrl('y'))).expect("a trace is asked");
+    assert_eq!((clean.as_str(), corrupt.as_str()), (SENTENCE, b_text));
+    let tokens = [
+        "The",
+        " chef",
+        " seasoned",
+        " the",
+        " soup",
+        " with",
+        " a",
+        " pinch",
+        " salt",
+    ];
+    let progress = |upto, done| {
+        Msg::Engine(EngineMsg::Trace {
+            epoch,
+            update: TraceUpdate::Progress {
+                report: Box::new(trace_report(6, &tokens, upto)),
+                done,
+                total: 54,
+            },
+        })
+    };
+    update(&mut app, progress(20, 20));
+    let s = screen(&app);
+    assert!(s.contains("tracing 20/54"), "{s}");
+    // An old pair's cells are dropped.
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Trace {
+            epoch: epoch - 1,
+            update: TraceUpdate::Failed("old".into()),
+        }),
+    );
+    assert!(!screen(&app).contains("Trace unavailable"));
+    update(
+        &mut app,
+        Msg::Engine(EngineMsg::Trace {
+            epoch,
+            update: TraceUpdate::Done(Box::new(trace_report(6, &tokens, 54))),
+        }),
+    );
+    // The selected chip is B's last token; layer 1.
+    update(&mut app, key_mod(KeyCode::Down, KeyModifiers::ALT));
+    update(&mut app, key_mod(KeyCode::Left, KeyModifiers::SHIFT));
+    let s = screen(&app);
+    assert!(s.contains("all 54 patched runs"), "{s}");
+    assert!(s.contains("layer 1 at 8 ␣salt, patched:"), "{s}");
+    assert!(s.contains("p 0.1750 · restored 0.17"), "{s}");
+    assert!(
+        s.contains("␣pinch   *"),
+        "the differing token is marked: {s}"
+    );
+    assert!(
+        s.contains("layer 5 at 8 ␣salt: 1.00"),
+        "the strongest named: {s}"
+    );
+    insta::assert_snapshot!("trace", s);
+    // B changes: the trace is asked again, the old grid gone.
+    update(&mut app, key(KeyCode::Backspace));
+    deliver(
+        &mut app,
+        scored_tokens(
+            "The chef seasoned the soup with a pinch sal",
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8],
+        ),
+    );
+    assert!(screen(&app).contains("reading both sentences"));
 }

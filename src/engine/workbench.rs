@@ -294,6 +294,28 @@ impl<'m> Workbench<'m> {
         }
     }
 
+    /// Causal tracing of `clean` against `corrupt` (the residual stream, the defaults of
+    /// `trace`); `progress(report so far, runs done, runs in all)` after each decode. `None`
+    /// when `stop` said so.
+    pub fn trace(
+        &mut self,
+        clean: &str,
+        corrupt: &str,
+        stop: &dyn Fn() -> bool,
+        progress: &mut dyn FnMut(&crate::analysis::trace::TraceReport, usize, usize),
+    ) -> Result<Option<crate::analysis::trace::TraceReport>, String> {
+        let opts = crate::engine::trace::TraceOptions::default();
+        crate::engine::trace::trace(
+            self.model,
+            clean,
+            corrupt,
+            &opts,
+            &mut |r, p| progress(r, p.done, p.total),
+            stop,
+        )
+        .map_err(|e| e.to_string())
+    }
+
     /// The lens of `text`: its status, the column asked for first (with its H·W panel), then
     /// the other columns nearest first, each through `say`. A column whose last layer is not
     /// the distribution shown for the text turns the lens unavailable. Stops when `cancel`

@@ -96,6 +96,10 @@ pub enum Action {
     EditAblation,
     /// Open or close the attribution panel.
     ToggleAttribution,
+    /// The trace view of a minimal pair.
+    ToggleTrace,
+    TraceLayerUp,
+    TraceLayerDown,
     /// The attribution panel's previous / next logit to split (decline while it is closed).
     AttributionTargetUp,
     AttributionTargetDown,
@@ -341,6 +345,15 @@ pub static KEYMAP: &[Row] = &[
         ],
     },
     Row {
+        keys: "Ctrl-Y  Alt-↑↓",
+        what: "trace of a pair: A's activations into B",
+        bindings: &[
+            b(S::View, k(C::Char('y')), M::Ctrl, A::ToggleTrace),
+            b(S::View, k(C::Up), M::AltOrShift, A::TraceLayerUp),
+            b(S::View, k(C::Down), M::AltOrShift, A::TraceLayerDown),
+        ],
+    },
+    Row {
         keys: "Ctrl-K",
         what: "ablation: switch parts off (attn:3,ffn:5)",
         bindings: &[b(S::View, k(C::Char('k')), M::Ctrl, A::EditAblation)],
@@ -464,9 +477,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 23);
+        assert_eq!(keys.len(), 24);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[22], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[23], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

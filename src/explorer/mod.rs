@@ -28,6 +28,7 @@ pub mod message;
 pub mod reading;
 pub mod state;
 pub mod terminal;
+pub mod trace;
 pub mod update;
 pub mod views;
 pub mod worker;

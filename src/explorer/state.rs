@@ -73,6 +73,8 @@ pub enum Inspect {
     Attention,
     /// Direct logit attribution at the selected position: each component's share.
     Attribution,
+    /// Causal tracing of the pair: layers × positions of sentence B.
+    Trace,
 }
 
 /// The logit lens of the text shown, as it arrives from the engine.
@@ -202,6 +204,7 @@ pub struct App {
     pub lens: LensState,
     pub attention: crate::explorer::attention::panel::AttentionPanel,
     pub attribution: crate::explorer::attribution::panel::AttributionPanel,
+    pub trace: crate::explorer::trace::panel::TracePanel,
     pub ablation: AblationState,
     pub quit: bool,
 }
@@ -236,6 +239,7 @@ impl App {
             lens: LensState::default(),
             attention: Default::default(),
             attribution: Default::default(),
+            trace: Default::default(),
             ablation: Default::default(),
             quit: false,
         }

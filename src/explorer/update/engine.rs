@@ -126,6 +126,10 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             crate::explorer::attribution::on_answer(app, epoch, position, target, result);
             Vec::new()
         }
+        EngineMsg::Trace { epoch, update } => {
+            crate::explorer::trace::on_update(app, epoch, update);
+            Vec::new()
+        }
         EngineMsg::FillProgress {
             generation,
             blank,

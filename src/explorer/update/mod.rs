@@ -83,6 +83,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Command> {
     cmds.extend(crate::explorer::inspect::request(app));
     cmds.extend(crate::explorer::attention::request(app));
     cmds.extend(crate::explorer::attribution::request(app));
+    cmds.extend(crate::explorer::trace::request(app));
     cmds
 }
 
@@ -283,6 +284,12 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             crate::explorer::attribution::toggle(app);
             none()
         }
+        Action::ToggleTrace => {
+            crate::explorer::trace::toggle(app);
+            none()
+        }
+        Action::TraceLayerUp => crate::explorer::trace::step(app, -1).then(none)?,
+        Action::TraceLayerDown => crate::explorer::trace::step(app, 1).then(none)?,
         Action::AttributionTargetUp => crate::explorer::attribution::step(app, -1).then(none)?,
         Action::AttributionTargetDown => crate::explorer::attribution::step(app, 1).then(none)?,
         Action::ToggleHw => {

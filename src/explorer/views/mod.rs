@@ -17,6 +17,7 @@ mod pair;
 mod status;
 mod strip;
 pub mod style;
+mod trace;
 
 use ratatui::style::Stylize;
 use ratatui::text::Line;
@@ -65,7 +66,17 @@ pub fn draw(frame: &mut Frame, app: &App) {
         input::draw(frame, app, a.input);
         strip::draw(frame, app, a.strip);
     }
+    if app.inspect == Inspect::Trace {
+        // The grid takes the whole body.
+        trace::draw(frame, app, a.dist.union(a.side));
+        status::draw(frame, app, a.status);
+        if app.help {
+            help::draw(frame, area);
+        }
+        return;
+    }
     match app.inspect {
+        Inspect::Trace => {}
         Inspect::Lens => lens::draw_layers(frame, app, a.dist),
         Inspect::Hw => hw::draw(frame, app, a.dist),
         Inspect::Attention => attention::draw_grid(frame, app, a.dist),
@@ -77,6 +88,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         (Inspect::Lens, _) => lens::draw_grid(frame, app, a.side),
         (Inspect::Attention, _) => attention::draw_rows(frame, app, a.side),
         (Inspect::Attribution, _) => attribution::draw_heads(frame, app, a.side),
+        (Inspect::Trace, _) => {}
         (_, SidePanel::Fill) => fill::draw(frame, app, a.side),
         (_, SidePanel::Sentence) => chart::draw(frame, app, a.side),
     }

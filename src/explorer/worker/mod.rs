@@ -17,7 +17,7 @@ use crate::engine::fill::{FillError, FillRequest};
 use crate::engine::workbench::{LensAsk, Workbench};
 use crate::explorer::update::Msg;
 use crate::model::{Model, ModelOptions};
-use protocol::{EngineMsg, Job, JobKind, Scored, ScoredCompare};
+use protocol::{EngineMsg, Job, JobKind, Scored, ScoredCompare, TraceUpdate};
 use queue::JobQueue;
 
 /// The engine thread's name (the panic hook recognises it).
@@ -220,6 +220,41 @@ fn serve(
                     result: bench.intervene(ablate, None),
                 },
             ),
+            Job::Trace {
+                epoch,
+                clean,
+                corrupt,
+                ..
+            } => {
+                let epoch = *epoch;
+                // Typing (an evaluation waiting) or any other job stops the trace.
+                let stop = || cancel() || jobs.urgent_waiting(JobKind::Trace);
+                let mut last = std::time::Instant::now();
+                let update = match bench.trace(clean, corrupt, &stop, &mut |report, done, total| {
+                    // Cells now and then: a grid's clone per decode is cheap, but the
+                    // screen needs no more than a few a second.
+                    if last.elapsed() >= std::time::Duration::from_millis(150) {
+                        last = std::time::Instant::now();
+                        let report = Box::new(report.clone());
+                        send(
+                            tx,
+                            EngineMsg::Trace {
+                                epoch,
+                                update: TraceUpdate::Progress {
+                                    report,
+                                    done,
+                                    total,
+                                },
+                            },
+                        );
+                    }
+                }) {
+                    Ok(Some(r)) => TraceUpdate::Done(Box::new(r)),
+                    Ok(None) => TraceUpdate::Stopped,
+                    Err(e) => TraceUpdate::Failed(e),
+                };
+                send(tx, EngineMsg::Trace { epoch, update })
+            }
             Job::Attribution {
                 epoch,
                 text,

@@ -25,6 +25,9 @@ pub enum JobKind {
     Attention,
     Attribution,
     Fill,
+    /// Causal tracing of the pair: long, taken when nothing else waits, and stopped for
+    /// anything more urgent.
+    Trace,
 }
 
 /// Which text a job is for: the explorer's keystroke counter (evaluations, watched words and
@@ -70,6 +73,8 @@ pub enum Cancel {
     Attention(LensRequest),
     /// Attribution requests older than this (the panel's own counter).
     Attribution(LensRequest),
+    /// Traces older than this (the trace view's own counter).
+    Trace(LensRequest),
 }
 
 impl Cancel {
@@ -84,6 +89,7 @@ impl Cancel {
             Cancel::Lens(r) => vec![(JobKind::Lens, Ticket::Lens(r))],
             Cancel::Attention(r) => vec![(JobKind::Attention, Ticket::Lens(r))],
             Cancel::Attribution(r) => vec![(JobKind::Attribution, Ticket::Lens(r))],
+            Cancel::Trace(r) => vec![(JobKind::Trace, Ticket::Lens(r))],
         }
     }
 }
@@ -150,6 +156,13 @@ pub enum Job {
         position: usize,
         target: Option<u32>,
     },
+    /// Causal tracing of `clean` (sentence A) against `corrupt` (B); `epoch` names the pair.
+    Trace {
+        request: LensRequest,
+        epoch: u64,
+        clean: String,
+        corrupt: String,
+    },
 }
 
 impl Job {
@@ -161,6 +174,7 @@ impl Job {
             Job::Lens { .. } => JobKind::Lens,
             Job::Attention { .. } => JobKind::Attention,
             Job::Attribution { .. } => JobKind::Attribution,
+            Job::Trace { .. } => JobKind::Trace,
             Job::Intervene { .. } => JobKind::Intervene,
         }
     }
@@ -174,6 +188,7 @@ impl Job {
             Job::Lens { request, .. }
             | Job::Attention { request, .. }
             | Job::Attribution { request, .. }
+            | Job::Trace { request, .. }
             | Job::Intervene { request, .. } => Ticket::Lens(*request),
         }
     }
@@ -267,6 +282,11 @@ pub enum EngineMsg {
         target: Option<u32>,
         result: Result<crate::analysis::attribution::Attribution, String>,
     },
+    /// Causal tracing of the pair of `epoch`.
+    Trace {
+        epoch: u64,
+        update: TraceUpdate,
+    },
     /// An RPC server holding the model's layers was lost: nothing more will come from the
     /// engine (its thread waits on the network for good); what is shown stays.
     Lost(String),
@@ -275,3 +295,17 @@ pub enum EngineMsg {
 }
 
 pub use crate::engine::workbench::LensUpdate;
+
+/// What the engine says about a trace: cells so far, the whole grid, that it stopped for
+/// more urgent work (to be asked again), or why there is none.
+#[derive(Debug, Clone)]
+pub enum TraceUpdate {
+    Progress {
+        report: Box<crate::analysis::trace::TraceReport>,
+        done: usize,
+        total: usize,
+    },
+    Done(Box<crate::analysis::trace::TraceReport>),
+    Stopped,
+    Failed(String),
+}

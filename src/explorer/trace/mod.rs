@@ -1,0 +1,247 @@
+//! The trace view (F6 … Ctrl-Y in a minimal pair): causal tracing of sentence A (clean)
+//! against sentence B (corrupt). Its state, its part of `update` (opening it, asking the
+//! engine for the grid when the pair changes, taking the cells as they come, choosing a
+//! cell) and its keys. Pure; the drawing is `views::trace`.
+//!
+//! The grid fills in as the engine computes it (anytime) and is asked for again whenever
+//! either sentence changes; typing stops a running trace (the engine drops it for the
+//! evaluation), and it starts over once both sentences are scored again.
+
+pub mod panel;
+
+pub use panel::TracePanel;
+
+use crate::explorer::message::Command;
+use crate::explorer::state::{App, Inspect};
+use crate::explorer::worker::protocol::{Job, LensRequest, TraceUpdate};
+
+/// Ctrl-Y: open the view, or close it when open.
+pub fn toggle(app: &mut App) {
+    crate::explorer::inspect::toggle(app, Inspect::Trace);
+}
+
+/// The (clean, corrupt) texts to trace: both sentences of the pair, each scored as it reads
+/// now; `None` outside a pair or while either is being evaluated.
+fn pair_texts(app: &App) -> Option<(String, String)> {
+    let (a, b) = app.pair()?;
+    let (sa, sb) = (a.scored.as_ref()?, b.scored.as_ref()?);
+    if app.stale() || sa.text.is_empty() || sb.text.is_empty() {
+        return None;
+    }
+    Some((sa.text.clone(), sb.text.clone()))
+}
+
+/// The position shown: the selected chip, within the corrupt text's tokens.
+pub fn shown_position(app: &App) -> Option<usize> {
+    let n = app.trace.report.as_ref()?.corrupt_tokens.len();
+    Some(app.selected.min(n.checked_sub(1)?))
+}
+
+/// Ask for the trace of the pair when the view is open and lacks it.
+pub fn request(app: &mut App) -> Vec<Command> {
+    if app.inspect != Inspect::Trace {
+        return Vec::new();
+    }
+    let Some(texts) = pair_texts(app) else {
+        return Vec::new();
+    };
+    let panel = &mut app.trace;
+    if panel.texts.as_ref() == Some(&texts)
+        && (panel.running || panel.done || panel.error.is_some())
+    {
+        return Vec::new();
+    }
+    if panel.texts.as_ref() != Some(&texts) {
+        panel.epoch += 1;
+        panel.report = None;
+        panel.done = false;
+        panel.error = None;
+        panel.progress = (0, 0);
+    }
+    panel.texts = Some(texts.clone());
+    panel.running = true;
+    panel.requests += 1;
+    vec![Command::Run(Job::Trace {
+        request: LensRequest(panel.requests),
+        epoch: panel.epoch,
+        clean: texts.0,
+        corrupt: texts.1,
+    })]
+}
+
+pub fn on_update(app: &mut App, epoch: u64, update: TraceUpdate) {
+    let panel = &mut app.trace;
+    if epoch != panel.epoch {
+        return;
+    }
+    match update {
+        TraceUpdate::Progress {
+            report,
+            done,
+            total,
+        } => {
+            panel.progress = (done, total);
+            panel.report = Some(report);
+        }
+        TraceUpdate::Done(report) => {
+            let total = panel.progress.1.max(1);
+            panel.progress = (total, total);
+            panel.layer = panel.layer.min(report.n_layer.saturating_sub(1));
+            panel.report = Some(report);
+            panel.done = true;
+            panel.running = false;
+        }
+        TraceUpdate::Stopped => panel.running = false,
+        TraceUpdate::Failed(e) => {
+            panel.error = Some(e);
+            panel.running = false;
+        }
+    }
+}
+
+/// Alt/Shift-↑↓: the layer above or below; `false` (the key goes on) while closed.
+pub fn step(app: &mut App, d: isize) -> bool {
+    if app.inspect != Inspect::Trace {
+        return false;
+    }
+    let n = app.trace.report.as_ref().map_or(1, |r| r.n_layer);
+    let panel = &mut app.trace;
+    panel.layer = panel
+        .layer
+        .saturating_add_signed(d)
+        .min(n.saturating_sub(1));
+    true
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::analysis::trace::{
+        Baselines, Cell, Grid, Outcome, TokenRef, TraceReport, What, Work,
+    };
+    use crate::explorer::inspect::tests::app_with;
+    use crate::explorer::worker::protocol::Scored;
+
+    /// A report of `n_layer` layers over the corrupt tokens `tokens`, restoring most at
+    /// (1, 1) and fully at the last layer's last position.
+    pub(crate) fn report(n_layer: usize, tokens: &[&str]) -> TraceReport {
+        let tok = |i: usize, t: &str| TokenRef {
+            id: i as u32,
+            token: t.into(),
+            bytes: t.as_bytes().to_vec(),
+        };
+        let o = |p: f64| Outcome {
+            p,
+            logprob: p.ln(),
+            logit_diff: None,
+            top_logprobs: vec![],
+        };
+        let baselines = Baselines {
+            clean: o(0.8),
+            corrupt: o(0.1),
+        };
+        let n = tokens.len();
+        let mut cells = Vec::new();
+        for layer in 0..n_layer {
+            for position in 0..n {
+                let p = if (layer, position) == (n_layer - 1, n - 1) {
+                    0.8
+                } else if position == 1 {
+                    0.1 + 0.7 * (1.0 - layer as f64 / n_layer as f64)
+                } else {
+                    0.1
+                };
+                cells.push(Cell::new(layer, position, o(p), &baselines, position >= 1));
+            }
+        }
+        TraceReport {
+            clean: "clean".into(),
+            corrupt: "corrupt".into(),
+            model: "m".into(),
+            n_layer,
+            clean_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
+            corrupt_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
+            differing: vec![1],
+            alignment: None,
+            answer: tok(9, " Paris"),
+            against: None,
+            baselines,
+            grids: vec![Grid {
+                what: What::Resid,
+                node: "l_out-{layer}".into(),
+                cells,
+            }],
+            work: Work::default(),
+            intervention: None,
+        }
+    }
+
+    fn pair_app() -> App {
+        let mut app = app_with(3);
+        app.sentences.push(app.sentences[0].clone());
+        let s: Scored = app.sentences[1].scored.clone().unwrap();
+        app.sentences[1].scored = Some(Scored {
+            text: "a b d".into(),
+            ..s
+        });
+        app
+    }
+
+    fn asked(cmds: &[Command]) -> Option<(u64, String, String)> {
+        cmds.iter().find_map(|c| match c {
+            Command::Run(Job::Trace {
+                request: LensRequest(r),
+                clean,
+                corrupt,
+                ..
+            }) => Some((*r, clean.clone(), corrupt.clone())),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_pair_is_traced_once_and_again_when_it_changes() {
+        let mut app = app_with(3);
+        toggle(&mut app);
+        assert!(
+            request(&mut app).is_empty(),
+            "one sentence: nothing to trace"
+        );
+        let mut app = pair_app();
+        assert!(request(&mut app).is_empty(), "closed");
+        toggle(&mut app);
+        assert_eq!(
+            asked(&request(&mut app)),
+            Some((1, "a b c".into(), "a b d".into()))
+        );
+        assert!(request(&mut app).is_empty(), "running");
+        let epoch = app.trace.epoch;
+        let r = Box::new(report(4, &["a", " b", " d"]));
+        on_update(
+            &mut app,
+            epoch,
+            TraceUpdate::Progress {
+                report: r.clone(),
+                done: 3,
+                total: 12,
+            },
+        );
+        assert_eq!(app.trace.progress, (3, 12));
+        on_update(&mut app, epoch, TraceUpdate::Stopped);
+        assert!(asked(&request(&mut app)).is_some(), "stopped: asked again");
+        on_update(&mut app, epoch, TraceUpdate::Done(r));
+        assert!(app.trace.done && !app.trace.running);
+        assert!(request(&mut app).is_empty(), "done");
+        assert!(step(&mut app, 9));
+        assert_eq!(app.trace.layer, 3, "clamped to the layers there are");
+        // B changes: a new epoch, the old grid gone, answers for the old one dropped.
+        app.sentences[1].scored.as_mut().unwrap().text = "a b e".into();
+        assert_eq!(asked(&request(&mut app)).map(|a| a.2), Some("a b e".into()));
+        assert!(app.trace.report.is_none());
+        on_update(&mut app, epoch, TraceUpdate::Failed("old".into()));
+        assert!(app.trace.error.is_none());
+        toggle(&mut app);
+        assert!(!step(&mut app, 1), "closed: the key is not ours");
+    }
+}
