@@ -10,13 +10,17 @@ use crate::analysis::trace::TraceReport;
 use crate::engine::trace::{trace, TraceError, TraceOptions};
 use crate::model::Model;
 
-/// Pairs of the same token count on the default model (12 and 9 tokens).
+/// Pairs of the same token count on the default model: a subject swapped (12 tokens, the
+/// texts differ from position 1) and a name swapped late (14 tokens, from position 9).
 pub const PAIRS: [(&str, &str); 2] = [
     (
-        "The Eiffel Tower is in the city of Paris, which is in",
-        "The Colosseum is in the city of Rome, which is in",
+        "The Eiffel Tower stands in the heart of the city of",
+        "The Colosseum stands in the heart of the city of",
     ),
-    ("The keys to the old cabinet", "The key to the old cabinet"),
+    (
+        "When John and Mary went to the store, John gave a drink to",
+        "When John and Mary went to the store, Mary gave a drink to",
+    ),
 ];
 
 fn run(
@@ -44,7 +48,7 @@ fn run(
 
 pub fn table(model: &Model) -> Result<(), Fatal> {
     println!("13. causal tracing: one residual-stream grid (every layer × position)");
-    println!("pair                                   tokens  cells  mode                         runs decoded  tokens decoded  s");
+    println!("corrupt text                           tokens  cells  mode                         runs decoded  tokens decoded  s");
     for (clean, corrupt) in PAIRS {
         let modes = [
             ("side by side, prefix reused", true, 32),
