@@ -166,41 +166,47 @@ fn prefix_reuse_gives_the_grid_of_runs_decoded_from_the_start() {
     for (name, path) in models() {
         let model = common::models::load(&path, 512);
         for (clean, corrupt) in PAIRS {
-            let run = |reuse: bool, width: usize, what: Vec<What>| {
+            let opts = |reuse: bool, width: usize| TraceOptions {
+                reuse,
+                width,
+                what: What::ALL.to_vec(),
+                against: Some(model.tokenize_continuation(" the")[0]),
+                ..TraceOptions::default()
+            };
+            // Every grid, at the first two, a middle and the last two layers.
+            let (n_layer, _) = model.shape();
+            let layers = vec![0, 1, n_layer / 2, n_layer - 2, n_layer - 1];
+            let run = |reuse: bool, width: usize| {
                 let opts = TraceOptions {
-                    reuse,
-                    width,
-                    what,
-                    against: Some(model.tokenize_continuation(" the")[0]),
-                    ..TraceOptions::default()
+                    layers: Some(layers.clone()),
+                    ..opts(reuse, width)
                 };
                 trace(&model, clean, corrupt, &opts, &mut |_, _| {}, &|| false)
                     .unwrap()
                     .unwrap()
             };
-            // Every grid on the shorter pair; the residual stream on both.
-            let what = if corrupt.len() < 30 {
-                What::ALL.to_vec()
-            } else {
-                vec![What::Resid]
-            };
             let t = std::time::Instant::now();
-            let fast = run(true, 32, what.clone());
+            let fast = run(true, 32);
             assert!(
                 fast.work.prefix_reuse && fast.work.side_by_side > 1,
                 "{name}"
             );
             let t1 = t.elapsed();
-            let alone = run(false, 1, what);
+            let alone = run(false, 1);
             assert_eq!(alone.work.side_by_side, 1);
             assert!(
                 alone.work.tokens > fast.work.tokens,
                 "{name}: reuse decodes less"
             );
+            assert_eq!(fast.grids.len(), 3);
             assert_eq!(
                 fast.grids, alone.grids,
                 "{name}: {corrupt:?}: one run at a time, from the start"
             );
+            assert!(fast
+                .grids
+                .iter()
+                .all(|g| g.cells.len() == layers.len() * fast.corrupt_tokens.len()));
             eprintln!(
                 "{name}: {corrupt:?}: {} runs, reused {t1:?}, alone {:?}",
                 fast.work.runs,

@@ -1391,6 +1391,7 @@ fn trace_report(
         corrupt: "B".into(),
         model: "tiny-test.gguf".into(),
         n_layer,
+        layers: (0..n_layer).collect(),
         clean_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
         corrupt_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
         differing: vec![n - 2],

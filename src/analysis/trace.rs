@@ -63,6 +63,36 @@ impl What {
     }
 }
 
+/// `--layers`: `3`, `0-5`, `0-5,20,28-29` (inclusive ranges), each below `n_layer`; sorted,
+/// without repeats.
+pub fn parse_layers(spec: &str, n_layer: usize) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{part}' is not a layer or a range of layers (0-5)"))
+        };
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if a > b || b >= n_layer {
+            return Err(format!(
+                "'{part}': the model's layers are 0 to {}",
+                n_layer.saturating_sub(1)
+            ));
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.is_empty() {
+        return Err("no layers named".into());
+    }
+    Ok(out)
+}
+
 /// How the corrupt text's positions meet the clean text's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Alignment {
@@ -247,6 +277,8 @@ pub struct TraceReport {
     pub corrupt: String,
     pub model: String,
     pub n_layer: usize,
+    /// The layers traced (every layer unless `--layers` chose).
+    pub layers: Vec<usize>,
     pub clean_tokens: Vec<TokenRef>,
     pub corrupt_tokens: Vec<TokenRef>,
     /// Corrupt positions whose token differs from the clean one aligned with it.
@@ -438,6 +470,10 @@ mod tests {
         assert_eq!(restored(0.5, 0.5, 0.5), None);
         assert!((restored(0.5, 0.8, 0.2).unwrap_or(0.0) - 0.5).abs() < 1e-12);
         assert_eq!(What::parse("ffn"), Ok(What::Mlp));
+        assert_eq!(parse_layers("0-2, 5,1", 30), Ok(vec![0, 1, 2, 5]));
+        assert!(parse_layers("28-30", 30).is_err());
+        assert!(parse_layers("3-1", 30).is_err());
+        assert!(parse_layers("x", 30).is_err());
         assert!(What::parse("kqv").is_err());
     }
 }

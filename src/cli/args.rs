@@ -316,6 +316,9 @@ pub enum Cmd {
         /// What is patched: resid (the stream after a layer), attn, mlp; several with commas
         #[arg(long, value_delimiter = ',', default_value = "resid")]
         what: Vec<String>,
+        /// Only these layers: `0-5,20` [default: every layer]
+        #[arg(long, value_name = "LAYERS")]
+        layers: Option<String>,
         /// Decode every patched run from the start (the check of the prefix reuse; slower)
         #[arg(long)]
         no_reuse: bool,

@@ -111,7 +111,7 @@ pub fn run(
             [id] => Target::Token(id),
             ref ids => {
                 return Err(Fatal::other(format!(
-                    "--attribution-token {t:?} is {} tokens, not one: attribution splits one                      token's logit",
+                    "--attribution-token {t:?} is {} tokens, not one: attribution splits one token's logit",
                     ids.len()
                 )))
             }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::args::Format;
 use super::fatal::Fatal;
 use super::settings::Settings;
-use crate::analysis::trace::{Grid, TraceReport, What};
+use crate::analysis::trace::{parse_layers, Grid, TraceReport, What};
 use crate::analysis::vocab::display_bytes;
 use crate::engine::trace::{trace, Progress, TraceError, TraceOptions};
 
@@ -16,6 +16,7 @@ pub struct Options {
     pub answer: Option<String>,
     pub against: Option<String>,
     pub what: Vec<String>,
+    pub layers: Option<String>,
     pub no_reuse: bool,
     pub parallel: usize,
     pub top: usize,
@@ -56,10 +57,17 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
         .as_deref()
         .map(|t| one_token(&model, "--against", t))
         .transpose()?;
+    let layers = opts
+        .layers
+        .as_deref()
+        .map(|l| parse_layers(l, model.shape().0))
+        .transpose()
+        .map_err(|e| Fatal::other(format!("--layers: {e}")))?;
     let topts = TraceOptions {
         answer,
         against,
         what,
+        layers,
         reuse: !opts.no_reuse,
         width: opts.parallel,
         top_k: opts.top,
@@ -160,7 +168,7 @@ fn grid_table(r: &TraceReport, g: &Grid) -> String {
         out.push_str(&format!("{:>5}", i));
     }
     out.push('\n');
-    for layer in 0..r.n_layer {
+    for &layer in &r.layers {
         out.push_str(&format!("{layer:>5} "));
         for i in 0..n {
             out.push(' ');

@@ -19,7 +19,7 @@ use crate::analysis::trace::{
     TraceReport, What, Work,
 };
 use crate::model::slots::MIN_MEMBER_STEP;
-use crate::model::trace::{Capture, Keep, Patch, Tracer};
+use crate::model::trace::{Keep, Patch, Tracer};
 use crate::model::{Model, ModelError, MAX_WAVE, MIN_DECODE};
 
 /// The most tokens a trace's text may have (one decode of each run).
@@ -34,6 +34,8 @@ pub struct TraceOptions {
     /// A second token: the logit difference answer − against is recorded too.
     pub against: Option<u32>,
     pub what: Vec<What>,
+    /// The layers traced (`None`: every layer).
+    pub layers: Option<Vec<usize>>,
     /// Decode each patched run from its position on (the corrupt run's cache before it).
     pub reuse: bool,
     /// Patched runs side by side in one decode (1: one at a time, from the start).
@@ -49,6 +51,7 @@ impl Default for TraceOptions {
             answer: None,
             against: None,
             what: vec![What::Resid],
+            layers: None,
             reuse: true,
             width: 32,
             top_k: 5,
@@ -154,6 +157,16 @@ pub fn trace(
         }
     }
     let (n_layer, _) = model.shape();
+    let layers: Vec<usize> = match &opts.layers {
+        Some(l) if l.iter().any(|&x| x >= n_layer) => {
+            return Err(TraceError::Refused(format!(
+                "the model's layers are 0 to {}",
+                n_layer.saturating_sub(1)
+            )))
+        }
+        Some(l) => l.clone(),
+        None => (0..n_layer).collect(),
+    };
     let mut what = opts.what.clone();
     what.sort();
     what.dedup();
@@ -188,6 +201,7 @@ pub fn trace(
         corrupt: corrupt.to_owned(),
         model: model.info().file_name,
         n_layer,
+        layers: layers.clone(),
         clean_tokens: ct.iter().map(|&t| token_ref(model, t)).collect(),
         corrupt_tokens: kt.iter().map(|&t| token_ref(model, t)).collect(),
         differing: differing(&ct, &kt),
@@ -217,7 +231,7 @@ pub fn trace(
     let mut runs = Vec::new();
     let mut total = 0;
     for (g, &w) in what.iter().enumerate() {
-        for layer in 0..n_layer {
+        for &layer in &layers {
             let k = g * n_layer + layer;
             for position in 0..n {
                 let Some(j) = align.clean_position(position) else {
@@ -257,10 +271,10 @@ pub fn trace(
         1
     };
     let reuse = opts.reuse && layout.incremental_exact() && width > 1;
-    let mut tracer = if width > 1 {
-        Some(model.tracer(&kt, width)?)
+    let (mut tracer, mut replayer) = if width > 1 {
+        (Some(model.tracer(&kt, width)?), None)
     } else {
-        None
+        (None, Some(model.replayer(&kt, &[])?))
     };
     let limits = Limits {
         width,
@@ -281,9 +295,11 @@ pub fn trace(
         match &mut tracer {
             Some(t) => t.step(step.from, &patches, &mut |k, z| cells.push((k, z.to_vec())))?,
             None => {
-                for (k, p) in patches.iter().enumerate() {
-                    let c: Capture = model.capture(&kt, &[], p, Keep::Last)?;
-                    cells.push((k, c.logits.into_iter().next().unwrap_or_default()));
+                if let Some(r) = &mut replayer {
+                    for (k, p) in patches.iter().enumerate() {
+                        let c = r.run(p, Keep::Last)?;
+                        cells.push((k, c.logits.into_iter().next().unwrap_or_default()));
+                    }
                 }
             }
         }

@@ -86,30 +86,26 @@ impl Tap for Reader {
     }
 }
 
-impl Model {
-    /// `tokens` decoded whole in one decode (the model's intervention in force), `patches`
-    /// written, `nodes` read at every position.
-    pub fn capture(
-        &self,
-        tokens: &[u32],
-        nodes: &[String],
-        patches: &[Patch],
-        keep: Keep,
-    ) -> Result<Capture, ModelError> {
-        let n = tokens.len();
-        let reader = Reader {
-            names: nodes.to_vec(),
-            rows: vec![Vec::new(); nodes.len()],
-            widths: vec![0; nodes.len()],
-            n,
-            fault: None,
-        };
+/// A text decoded whole, again and again, each time with other patches: one hooked context
+/// reused (the one-at-a-time path, and the reference the side-by-side decodes are tested
+/// against).
+pub struct Replayer<'m> {
+    ctx: Hooked<'m, Reader>,
+    tokens: Vec<u32>,
+    base: Option<Arc<Edits>>,
+}
+
+impl Replayer<'_> {
+    /// One decode of the text with `patches` written (none: the text as the model computes
+    /// it), the nodes asked for read at every position.
+    pub fn run(&mut self, patches: &[Patch], keep: Keep) -> Result<Capture, ModelError> {
+        let n = self.tokens.len();
         // Nodes are read at every position, the last layer's too: then every row is an
         // output. Otherwise only the last (llama.cpp computes less of the last layer).
-        let all = keep == Keep::All || !nodes.is_empty();
-        let mut ctx = Hooked::new(self, n as u32, reader).map_err(ModelError::Decode)?;
-        if !patches.is_empty() {
-            let base = self.default_edits();
+        let all = keep == Keep::All || !self.ctx.tap().names.is_empty();
+        let edits = if patches.is_empty() {
+            self.base.clone()
+        } else {
             let writes = patches.iter().map(|p| RowWrite {
                 node: p.node.clone(),
                 row: p.position,
@@ -121,10 +117,14 @@ impl Model {
                 n_tokens: n,
                 values: p.values.clone(),
             });
-            ctx.set_edits(Some(Arc::new(Edits::with_rows(base.as_deref(), writes))));
-        }
-        ctx.decode_keeping(tokens, all)?;
-        let tap = ctx.tap();
+            Some(Arc::new(Edits::with_rows(self.base.as_deref(), writes)))
+        };
+        self.ctx.set_edits(edits);
+        let tap = self.ctx.tap_mut();
+        tap.fault = None;
+        tap.widths.iter_mut().for_each(|w| *w = 0);
+        self.ctx.decode_keeping(&self.tokens, all)?;
+        let tap = self.ctx.tap();
         if let Some(f) = &tap.fault {
             return Err(ModelError::Intervention(format!(
                 "cannot read activations: {f}"
@@ -133,19 +133,54 @@ impl Model {
         if let Some(k) = tap.widths.iter().position(|&w| w == 0) {
             return Err(ModelError::Intervention(format!(
                 "unavailable for this model: its graph computed no node '{}' to read",
-                nodes[k]
+                tap.names[k]
             )));
         }
         let logits = match keep {
-            Keep::Last => vec![ctx.logits(n - 1).to_vec()],
-            Keep::All => (0..n).map(|i| ctx.logits(i).to_vec()).collect(),
+            Keep::Last => vec![self.ctx.logits(n - 1).to_vec()],
+            Keep::All => (0..n).map(|i| self.ctx.logits(i).to_vec()).collect(),
         };
-        let tap = ctx.tap_mut();
+        let tap = self.ctx.tap_mut();
         Ok(Capture {
-            rows: std::mem::take(&mut tap.rows),
-            widths: std::mem::take(&mut tap.widths),
+            rows: tap.rows.clone(),
+            widths: tap.widths.clone(),
             logits,
         })
+    }
+}
+
+impl Model {
+    /// A [`Replayer`] of `tokens` reading `nodes` at every position.
+    pub fn replayer(&self, tokens: &[u32], nodes: &[String]) -> Result<Replayer<'_>, ModelError> {
+        let n = tokens.len();
+        if n == 0 {
+            return Err(ModelError::Empty);
+        }
+        let reader = Reader {
+            names: nodes.to_vec(),
+            rows: vec![Vec::new(); nodes.len()],
+            widths: vec![0; nodes.len()],
+            n,
+            fault: None,
+        };
+        let ctx = Hooked::new(self, n as u32, reader).map_err(ModelError::Decode)?;
+        Ok(Replayer {
+            ctx,
+            tokens: tokens.to_vec(),
+            base: self.default_edits(),
+        })
+    }
+
+    /// `tokens` decoded whole in one decode (the model's intervention in force), `patches`
+    /// written, `nodes` read at every position.
+    pub fn capture(
+        &self,
+        tokens: &[u32],
+        nodes: &[String],
+        patches: &[Patch],
+        keep: Keep,
+    ) -> Result<Capture, ModelError> {
+        self.replayer(tokens, nodes)?.run(patches, keep)
     }
 
     /// A context for patched runs of `corrupt`, `width` of them side by side (at most 63).

@@ -160,6 +160,7 @@ pub(crate) mod tests {
             corrupt: "corrupt".into(),
             model: "m".into(),
             n_layer,
+            layers: (0..n_layer).collect(),
             clean_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
             corrupt_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
             differing: vec![1],
