@@ -1443,17 +1443,8 @@ fn snapshot_trace_view() {
     };
     let (epoch, clean, corrupt) = asked(&update(&mut app, ctrl('y'))).expect("a trace is asked");
     assert_eq!((clean.as_str(), corrupt.as_str()), (SENTENCE, b_text));
-    let tokens = [
-        "The",
-        " chef",
-        " seasoned",
-        " the",
-        " soup",
-        " with",
-        " a",
-        " pinch",
-        " salt",
-    ];
+    // B's tokens: " of" replaced by " salt".
+    let tokens: Vec<&str> = WORDS[..8].iter().chain(&WORDS[9..10]).copied().collect();
     let progress = |upto, done| {
         Msg::Engine(EngineMsg::Trace {
             epoch,

@@ -117,61 +117,45 @@ pub fn step(app: &mut App, d: isize) -> bool {
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::analysis::trace::{
-        Baselines, Cell, Grid, Outcome, TokenRef, TraceReport, What, Work,
-    };
+    use crate::analysis::trace::{Baselines, Grid, Outcome, TokenRef, TraceReport, What, Work};
     use crate::explorer::inspect::tests::app_with;
     use crate::explorer::worker::protocol::Scored;
 
-    /// A report of `n_layer` layers over the corrupt tokens `tokens`, restoring most at
-    /// (1, 1) and fully at the last layer's last position.
+    /// A report of `n_layer` layers over the corrupt tokens `tokens`, its grid empty (the
+    /// screen's tests, tests/ui.rs, fill grids in).
     pub(crate) fn report(n_layer: usize, tokens: &[&str]) -> TraceReport {
         let tok = |i: usize, t: &str| TokenRef {
             id: i as u32,
             token: t.into(),
             bytes: t.as_bytes().to_vec(),
         };
-        let o = |p: f64| Outcome {
-            p,
-            logprob: p.ln(),
+        let o = Outcome {
+            p: 0.5,
+            logprob: 0.5f64.ln(),
             logit_diff: None,
             top_logprobs: vec![],
         };
-        let baselines = Baselines {
-            clean: o(0.8),
-            corrupt: o(0.1),
-        };
-        let n = tokens.len();
-        let mut cells = Vec::new();
-        for layer in 0..n_layer {
-            for position in 0..n {
-                let p = if (layer, position) == (n_layer - 1, n - 1) {
-                    0.8
-                } else if position == 1 {
-                    0.1 + 0.7 * (1.0 - layer as f64 / n_layer as f64)
-                } else {
-                    0.1
-                };
-                cells.push(Cell::new(layer, position, o(p), &baselines, position >= 1));
-            }
-        }
+        let refs: Vec<TokenRef> = tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect();
         TraceReport {
             clean: "clean".into(),
             corrupt: "corrupt".into(),
             model: "m".into(),
             n_layer,
             layers: (0..n_layer).collect(),
-            clean_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
-            corrupt_tokens: tokens.iter().enumerate().map(|(i, t)| tok(i, t)).collect(),
+            clean_tokens: refs.clone(),
+            corrupt_tokens: refs,
             differing: vec![1],
             alignment: None,
             answer: tok(9, " Paris"),
             against: None,
-            baselines,
+            baselines: Baselines {
+                clean: o.clone(),
+                corrupt: o,
+            },
             grids: vec![Grid {
                 what: What::Resid,
                 node: "l_out-{layer}".into(),
-                cells,
+                cells: vec![],
             }],
             work: Work::default(),
             intervention: None,
