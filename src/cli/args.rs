@@ -301,37 +301,7 @@ pub enum Cmd {
     },
     /// Causal tracing: run CORRUPT with one activation of CLEAN put back at each layer and
     /// position, and see how much of the clean answer returns (one JSON object)
-    Trace {
-        /// The text whose answer is traced
-        clean: String,
-        /// The text it is compared with (best: the same number of tokens, one part changed)
-        corrupt: String,
-        /// The token watched, as it follows the text (" Paris") [default: the clean text's
-        /// most likely next token]
-        #[arg(long)]
-        answer: Option<String>,
-        /// Also the logit difference answer − this token (" Rome")
-        #[arg(long)]
-        against: Option<String>,
-        /// What is patched: resid (the stream after a layer), attn, mlp; several with commas
-        #[arg(long, value_delimiter = ',', default_value = "resid")]
-        what: Vec<String>,
-        /// Only these layers: `0-5,20` [default: every layer]
-        #[arg(long, value_name = "LAYERS")]
-        layers: Option<String>,
-        /// Decode every patched run from the start (the check of the prefix reuse; slower)
-        #[arg(long)]
-        no_reuse: bool,
-        /// Patched runs side by side in one decode (also -np); 1 decodes one at a time
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=63))]
-        parallel: u32,
-        /// Top tokens kept per patched run
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-        top: u32,
-        /// json (one object) or table (the grids as a text heat map)
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
-    },
+    Trace(TraceArgs),
     /// Measure decode vs analysis time, keystroke latency, statistics throughput and memory
     Bench {
         /// Only run one table
@@ -357,4 +327,38 @@ pub fn normalize_args(
             _ => a,
         })
         .collect()
+}
+
+/// `logitscope trace`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// The text whose answer is traced
+    pub clean: String,
+    /// The text it is compared with (best: the same number of tokens, one part changed)
+    pub corrupt: String,
+    /// The token watched, as it follows the text (" Paris") [default: the clean text's
+    /// most likely next token]
+    #[arg(long)]
+    pub answer: Option<String>,
+    /// Also the logit difference answer − this token (" Rome")
+    #[arg(long)]
+    pub against: Option<String>,
+    /// What is patched: resid (the stream after a layer), attn, mlp; several with commas
+    #[arg(long, value_delimiter = ',', default_value = "resid")]
+    pub what: Vec<String>,
+    /// Only these layers: `0-5,20` [default: every layer]
+    #[arg(long, value_name = "LAYERS")]
+    pub layers: Option<String>,
+    /// Decode every patched run from the start (the check of the prefix reuse; slower)
+    #[arg(long)]
+    pub no_reuse: bool,
+    /// Patched runs side by side in one decode (also -np); 1 decodes one at a time
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=63))]
+    pub parallel: u32,
+    /// Top tokens kept per patched run
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub top: u32,
+    /// json (one object) or table (the grids as a text heat map)
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }

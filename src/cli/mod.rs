@@ -165,32 +165,7 @@ pub fn run() -> ExitCode {
                     output,
                     method: _,
                 } => cvector::run(&settings, &positive, &negative, &output),
-                Cmd::Trace {
-                    clean,
-                    corrupt,
-                    answer,
-                    against,
-                    what,
-                    layers,
-                    no_reuse,
-                    parallel,
-                    top,
-                    format,
-                } => trace::run(
-                    &settings,
-                    trace::Options {
-                        clean,
-                        corrupt,
-                        answer,
-                        against,
-                        what,
-                        layers,
-                        no_reuse,
-                        parallel: parallel as usize,
-                        top: top as usize,
-                        format,
-                    },
-                ),
+                Cmd::Trace(args) => trace::run(&settings, args),
                 Cmd::Fetch { .. } | Cmd::RpcServer { .. } => unreachable!("handled above"),
             }
         }

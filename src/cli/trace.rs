@@ -3,25 +3,12 @@
 
 use std::process::ExitCode;
 
-use super::args::Format;
+use super::args::{Format, TraceArgs};
 use super::fatal::Fatal;
 use super::settings::Settings;
 use crate::analysis::trace::{parse_layers, Grid, TraceReport, What};
 use crate::analysis::vocab::display_bytes;
 use crate::engine::trace::{trace, Progress, TraceError, TraceOptions};
-
-pub struct Options {
-    pub clean: String,
-    pub corrupt: String,
-    pub answer: Option<String>,
-    pub against: Option<String>,
-    pub what: Vec<String>,
-    pub layers: Option<String>,
-    pub no_reuse: bool,
-    pub parallel: usize,
-    pub top: usize,
-    pub format: Format,
-}
 
 /// One token written as the model continues a text, or a one-line refusal.
 fn one_token(model: &crate::model::Model, flag: &str, t: &str) -> Result<u32, Fatal> {
@@ -34,7 +21,7 @@ fn one_token(model: &crate::model::Model, flag: &str, t: &str) -> Result<u32, Fa
     }
 }
 
-pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
+pub fn run(settings: &Settings, opts: TraceArgs) -> Result<ExitCode, Fatal> {
     if opts.format == Format::Csv {
         return Err(Fatal::other(
             "trace writes JSON or a table (--format json|table)",
@@ -69,8 +56,8 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
         what,
         layers,
         reuse: !opts.no_reuse,
-        width: opts.parallel,
-        top_k: opts.top,
+        width: opts.parallel as usize,
+        top_k: opts.top as usize,
         temp: settings.view.temp,
     };
     let started = std::time::Instant::now();
