@@ -265,8 +265,10 @@ pub fn trace(
         }
     };
     let layout = model.layout();
+    // Each run side by side has a KV-cache stream of the text's length: at most 8,192 cells
+    // in all (a 512-token pair: 15 streams).
     let width = if layout.side_by_side_exact() {
-        opts.width.max(1)
+        opts.width.clamp(1, (8192 / (n + 1)).max(1))
     } else {
         1
     };
