@@ -218,7 +218,7 @@ fn prefix_reuse_gives_the_grid_of_runs_decoded_from_the_start() {
 }
 
 #[test]
-fn texts_of_different_lengths_are_aligned_from_the_end_and_said_so() {
+fn texts_of_different_lengths_share_their_start_align_their_ends_and_say_so() {
     let model = common::model_arg();
     let out = common::run(
         &[
@@ -248,7 +248,7 @@ fn texts_of_different_lengths_are_aligned_from_the_end_and_said_so() {
     assert!(r["alignment"]
         .as_str()
         .unwrap()
-        .contains("aligned from their ends"));
+        .contains("the rest from their ends"));
     let n_layer = r["n_layer"].as_u64().unwrap() as usize;
     let cells = r["grids"][0]["cells"].as_array().unwrap();
     assert_eq!(cells.len(), n_layer * nc.min(nk));

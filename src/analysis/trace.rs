@@ -93,40 +93,59 @@ pub fn parse_layers(spec: &str, n_layer: usize) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-/// How the corrupt text's positions meet the clean text's.
+/// How the corrupt text's positions meet the clean text's: their common first tokens (the
+/// BOS, a shared opening) position for position, the rest aligned from the ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Alignment {
     /// Tokens of the clean and the corrupt text.
     pub n_clean: usize,
     pub n_corrupt: usize,
+    /// Tokens the two texts begin with in common.
+    pub prefix: usize,
 }
 
 impl Alignment {
-    /// The clean position patched into corrupt position `i`: the texts aligned from their
-    /// ends (the same position when they have the same length); `None` where the corrupt text
-    /// is longer and the clean one has nothing there.
+    pub fn of(clean: &[u32], corrupt: &[u32]) -> Self {
+        Self {
+            n_clean: clean.len(),
+            n_corrupt: corrupt.len(),
+            prefix: clean
+                .iter()
+                .zip(corrupt)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        }
+    }
+
+    /// The clean position patched into corrupt position `i`: the same position within the
+    /// common prefix (and everywhere when the lengths agree), else counted from the end;
+    /// `None` where the corrupt text is longer and the clean one has nothing there.
     pub fn clean_position(&self, i: usize) -> Option<usize> {
         if i >= self.n_corrupt {
             return None;
         }
-        let from_end = self.n_corrupt - i;
-        self.n_clean.checked_sub(from_end)
+        if i < self.prefix || self.same_length() {
+            return Some(i);
+        }
+        let j = self.n_clean.checked_sub(self.n_corrupt - i)?;
+        (j >= self.prefix).then_some(j)
     }
 
     pub fn same_length(&self) -> bool {
         self.n_clean == self.n_corrupt
     }
 
-    /// In words, for the report: empty when the lengths agree.
+    /// In words, for the report: `None` when the lengths agree.
     pub fn note(&self) -> Option<String> {
         (!self.same_length()).then(|| {
             let patched = (0..self.n_corrupt)
                 .filter(|&i| self.clean_position(i).is_some())
                 .count();
             format!(
-                "the texts have {} and {} tokens: they are aligned from their ends, corrupt position i takes clean position i {} {}; {} of the corrupt text's {} positions are patched",
+                "the texts have {} and {} tokens: their first {} tokens are aligned position for position, the rest from their ends (corrupt position i takes clean position i {} {}); {} of the corrupt text's {} positions are patched",
                 self.n_clean,
                 self.n_corrupt,
+                self.prefix,
                 if self.n_clean >= self.n_corrupt { "+" } else { "−" },
                 self.n_clean.abs_diff(self.n_corrupt),
                 patched,
@@ -139,10 +158,7 @@ impl Alignment {
 /// Corrupt positions whose token differs from the clean token aligned with it (or that have
 /// none).
 pub fn differing(clean: &[u32], corrupt: &[u32]) -> Vec<usize> {
-    let a = Alignment {
-        n_clean: clean.len(),
-        n_corrupt: corrupt.len(),
-    };
+    let a = Alignment::of(clean, corrupt);
     (0..corrupt.len())
         .filter(|&i| a.clean_position(i).is_none_or(|j| clean[j] != corrupt[i]))
         .collect()
@@ -439,27 +455,27 @@ mod tests {
     }
 
     #[test]
-    fn texts_align_from_their_ends() {
-        let same = Alignment {
-            n_clean: 5,
-            n_corrupt: 5,
-        };
+    fn texts_align_their_common_start_then_from_their_ends() {
+        let same = Alignment::of(&[1, 2, 3, 4, 5], &[1, 9, 3, 4, 5]);
         assert_eq!(same.clean_position(3), Some(3));
         assert!(same.note().is_none());
-        let longer_corrupt = Alignment {
-            n_clean: 4,
-            n_corrupt: 6,
-        };
-        assert_eq!(longer_corrupt.clean_position(0), None);
-        assert_eq!(longer_corrupt.clean_position(2), Some(0));
+        // BOS + "The" shared; the corrupt text two tokens longer.
+        let longer_corrupt = Alignment::of(&[0, 1, 7, 8], &[0, 1, 5, 6, 7, 8]);
+        assert_eq!(longer_corrupt.prefix, 2);
+        assert_eq!(longer_corrupt.clean_position(0), Some(0));
+        assert_eq!(longer_corrupt.clean_position(1), Some(1));
+        assert_eq!(longer_corrupt.clean_position(2), None);
+        assert_eq!(longer_corrupt.clean_position(3), None);
+        assert_eq!(longer_corrupt.clean_position(4), Some(2));
         assert_eq!(longer_corrupt.clean_position(5), Some(3));
         assert!(longer_corrupt.note().is_some_and(|n| n.contains("4 of")));
-        let longer_clean = Alignment {
-            n_clean: 7,
-            n_corrupt: 5,
-        };
-        assert_eq!(longer_clean.clean_position(0), Some(2));
+        let longer_clean = Alignment::of(&[0, 1, 2, 3, 4, 5, 6], &[0, 9, 5, 6]);
+        assert_eq!(longer_clean.clean_position(0), Some(0));
+        assert_eq!(longer_clean.clean_position(1), Some(4));
+        assert_eq!(longer_clean.clean_position(3), Some(6));
         assert_eq!(differing(&[1, 2, 3], &[1, 9, 3]), vec![1]);
+        // "The Eiffel Tower is in" / "The big tower is in": only the changed words differ.
+        assert_eq!(differing(&[1, 2, 3, 4, 5, 6], &[1, 7, 8, 5, 6]), vec![1, 2]);
         assert_eq!(differing(&[2, 3], &[1, 2, 3]), vec![0]);
     }
 

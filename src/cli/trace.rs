@@ -112,8 +112,9 @@ fn mark(restored: Option<f64>) -> String {
     }
 }
 
-/// The grids as text: layers down, the corrupt text's tokens across (differing ones marked
-/// `*`), each cell the share of the clean answer restored (a shade and its tenths digit).
+/// The grids as text: layers down, the corrupt text's positions across (its tokens listed
+/// above, differing ones marked `*`), each cell the share of the clean answer restored (a
+/// shade and the percentage; blank where the clean text has no position to patch in).
 pub fn table(r: &TraceReport) -> String {
     let mut out = String::new();
     let b = &r.baselines;
@@ -159,7 +160,11 @@ fn grid_table(r: &TraceReport, g: &Grid) -> String {
         out.push_str(&format!("{layer:>5} "));
         for i in 0..n {
             out.push(' ');
-            out.push_str(&mark(g.cell(layer, i).and_then(|c| c.restored)));
+            // Blank: no clean position there (texts of different lengths).
+            match g.cell(layer, i) {
+                Some(c) => out.push_str(&mark(c.restored)),
+                None => out.push_str("    "),
+            }
         }
         out.push('\n');
     }

@@ -173,10 +173,10 @@ pub fn trace(
     if what.is_empty() {
         what.push(What::Resid);
     }
-    // Every node patched, grid by grid, layer by layer.
+    // Every node patched, grid by grid, layer by layer (the layers traced only).
     let mut nodes = Vec::with_capacity(what.len() * n_layer);
     for &w in &what {
-        for l in 0..n_layer {
+        for &l in &layers {
             nodes.push(node(model, w, l)?);
         }
     }
@@ -192,10 +192,7 @@ pub fn trace(
         clean: outcome(model, &clean_run.logits[0], answer, opts.against, opts)?,
         corrupt: outcome(model, &corrupt_run.logits[0], answer, opts.against, opts)?,
     };
-    let align = Alignment {
-        n_clean: ct.len(),
-        n_corrupt: kt.len(),
-    };
+    let align = Alignment::of(&ct, &kt);
     let mut report = TraceReport {
         clean: clean.to_owned(),
         corrupt: corrupt.to_owned(),
@@ -231,8 +228,8 @@ pub fn trace(
     let mut runs = Vec::new();
     let mut total = 0;
     for (g, &w) in what.iter().enumerate() {
-        for &layer in &layers {
-            let k = g * n_layer + layer;
+        for (li, &layer) in layers.iter().enumerate() {
+            let k = g * layers.len() + li;
             for position in 0..n {
                 let Some(j) = align.clean_position(position) else {
                     continue;
@@ -256,7 +253,8 @@ pub fn trace(
     }
     let patch = |r: &RunId| -> Patch {
         let g = what.iter().position(|&w| w == r.what).unwrap_or(0);
-        let k = g * n_layer + r.layer;
+        let li = layers.iter().position(|&l| l == r.layer).unwrap_or(0);
+        let k = g * layers.len() + li;
         let j = align.clean_position(r.position).unwrap_or(r.position);
         Patch {
             node: nodes[k].clone(),
@@ -273,7 +271,9 @@ pub fn trace(
         1
     };
     let reuse = opts.reuse && layout.incremental_exact() && width > 1;
-    let (mut tracer, mut replayer) = if width > 1 {
+    let (mut tracer, mut replayer) = if runs.is_empty() {
+        (None, None)
+    } else if width > 1 {
         (Some(model.tracer(&kt, width)?), None)
     } else {
         (None, Some(model.replayer(&kt, &[])?))

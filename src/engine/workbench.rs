@@ -294,17 +294,22 @@ impl<'m> Workbench<'m> {
         }
     }
 
-    /// Causal tracing of `clean` against `corrupt` (the residual stream, the defaults of
-    /// `trace`); `progress(report so far, runs done, runs in all)` after each decode. `None`
+    /// Causal tracing of `clean` against `corrupt` at temperature `temp` (the residual
+    /// stream, the defaults of `trace`); `progress(report so far, runs done, runs in all)`
+    /// after each decode. `None`
     /// when `stop` said so.
     pub fn trace(
         &mut self,
         clean: &str,
         corrupt: &str,
+        temp: f32,
         stop: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(&crate::analysis::trace::TraceReport, usize, usize),
     ) -> Result<Option<crate::analysis::trace::TraceReport>, String> {
-        let opts = crate::engine::trace::TraceOptions::default();
+        let opts = crate::engine::trace::TraceOptions {
+            temp,
+            ..Default::default()
+        };
         crate::engine::trace::trace(
             self.model,
             clean,

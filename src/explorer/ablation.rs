@@ -81,6 +81,13 @@ pub fn on_applied(
     app.attention.asked = None;
     app.attribution.answer = None;
     app.attribution.asked = None;
+    // The trace too: asked again on the changed model (its running job is superseded).
+    app.trace = crate::explorer::trace::TracePanel {
+        epoch: app.trace.epoch + 1,
+        requests: app.trace.requests,
+        layer: app.trace.layer,
+        ..Default::default()
+    };
     true
 }
 

@@ -402,6 +402,9 @@ pub struct Hooked<'m, T: Tap> {
     hook: *mut Hook<T>,
     n_ctx: usize,
     n_vocab: usize,
+    /// Tokens of the last decode, and whether every position's logits were kept (else the
+    /// last position's only).
+    last: (usize, bool),
 }
 
 impl<'m, T: Tap> Hooked<'m, T> {
@@ -443,6 +446,7 @@ impl<'m, T: Tap> Hooked<'m, T> {
             hook,
             n_ctx: n_ctx as usize,
             n_vocab: model.vocab().len(),
+            last: (0, false),
         })
     }
 
@@ -522,18 +526,28 @@ impl<'m, T: Tap> Hooked<'m, T> {
             s
         };
         if status != 0 {
+            self.last = (0, false);
             return Err(ModelError::Decode(format!(
                 "the hooked context's decode returned {status}"
             )));
         }
+        self.last = (n, all);
         self.hook().check()
     }
 
     /// llama.cpp's logits of `position` of the last decode. The caller passes a position of
     /// that decode whose logits were kept.
+    ///
+    /// # Panics
+    /// On a position whose logits the last decode did not keep (llama.cpp has no row there).
     pub fn logits(&self, position: usize) -> &[f32] {
-        // SAFETY: every token of the last decode asked for logits and the row has n_vocab
-        // floats; it lives until the next decode, which needs `&mut`.
+        let (n, all) = self.last;
+        assert!(
+            position < n && (all || position + 1 == n),
+            "no logits kept for position {position} of the last decode ({n} tokens)"
+        );
+        // SAFETY: the last decode kept this position's logits (checked above), a row of
+        // n_vocab floats; it lives until the next decode, which needs `&mut`.
         unsafe {
             std::slice::from_raw_parts(
                 sys::llama_get_logits_ith(self.ctx, position as i32),

@@ -142,7 +142,7 @@ impl Replayer<'_> {
         };
         let tap = self.ctx.tap_mut();
         Ok(Capture {
-            rows: tap.rows.clone(),
+            rows: std::mem::replace(&mut tap.rows, vec![Vec::new(); tap.names.len()]),
             widths: tap.widths.clone(),
             logits,
         })

@@ -13,11 +13,24 @@ pub use panel::TracePanel;
 
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
-use crate::explorer::worker::protocol::{Job, LensRequest, TraceUpdate};
+use crate::explorer::worker::protocol::{Cancel, Job, LensRequest, TraceUpdate};
 
-/// Ctrl-Y: open the view, or close it when open.
-pub fn toggle(app: &mut App) {
+/// Ctrl-Y: open the view, or close it when open (a running trace is stopped: it is asked
+/// for again when the view opens).
+pub fn toggle(app: &mut App) -> Vec<Command> {
     crate::explorer::inspect::toggle(app, Inspect::Trace);
+    if app.inspect == Inspect::Trace || !app.trace.running {
+        return Vec::new();
+    }
+    stop(app)
+}
+
+/// Stop the running trace (the view closed, the pair gone).
+fn stop(app: &mut App) -> Vec<Command> {
+    let panel = &mut app.trace;
+    panel.running = false;
+    panel.requests += 1;
+    vec![Command::Cancel(Cancel::Trace(LensRequest(panel.requests)))]
 }
 
 /// The (clean, corrupt) texts to trace: both sentences of the pair, each scored as it reads
@@ -31,16 +44,21 @@ fn pair_texts(app: &App) -> Option<(String, String)> {
     Some((sa.text.clone(), sb.text.clone()))
 }
 
-/// The position shown: the selected chip, within the corrupt text's tokens.
+/// The position shown: the selected token (of B; of A, the same index, when A is edited),
+/// within the corrupt text's tokens.
 pub fn shown_position(app: &App) -> Option<usize> {
     let n = app.trace.report.as_ref()?.corrupt_tokens.len();
-    Some(app.selected.min(n.checked_sub(1)?))
+    Some(app.selected_token().min(n.checked_sub(1)?))
 }
 
 /// Ask for the trace of the pair when the view is open and lacks it.
 pub fn request(app: &mut App) -> Vec<Command> {
     if app.inspect != Inspect::Trace {
         return Vec::new();
+    }
+    if app.pair().is_none() && app.trace.running {
+        // The second line was closed under a running trace.
+        return stop(app);
     }
     let Some(texts) = pair_texts(app) else {
         return Vec::new();
@@ -66,6 +84,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
         epoch: panel.epoch,
         clean: texts.0,
         corrupt: texts.1,
+        temp: app.view.temp,
     })]
 }
 
@@ -84,7 +103,7 @@ pub fn on_update(app: &mut App, epoch: u64, update: TraceUpdate) {
             panel.report = Some(report);
         }
         TraceUpdate::Done(report) => {
-            let total = panel.progress.1.max(1);
+            let total = report.grids.iter().map(|g| g.cells.len()).sum();
             panel.progress = (total, total);
             panel.layer = panel.layer.min(report.n_layer.saturating_sub(1));
             panel.report = Some(report);
@@ -226,7 +245,11 @@ pub(crate) mod tests {
         assert!(app.trace.report.is_none());
         on_update(&mut app, epoch, TraceUpdate::Failed("old".into()));
         assert!(app.trace.error.is_none());
-        toggle(&mut app);
+        // Closing the view stops the running trace.
+        assert!(matches!(
+            &toggle(&mut app)[..],
+            [Command::Cancel(Cancel::Trace(_))]
+        ));
         assert!(!step(&mut app, 1), "closed: the key is not ours");
     }
 }

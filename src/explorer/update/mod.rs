@@ -284,10 +284,7 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
             crate::explorer::attribution::toggle(app);
             none()
         }
-        Action::ToggleTrace => {
-            crate::explorer::trace::toggle(app);
-            none()
-        }
+        Action::ToggleTrace => crate::explorer::trace::toggle(app),
         Action::TraceLayerUp => crate::explorer::trace::step(app, -1).then(none)?,
         Action::TraceLayerDown => crate::explorer::trace::step(app, 1).then(none)?,
         Action::AttributionTargetUp => crate::explorer::attribution::step(app, -1).then(none)?,

@@ -211,6 +211,12 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                 )));
             }
         }
+        None if app.trace.done => lines.push(
+            Line::from(format!(
+                "layer {layer} at {pos}: nothing patched here (no clean position, or a layer not traced)"
+            ))
+            .dim(),
+        ),
         None => lines.push(Line::from(format!("layer {layer} at {pos}: not computed yet")).dim()),
     }
     lines.push(Line::from(format!(

@@ -224,35 +224,39 @@ fn serve(
                 epoch,
                 clean,
                 corrupt,
+                temp,
                 ..
             } => {
                 let epoch = *epoch;
-                // Typing (an evaluation waiting) or any other job stops the trace.
-                let stop = || cancel() || jobs.urgent_waiting(JobKind::Trace);
-                let mut last = std::time::Instant::now();
-                let update = match bench.trace(clean, corrupt, &stop, &mut |report, done, total| {
-                    // Cells now and then: a grid's clone per decode is cheap, but the
-                    // screen needs no more than a few a second.
-                    if last.elapsed() >= std::time::Duration::from_millis(150) {
-                        last = std::time::Instant::now();
-                        let report = Box::new(report.clone());
-                        send(
-                            tx,
-                            EngineMsg::Trace {
-                                epoch,
-                                update: TraceUpdate::Progress {
-                                    report,
-                                    done,
-                                    total,
+                // Typing (an evaluation waiting) or a change of the model stops the trace;
+                // other jobs (a watched word at the selection) wait for it.
+                let stop = || cancel() || jobs.evaluation_waiting();
+                let mut last: Option<Instant> = None;
+                let update =
+                    match bench.trace(clean, corrupt, *temp, &stop, &mut |report, done, total| {
+                        // Cells now and then: a grid's clone per decode is cheap, but the
+                        // screen needs no more than a few a second.
+                        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(150))
+                        {
+                            last = Some(Instant::now());
+                            let report = Box::new(report.clone());
+                            send(
+                                tx,
+                                EngineMsg::Trace {
+                                    epoch,
+                                    update: TraceUpdate::Progress {
+                                        report,
+                                        done,
+                                        total,
+                                    },
                                 },
-                            },
-                        );
-                    }
-                }) {
-                    Ok(Some(r)) => TraceUpdate::Done(Box::new(r)),
-                    Ok(None) => TraceUpdate::Stopped,
-                    Err(e) => TraceUpdate::Failed(e),
-                };
+                            );
+                        }
+                    }) {
+                        Ok(Some(r)) => TraceUpdate::Done(Box::new(r)),
+                        Ok(None) => TraceUpdate::Stopped,
+                        Err(e) => TraceUpdate::Failed(e),
+                    };
                 send(tx, EngineMsg::Trace { epoch, update })
             }
             Job::Attribution {

@@ -162,6 +162,8 @@ pub enum Job {
         epoch: u64,
         clean: String,
         corrupt: String,
+        /// The view's temperature.
+        temp: f32,
     },
 }
 

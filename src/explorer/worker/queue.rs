@@ -95,6 +95,15 @@ impl JobQueue {
         self.lock().pending.keys().any(|&k| k < kind)
     }
 
+    /// Whether an evaluation (a keystroke) or a change of the model waits: what stops a
+    /// trace, which other jobs wait for.
+    pub fn evaluation_waiting(&self) -> bool {
+        self.lock()
+            .pending
+            .keys()
+            .any(|k| matches!(k, JobKind::Intervene | JobKind::Evaluate(_)))
+    }
+
     /// How many workers are blocked in [`JobQueue::take`].
     pub fn waiting(&self) -> usize {
         self.lock().waiting
