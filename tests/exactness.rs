@@ -164,7 +164,8 @@ fn fill_candidates_equal_score_totals_on_every_model() {
 /// scored by `score`) over at least 2,000 words, on both models and a K-quant.
 #[test]
 fn the_search_top_10_equals_brute_force_on_both_models_and_a_k_quant() {
-    let text = "The ____ rises in the east.";
+    // A blank near the end: every word is scored in fan-outs over the shared prefix.
+    let text = "She keeps her old letters in a wooden ____ under the bed.";
     for (name, path) in [
         ("SmolLM2 q4_k_m".to_owned(), models::quant("q4_k_m")),
         ("Gemma 3 Q4_K_M".to_owned(), models::gemma3()),
@@ -182,6 +183,7 @@ fn the_search_top_10_equals_brute_force_on_both_models_and_a_k_quant() {
         let blank = &v["blanks"][0];
         assert_eq!(blank["search_complete"], true, "{name}");
         assert_eq!(blank["searched"], words.len(), "{name}");
+        assert_eq!(blank["search_first_bounds"], "shared prefix", "{name}");
         let got: Vec<(String, f64)> = blank["candidates"]
             .as_array()
             .unwrap()

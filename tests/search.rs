@@ -28,18 +28,34 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
     let mut words: Vec<String> = all.iter().step_by(15).map(|w| w.text.clone()).collect();
     words.push("sun".into());
     assert!(words.len() >= 2000, "{}", words.len());
-    let text = "The ____ rises in the east.";
-    let v = common::search_words(&common::model_path(), text, &words);
+    // Word by word on the slots (a long rest after the blank, pruned between tokens), and in
+    // fan-outs over the shared prefix (a blank near the end: each word scored in one wave).
+    for (text, first_bounds) in [
+        ("The ____ rises in the east.", "per word"),
+        (
+            "She keeps her old letters in a wooden ____ under the bed.",
+            "shared prefix",
+        ),
+    ] {
+        brute_force(text, &words, first_bounds);
+    }
+}
+
+fn brute_force(text: &str, words: &[String], first_bounds: &str) {
+    let v = common::search_words(&common::model_path(), text, words);
     let blank = &v["blanks"][0];
     assert_eq!(blank["vocabulary_words"], words.len());
     assert_eq!(blank["searched"], words.len());
     assert_eq!(blank["search_complete"], true);
+    assert_eq!(blank["search_first_bounds"], first_bounds, "{text}");
     let scored = blank["search_scored"].as_u64().unwrap() as usize;
-    assert!(
-        scored < words.len(),
-        "the bound pruned nothing ({scored} of {} scored to the end)",
-        words.len()
-    );
+    if first_bounds == "per word" {
+        assert!(
+            scored < words.len(),
+            "the bound pruned nothing ({scored} of {} scored to the end)",
+            words.len()
+        );
+    }
     let got: Vec<(String, f64)> = blank["candidates"]
         .as_array()
         .unwrap()
@@ -66,10 +82,10 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
             i + 1,
             &brute[..10]
         );
-        assert!((gs - bs).abs() <= 1e-3, "{gw}: {gs} vs score {bs}");
+        assert!((gs - bs).abs() <= 1e-6, "{text}: {gw}: {gs} vs score {bs}");
     }
     eprintln!(
-        "top 10 of {} words equal brute force; {} scored to the end, the rest ruled out",
+        "{text}: top 10 of {} words equal brute force; {} scored to the end, the rest ruled out",
         words.len(),
         scored
     );
@@ -120,4 +136,79 @@ fn a_blank_at_the_very_start_gets_candidates() {
             .map(|c| c["text"].as_str().unwrap())
             .collect::<Vec<_>>()
     );
+}
+
+/// A fan-out (`model::fanout`: many words a decode, each word's few tokens on its own block of
+/// a KV cache that shares the text before the blank) gives every word the log-probabilities of
+/// its text decoded alone, bit for bit — on both test models and a K-quant, for prefixes that
+/// end at every place in a group of eight cells (BOS only, short, past one group, past
+/// several), one to four tokens a word, waves full and not.
+#[test]
+fn shared_prefix_bounds_equal_each_word_alone_bit_for_bit() {
+    use logitscope::analysis::stats::{logprobs_of, ViewOptions};
+    use logitscope::model::fanout::MAX_DEPTH;
+    let texts = [
+        "The ____ rises in the east.",
+        "____ is the largest planet in our solar system.",
+        "My grandmother keeps her old letters in a wooden ____ under the bed.",
+        "After the long meeting about the budget, the quarterly report and the new hiring plan, everyone went home and the ____ was quiet again.",
+        "In the small village near the river, where the old mill still turns on windy days and the children play by the water until the evening bell rings, the ____ opens at seven.",
+    ];
+    for (name, path) in [
+        ("SmolLM2 Q4_1".to_owned(), common::model_path()),
+        ("Gemma 3 Q4_K_M".to_owned(), common::models::gemma3()),
+        ("SmolLM2 q4_k_m".to_owned(), common::models::quant("q4_k_m")),
+    ] {
+        let model = common::models::load(&path, 512);
+        let mut alone = model.session().unwrap();
+        let mut fan = model.fanout(64, 32).unwrap();
+        let mut checked = 0;
+        let mut ends = std::collections::BTreeSet::new();
+        for (n, text) in texts.iter().enumerate() {
+            let (left, _) = text.split_once("____").unwrap();
+            let words = logitscope::analysis::search::whole_words(model.vocab(), !left.is_empty());
+            // Nothing before the blank but BOS, where the model adds one.
+            let prefix = model.tokenize(left.trim_end());
+            let p = prefix.len();
+            ends.insert(p % 8);
+            let depth = 1 + n % MAX_DEPTH;
+            // Words whose filled text starts with the prefix and the word's own token.
+            let step = (words.len() / 45).max(1);
+            let mut cases = Vec::new();
+            for w in words.iter().step_by(step) {
+                let tokens = model.tokenize(&text.replacen("____", &w.text, 1));
+                if tokens.len() > p + depth && tokens[..p] == prefix[..] && tokens[p] == w.id {
+                    cases.push(tokens);
+                }
+            }
+            assert!(cases.len() >= 36, "{name}: {text}: {} words", cases.len());
+            // A full wave, then short ones (padded to a decode that is not tiny).
+            for wave in [&cases[..32], &cases[32..35], &cases[35..36]] {
+                let seqs: Vec<&[u32]> = wave.iter().map(|t| &t[p..=p + depth]).collect();
+                let got = fan.logprobs(&prefix, &seqs, 1.0).unwrap();
+                for (tokens, g) in wave.iter().zip(got) {
+                    alone.reset();
+                    let ev = alone
+                        .evaluate(tokens, ViewOptions::default(), &|| false)
+                        .unwrap();
+                    assert_eq!(ev.decoded, tokens.len());
+                    for (d, g) in g.iter().enumerate() {
+                        let j = p + d;
+                        let want = logprobs_of(alone.row(j), 1.0, &[tokens[j + 1]]).unwrap()[0];
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{name}: {text}: word {} (prefix {p} tokens), target {}: fan-out {g} vs alone {want}",
+                            tokens[p],
+                            d + 1
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{name}: {checked} log-probabilities bit for bit, prefixes ending at {ends:?} mod 8"
+        );
+    }
 }

@@ -784,6 +784,7 @@ fn snapshot_fill_search_progress_and_coverage() {
         budget: Budget::Words(1200),
         complete: false,
         scored: 300,
+        first_bounds: logitscope::analysis::search::FirstBoundsUsed::SharedPrefix,
     };
     let report = chef_fill_report(&app, Some(coverage));
     update(

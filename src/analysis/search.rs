@@ -135,13 +135,25 @@ pub enum Budget {
     Words(usize),
     /// Every word.
     All,
+    /// Until complete or this many milliseconds have passed (the words waiting then are
+    /// finished): the same words on every run only on the same machine.
+    Millis(u64),
 }
 
 impl Budget {
+    /// The most words the budget allows.
     pub fn limit(self, words: usize) -> usize {
         match self {
             Budget::Words(n) => n.min(words),
-            Budget::All => words,
+            Budget::All | Budget::Millis(_) => words,
+        }
+    }
+
+    /// The time the budget allows, if it is one of time.
+    pub fn seconds(self) -> Option<std::time::Duration> {
+        match self {
+            Budget::Millis(ms) => Some(std::time::Duration::from_millis(ms)),
+            _ => None,
         }
     }
 }
@@ -149,13 +161,26 @@ impl Budget {
 impl std::str::FromStr for Budget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.eq_ignore_ascii_case("all") {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") {
             return Ok(Budget::All);
         }
-        s.replace(['_', ','], "")
+        if let Some(secs) = t.strip_suffix(['s', 'S']) {
+            return match secs.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() && x > 0.0 && x <= 86_400.0 => {
+                    Ok(Budget::Millis((x * 1000.0).round().max(1.0) as u64))
+                }
+                _ => Err(format!(
+                    "{s:?}: a time budget is seconds above 0 and at most a day, as in \"20s\""
+                )),
+            };
+        }
+        t.replace(['_', ','], "")
             .parse::<usize>()
             .map(Budget::Words)
-            .map_err(|_| format!("{s:?} is neither a number of words nor \"all\""))
+            .map_err(|_| {
+                format!("{s:?} is neither a number of words, \"all\" nor seconds (\"20s\")")
+            })
     }
 }
 
@@ -164,6 +189,8 @@ impl std::fmt::Display for Budget {
         match self {
             Budget::Words(n) => write!(f, "{n}"),
             Budget::All => write!(f, "all"),
+            Budget::Millis(ms) if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
+            Budget::Millis(ms) => write!(f, "{}s", *ms as f64 / 1000.0),
         }
     }
 }
@@ -173,6 +200,7 @@ impl Serialize for Budget {
         match self {
             Budget::Words(n) => s.serialize_u64(*n as u64),
             Budget::All => s.serialize_str("all"),
+            Budget::Millis(_) => s.serialize_str(&self.to_string()),
         }
     }
 }
@@ -222,6 +250,22 @@ pub struct SearchCoverage {
     /// Words whose full score was computed (the rest of `searched` was ruled out early).
     #[serde(rename = "search_scored")]
     pub scored: usize,
+    /// How the words' first bounds were computed.
+    #[serde(rename = "search_first_bounds")]
+    pub first_bounds: FirstBoundsUsed,
+}
+
+/// How a search computed each word's first bound, P(the token after the word | the text
+/// before the blank, the word). Either way the numbers are the word's text decoded alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FirstBoundsUsed {
+    /// Many words a decode, one token each, over the prefix decoded once (checked against
+    /// words decoded alone).
+    #[serde(rename = "shared prefix")]
+    SharedPrefix,
+    /// Each word's own tokens decoded on a copy of the prefix.
+    #[serde(rename = "per word")]
+    PerWord,
 }
 
 #[cfg(test)]
@@ -283,6 +327,13 @@ mod tests {
         assert_eq!("all".parse::<Budget>(), Ok(Budget::All));
         assert_eq!("1,200".parse::<Budget>(), Ok(Budget::Words(1200)));
         assert!("many".parse::<Budget>().is_err());
+        assert_eq!("20s".parse::<Budget>(), Ok(Budget::Millis(20_000)));
+        assert_eq!("1.5s".parse::<Budget>(), Ok(Budget::Millis(1500)));
+        assert!("0s".parse::<Budget>().is_err());
+        assert!("-3s".parse::<Budget>().is_err());
+        assert_eq!(Budget::Millis(20_000).to_string(), "20s");
+        assert_eq!(Budget::Millis(1500).to_string(), "1.5s");
+        assert_eq!(Budget::Millis(1500).limit(10), 10);
         assert_eq!(Budget::Words(50).limit(10), 10);
         assert_eq!(Budget::All.limit(10), 10);
     }

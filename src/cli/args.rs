@@ -47,9 +47,10 @@ pub struct ModelArgs {
     /// A second GGUF model to compare with, position by position (same vocabulary needed)
     #[arg(long = "vs", global = true, value_name = "PATH")]
     pub vs: Option<PathBuf>,
-    /// Fill-in: how many vocabulary words to search for each blank, or `all`; 0 for the
-    /// shortlist only [default: 200 on a CPU build, all on a GPU build]
-    #[arg(long, global = true, value_name = "N|all")]
+    /// Fill-in: how many vocabulary words to search for each blank, `all`, or seconds of
+    /// searching (`20s`); 0 for the shortlist only [default: fill 500 and the explorer 20s on
+    /// a CPU build, all on a GPU build]
+    #[arg(long, global = true, value_name = "N|all|Ns")]
     pub search: Option<crate::analysis::search::Budget>,
     /// RPC servers to offload layers to (`logitscope rpc-server` on each host), comma-separated
     /// HOST:PORT; with it, -ngl defaults to all layers

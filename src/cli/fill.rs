@@ -45,10 +45,13 @@ pub fn run(settings: &Settings, texts: Vec<String>, opts: Options) -> Result<Exi
             user_candidates: opts.candidates.clone(),
             n_candidates: opts.n_candidates,
             view: settings.view,
-            search: settings.search,
+            search: settings
+                .search
+                .unwrap_or_else(crate::engine::search::default_budget),
             ask: opts.ask,
             word_list: word_list.clone(),
             prune: true,
+            shared_prefix: true,
         };
         let mut report = filler
             .fill(&mut main, &request, &|| false, &mut |_| {})

@@ -210,7 +210,9 @@ fn explore(
         model: settings.model_options(path),
         second: settings.vs.clone().map(|p| settings.model_options(p)),
         view: settings.view,
-        search: settings.search,
+        search: settings
+            .search
+            .unwrap_or_else(crate::engine::search::explorer_budget),
         watch: settings.watch.clone(),
         start: crate::explorer::worker::Start {
             ablate: settings.ablate.clone().unwrap_or_default(),

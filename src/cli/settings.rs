@@ -19,7 +19,8 @@ pub struct Settings {
     pub threads: u32,
     pub view: ViewOptions,
     pub flash_attn: bool,
-    pub search: Budget,
+    /// `--search` or the config file's; each use has its own default when neither says.
+    pub search: Option<Budget>,
     /// A second model to compare with.
     pub vs: Option<PathBuf>,
     /// Words to watch.
@@ -67,8 +68,7 @@ pub fn resolve(args: &ModelArgs, config: &Config) -> Settings {
         flash_attn: args.flash_attn || config.flash_attn.unwrap_or(false),
         search: args
             .search
-            .or_else(|| config.search.as_deref().and_then(|s| s.parse().ok()))
-            .unwrap_or_else(crate::engine::search::default_budget),
+            .or_else(|| config.search.as_deref().and_then(|s| s.parse().ok())),
         vs: args.vs.clone(),
         watch: crate::analysis::watch::parse_list(&args.watch),
         rpc: args.rpc.clone(),

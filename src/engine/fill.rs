@@ -15,6 +15,7 @@ use crate::analysis::report::{tidy_temp, top_logprobs};
 use crate::analysis::search::{Budget, SearchCoverage};
 use crate::analysis::stats::ViewOptions;
 use crate::analysis::vocab::is_wordlike;
+use crate::model::fanout::{Fanout, FANOUT_WIDTH};
 use crate::model::{Model, ModelError, Session};
 
 use super::candidates::{Candidate, PrefixFacts};
@@ -57,6 +58,9 @@ pub struct FillRequest {
     /// Drop search words by their bound (always, but for the benchmark that measures what
     /// the pruning saves).
     pub prune: bool,
+    /// Words' first bounds from one-token decodes of many words over the prefix decoded once
+    /// (always, but for the benchmark that measures what it saves).
+    pub shared_prefix: bool,
 }
 
 /// Where a fill stands: the blank being worked on, candidates settled of those planned, and
@@ -78,6 +82,8 @@ const PARTIAL_EVERY: Duration = Duration::from_millis(400);
 pub struct Filler<'m> {
     pub model: &'m Model,
     pub batch: Option<Session<'m>>,
+    /// The search's fan-out context (`model::fanout`), made on demand and kept.
+    fanout: Option<Fanout<'m>>,
     /// The intervention of the main session of the last fill: the batch follows it.
     edits: Option<std::sync::Arc<crate::model::Edits>>,
 }
@@ -87,6 +93,7 @@ impl<'m> Filler<'m> {
         Self {
             model,
             batch: None,
+            fanout: None,
             edits: model.default_edits(),
         }
     }
@@ -240,7 +247,15 @@ impl<'m> Filler<'m> {
                 .ok_or(FillError::Cancelled)?;
             row
         };
-        let batch = self.batch_session(max_tokens, main.n_ctx())?;
+        // The fan-out of first bounds, made (or remade larger) when a search is asked for.
+        let fanout = if req.search != Budget::Words(0) && req.shared_prefix {
+            ensure_fanout(self.model, &mut self.fanout, left_tokens.len())?
+        } else {
+            None
+        };
+        let limit = main.n_ctx().min(self.model.options().ctx_size as usize);
+        let batch = ensure_batch(self.model, &mut self.batch, max_tokens, limit)?;
+        batch.set_edits(self.edits.clone());
         let (mut slots, _) = batch
             .open_slots(&left_tokens, view.temp, cancel)?
             .ok_or(FillError::Cancelled)?;
@@ -256,6 +271,7 @@ impl<'m> Filler<'m> {
             req.word_list.as_deref().map(Vec::as_slice),
             req.search,
             req.prune,
+            fanout,
             cancel,
             &mut |progress, cands| {
                 let due = progress.settled >= progress.planned.min(n_proposals)
@@ -346,6 +362,24 @@ impl<'m> Filler<'m> {
         batch.set_edits(self.edits.clone());
         Ok(batch)
     }
+}
+
+/// The fan-out context for a prefix of `prefix` tokens: the one kept if it fits, else a new one
+/// (room for prefixes in steps of 128 tokens). `None` when the prefix is longer than a
+/// sequence may be (the search then goes word by word).
+fn ensure_fanout<'a, 'm>(
+    model: &'m Model,
+    kept: &'a mut Option<Fanout<'m>>,
+    prefix: usize,
+) -> Result<Option<&'a mut Fanout<'m>>, ModelError> {
+    if prefix >= model.options().ctx_size as usize {
+        return Ok(None);
+    }
+    if !kept.as_ref().is_some_and(|f| f.fits(prefix)) {
+        *kept = None;
+        *kept = Some(model.fanout((prefix + 1).next_multiple_of(128), FANOUT_WIDTH)?);
+    }
+    Ok(kept.as_mut())
 }
 
 /// The report of a text, from the blank reports so far; `fills` are the chosen words (the

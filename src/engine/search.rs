@@ -4,31 +4,48 @@
 //! (`analysis::search`). The ranking is always the exact best of what was scored, and the
 //! coverage says how much of the vocabulary that is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
 use crate::analysis::blanks::Frame;
 use crate::analysis::search::{
     search_order, whole_words, Budget, Interleave, SearchCoverage, Stream, TopK, Word,
 };
+use crate::model::fanout::{Fanout, MAX_DEPTH};
 use crate::model::slots::Slots;
 use crate::model::{common_prefix, Model, ModelError};
 
 use super::candidates::{score_all, score_wave, wave_key, Candidate, PrefixFacts};
+use crate::analysis::search::FirstBoundsUsed;
 
 /// How many of the best scores the search keeps exact (the rest are only bounded).
 pub const KEEP: usize = 10;
 
-/// Words searched when no budget is given: on a CPU what fits in a few seconds on the
-/// default model (README, "Benchmarks"); with a GPU the whole vocabulary.
-pub const DEFAULT_CPU_WORDS: usize = 200;
+/// Words `fill` searches when no budget is given on a CPU: about what settles in
+/// [`EXPLORER_CPU_MILLIS`] on the default model here (README, "Benchmarks"). A count, not a
+/// time, so that a script gets the same output on every machine.
+pub const DEFAULT_CPU_WORDS: usize = 2000;
 
-/// The default search budget: the whole vocabulary when llama.cpp's backend registry has a
-/// GPU (asked at run time), else [`DEFAULT_CPU_WORDS`].
+/// The explorer's search budget on a CPU: until complete or 20 s, refining as it goes.
+pub const EXPLORER_CPU_MILLIS: u64 = 20_000;
+
+/// `fill`'s default search budget: the whole vocabulary when llama.cpp's backend registry has
+/// a GPU (asked at run time), else [`DEFAULT_CPU_WORDS`].
 pub fn default_budget() -> Budget {
     if crate::model::gpu_available() {
         Budget::All
     } else {
         Budget::Words(DEFAULT_CPU_WORDS)
+    }
+}
+
+/// The explorer's default search budget: the whole vocabulary with a GPU, else
+/// [`EXPLORER_CPU_MILLIS`] of searching (the panel says how far it got).
+pub fn explorer_budget() -> Budget {
+    if crate::model::gpu_available() {
+        Budget::All
+    } else {
+        Budget::Millis(EXPLORER_CPU_MILLIS)
     }
 }
 
@@ -86,6 +103,7 @@ pub fn score_blank(
     word_list: Option<&[String]>,
     budget: Budget,
     prune: bool,
+    fanout: Option<&mut Fanout<'_>>,
     cancel: &dyn Fn() -> bool,
     on_progress: &mut dyn FnMut(BlankProgress, &[Candidate]),
 ) -> Result<Option<BlankOutcome>, ModelError> {
@@ -193,46 +211,93 @@ pub fn score_blank(
             .iter()
             .all(|w| w.text.chars().all(char::is_alphabetic));
     let limit = budget.limit(words.len());
+    let deadline = budget.seconds().map(|secs| Instant::now() + secs);
     let planned = n_proposals + limit;
     let mut searched = 0;
     let mut scored_words = 0;
     let mut ended = false;
     // Words wait in buckets of one wave key until a wave is full.
     let mut buckets: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    // The first bound of many words at once: words waiting for it, words that have it.
+    let p = facts.tokens.len();
+    let mut fan = fanout.filter(|f| !slots.one_at_a_time() && f.fits(p));
+    if let Some(f) = fan.as_deref_mut() {
+        f.set_edits(slots.edits());
+    }
+    let mut first_bounds = FirstBounds::default();
+    // Words waiting for their first bounds, by the tokens they decode for them.
+    let mut pending: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut ready: VecDeque<usize> = VecDeque::new();
     loop {
         // Fill buckets until one is full, the budget or the words run out, or the rest is
         // ruled out.
         let mut full = None;
-        while full.is_none() && !ended {
-            let waiting: usize = buckets.values().map(Vec::len).sum();
-            if searched + waiting >= limit {
-                break;
-            }
-            let Some((w, stream)) = order.next() else {
-                break;
-            };
-            let word = &words[w];
-            if listed.contains(&word.text) {
-                searched += 1;
-                continue;
-            }
-            let c = make(word.text.clone(), "search");
-            if c.tokens.len() > slots.n_ctx() {
-                searched += 1;
-                continue;
-            }
-            if prune && top.rules_out(c.bound()) {
-                searched += 1;
-                if clean && stream == Stream::Left && c.known == facts.tokens.len() {
-                    // Every word not taken yet comes later in the left order: its bound is at
-                    // most this one's.
-                    searched += order.take_rest();
-                    ended = true;
+        while full.is_none() {
+            let i = if let Some(i) = ready.pop_front() {
+                i
+            } else {
+                let waiting: usize = buckets.values().chain(pending.values()).map(Vec::len).sum();
+                if ended
+                    || searched + waiting >= limit
+                    || deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    break;
                 }
-                continue;
-            }
-            cands.push(c);
-            let i = cands.len() - 1;
+                let Some((w, stream)) = order.next() else {
+                    break;
+                };
+                let word = &words[w];
+                if listed.contains(&word.text) {
+                    searched += 1;
+                    continue;
+                }
+                let c = make(word.text.clone(), "search");
+                if c.tokens.len() > slots.n_ctx() {
+                    searched += 1;
+                    continue;
+                }
+                if prune && top.rules_out(c.bound()) {
+                    searched += 1;
+                    if clean && stream == Stream::Left && c.known == facts.tokens.len() {
+                        // Every word not taken yet comes later in the left order: its bound is
+                        // at most this one's.
+                        searched += order.take_rest();
+                        ended = true;
+                    }
+                    continue;
+                }
+                cands.push(c);
+                let i = cands.len() - 1;
+                if let Some(width) = fan
+                    .as_deref()
+                    .filter(|_| fans_out(&cands[i], p))
+                    .map(Fanout::width)
+                {
+                    let group = pending.entry(depth_of(&cands[i], p)).or_default();
+                    group.push(i);
+                    if group.len() < width {
+                        continue;
+                    }
+                    let wave = std::mem::take(group);
+                    let tally = (&mut searched, &mut scored_words);
+                    if !first_bounds.wave(
+                        &mut fan, slots, &mut cands, wave, &mut top, prune, cancel, tally,
+                        &mut ready,
+                    )? {
+                        return Ok(None);
+                    }
+                    on_progress(
+                        BlankProgress {
+                            settled: n_proposals + searched.min(limit),
+                            planned,
+                            searched,
+                        },
+                        &cands,
+                    );
+                    continue;
+                }
+                i
+            };
             let key = wave_key(&cands[i], waves);
             let bucket = buckets.entry(key).or_default();
             bucket.push(i);
@@ -242,7 +307,20 @@ pub fn score_blank(
         }
         let key = match full {
             Some(k) => k,
-            // No full bucket: flush the largest one, or stop when all are empty.
+            // No full bucket: the words waiting for their first bound, then the largest
+            // bucket, or stop when all are empty.
+            None if !pending.is_empty() => {
+                let Some((_, wave)) = pending.pop_first() else {
+                    continue;
+                };
+                let tally = (&mut searched, &mut scored_words);
+                if !first_bounds.wave(
+                    &mut fan, slots, &mut cands, wave, &mut top, prune, cancel, tally, &mut ready,
+                )? {
+                    return Ok(None);
+                }
+                continue;
+            }
             None => match buckets.iter().max_by_key(|(_, v)| v.len()) {
                 Some((k, v)) if !v.is_empty() => *k,
                 _ => break,
@@ -281,6 +359,146 @@ pub fn score_blank(
             budget,
             complete,
             scored: scored_words,
+            first_bounds: first_bounds.used(),
         }),
     }))
+}
+
+/// Waves of first bounds whose first word is also scored alone and must agree bit for bit.
+const CHECKS: usize = 2;
+
+/// Whether a candidate is scored by a fan-out: it holds the prefix, then the word's own token
+/// at `p`, and at most [`MAX_DEPTH`] tokens after it (a blank near the end of its text). The
+/// fan-out then scores it to the end in one wave, one row a target. A longer rest goes word
+/// by word on the slots, whose steps prune between tokens: there a fan-out's rows would be
+/// decoded again (on this CPU a row costs the same either way, README "Benchmarks").
+fn fans_out(c: &Candidate, p: usize) -> bool {
+    c.shared == p
+        && c.known == p
+        && !c.complete
+        && (p + 2..=p + 1 + MAX_DEPTH).contains(&c.tokens.len())
+}
+
+/// Targets of a candidate's fan-out: the rest of its text.
+fn depth_of(c: &Candidate, p: usize) -> usize {
+    c.tokens.len() - 1 - p
+}
+
+/// What the first bound left of a candidate.
+enum Settled {
+    /// Complete (the word was the text's last but one token, or it was scored alone).
+    Scored,
+    RuledOut,
+    Open,
+}
+
+fn settle_first(c: &mut Candidate, top: &mut TopK, prune: bool) -> Settled {
+    if c.complete || c.known + 1 >= c.tokens.len() {
+        c.complete = true;
+        top.insert(c.bound());
+        Settled::Scored
+    } else if prune && top.rules_out(c.bound()) {
+        Settled::RuledOut
+    } else {
+        Settled::Open
+    }
+}
+
+/// The fan-out's first bounds for one blank, checked against words decoded alone.
+#[derive(Debug, Default)]
+struct FirstBounds {
+    waves: usize,
+    failed: bool,
+}
+
+impl FirstBounds {
+    /// Which way the blank's first bounds came.
+    fn used(&self) -> FirstBoundsUsed {
+        if self.waves > 0 && !self.failed {
+            FirstBoundsUsed::SharedPrefix
+        } else {
+            FirstBoundsUsed::PerWord
+        }
+    }
+
+    /// The first bound of every word of `wave` from one fan-out, each then settled: scored,
+    /// ruled out (counted in `tally`: searched, scored) or `ready` for its next tokens. The
+    /// first word of the first [`CHECKS`] waves is also scored alone on the slots; if that
+    /// differs from the fan-out by a bit, the fan-out is dropped for the rest of the blank
+    /// (`fan` set to `None`) and the wave's words go on as if it had never run. Without a
+    /// fan-out the words are ready as they are. Returns false when cancelled.
+    #[allow(clippy::too_many_arguments)]
+    fn wave(
+        &mut self,
+        fan: &mut Option<&mut Fanout<'_>>,
+        slots: &mut Slots<'_, '_>,
+        cands: &mut [Candidate],
+        wave: Vec<usize>,
+        top: &mut TopK,
+        prune: bool,
+        cancel: &dyn Fn() -> bool,
+        tally: (&mut usize, &mut usize),
+        ready: &mut VecDeque<usize>,
+    ) -> Result<bool, ModelError> {
+        let (Some(f), Some(&first)) = (fan.as_deref_mut(), wave.first()) else {
+            ready.extend(wave);
+            return Ok(true);
+        };
+        if cancel() {
+            return Ok(false);
+        }
+        let p = slots.prefix().len();
+        let depth = depth_of(&cands[first], p);
+        let seqs: Vec<&[u32]> = wave
+            .iter()
+            .map(|&i| &cands[i].tokens[p..=p + depth])
+            .collect();
+        let lps = f.logprobs(slots.prefix(), &seqs, slots.temp())?;
+        self.waves += 1;
+        if self.waves <= CHECKS {
+            let mut probe = [cands[first].clone()];
+            if !score_wave(slots, &mut probe, &[0], &mut TopK::new(1), false, cancel)? {
+                return Ok(false);
+            }
+            let [probe] = probe;
+            let alone: Vec<Option<u64>> = probe.logprobs[p + 1..=p + depth]
+                .iter()
+                .map(|l| l.map(f64::to_bits))
+                .collect();
+            let shared: Vec<Option<u64>> = lps[0].iter().map(|l| Some(l.to_bits())).collect();
+            if alone != shared {
+                tracing::warn!(
+                    "the shared-prefix first bounds of {:?} are {:?} but {:?} alone: bounds per word from here on",
+                    probe.text,
+                    lps[0],
+                    &probe.logprobs[p + 1..=p + depth]
+                );
+                self.failed = true;
+                *fan = None;
+                ready.extend(wave);
+                return Ok(true);
+            }
+            // The probe is the word's exact score: keep it.
+            cands[first] = probe;
+        }
+        let (searched, scored) = tally;
+        for (&i, lp) in wave.iter().zip(lps) {
+            let c = &mut cands[i];
+            if !c.complete {
+                for (j, l) in lp.into_iter().enumerate() {
+                    c.logprobs[p + 1 + j] = Some(l);
+                }
+                c.known = p + depth;
+            }
+            match settle_first(c, top, prune) {
+                Settled::Scored => {
+                    *searched += 1;
+                    *scored += 1;
+                }
+                Settled::RuledOut => *searched += 1,
+                Settled::Open => ready.push_back(i),
+            }
+        }
+        Ok(true)
+    }
 }

@@ -219,7 +219,7 @@ impl App {
             clock: 0,
             history: History::new(history, 1000),
             view,
-            search: crate::engine::search::default_budget(),
+            search: crate::engine::search::explorer_budget(),
             selected: 0,
             follow_end: true,
             color: ColorMode::Buckets,

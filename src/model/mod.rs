@@ -20,6 +20,7 @@ pub mod attention;
 pub mod attribution;
 pub mod cvector;
 mod edits;
+pub mod fanout;
 pub mod gguf;
 pub mod hook;
 pub mod intervene;

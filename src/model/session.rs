@@ -59,10 +59,21 @@ impl Model {
     }
 
     fn make_session(&self, n_ctx: u32, n_seq: u32) -> Result<Session<'_>, ModelError> {
+        self.make_session_with(n_ctx, n_seq, n_seq == 1)
+    }
+
+    /// A context of `n_ctx` cells for `n_seq` sequences: one KV-cache stream they all share
+    /// (`unified`), or a stream each of `n_ctx / n_seq` cells.
+    pub(super) fn make_session_with(
+        &self,
+        n_ctx: u32,
+        n_seq: u32,
+        unified: bool,
+    ) -> Result<Session<'_>, ModelError> {
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_seq_max(n_seq)
-            .with_kv_unified(n_seq == 1)
+            .with_kv_unified(unified)
             .with_n_batch(512)
             .with_n_ubatch(512)
             .with_n_threads(self.options.threads as i32)
@@ -92,8 +103,8 @@ impl Model {
                 });
             }
         };
-        // Tokens one sequence may hold.
-        let n_ctx = ctx.n_ctx() as usize / n_seq as usize;
+        // Tokens one sequence may hold (in a unified cache, all of them: they share it).
+        let n_ctx = ctx.n_ctx() as usize / if unified { 1 } else { n_seq as usize };
         // llama.cpp aborts (GGML_ASSERT) on a decode larger than n_batch, which it clamps to
         // n_ctx: every decode below stays within it.
         let batch_capacity = (ctx.n_batch() as usize).clamp(1, 512);

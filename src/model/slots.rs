@@ -146,6 +146,21 @@ impl Slots<'_, '_> {
         alone.session.token_logprobs_alone(seq, self.temp).map(Some)
     }
 
+    /// The temperature the slots score at.
+    pub fn temp(&self) -> f32 {
+        self.temp
+    }
+
+    /// The intervention the slots' decodes carry.
+    pub fn edits(&self) -> Option<std::sync::Arc<super::Edits>> {
+        self.session.edits().cloned()
+    }
+
+    /// The decoded prefix.
+    pub fn prefix(&self) -> &[u32] {
+        &self.prefix
+    }
+
     /// Whether the model failed its layout self-check (see [`Slots::alone`]).
     pub fn one_at_a_time(&self) -> bool {
         self.alone.is_some()

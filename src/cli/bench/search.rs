@@ -1,5 +1,6 @@
-//! Table 6: the vocabulary search for a blank in the middle of a 12-token sentence, in words
-//! settled per second, with the pruning and without it; and the whole vocabulary on request.
+//! Table 6: the vocabulary search for a blank, in words settled per second, with the first
+//! bounds from shared-prefix fan-outs and word by word, with the pruning and without it; and
+//! the whole vocabulary on request (README's sentence and a blank at the very start).
 
 use std::time::Instant;
 
@@ -10,18 +11,22 @@ use crate::engine::fill::{FillRequest, Filler};
 use crate::model::Model;
 
 const SENTENCE: &str = "The old ____ sat quietly by the warm fire all evening.";
+const README: &str = "The ____ rises in the east and sets in the west.";
+const START: &str = "____ is the largest planet in our solar system.";
 
 pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<(), Fatal> {
     println!(
-        "6. vocabulary search: {SENTENCE:?} ({} tokens), words only (no shortlist)",
-        model.tokenize(SENTENCE).len()
+        "6. vocabulary search, words only (no shortlist); first bounds: shared prefix / per word"
     );
-    println!("search               words  scored    seconds  words/s   best");
+    println!(
+        "{:<52} {:<22} {:>6} {:>7} {:>9} {:>8}   best",
+        "blank", "search", "words", "scored", "seconds", "words/s"
+    );
     let mut main = model.session().map_err(|e| Fatal::other(e.to_string()))?;
     let mut filler = Filler::new(model);
-    let mut run = |label: &str, budget: Budget, prune: bool| -> Result<(), Fatal> {
+    let mut run = |text: &str, budget: Budget, prune: bool, shared: bool| -> Result<(), Fatal> {
         let req = FillRequest {
-            text: SENTENCE.into(),
+            text: text.into(),
             user_candidates: Vec::new(),
             n_candidates: 0,
             view,
@@ -29,6 +34,7 @@ pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<
             ask: false,
             word_list: None,
             prune,
+            shared_prefix: shared,
         };
         let t = Instant::now();
         let r = filler
@@ -39,18 +45,37 @@ pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<
         let (searched, scored, complete) = b
             .coverage
             .map_or((0, 0, false), |c| (c.searched, c.scored, c.complete));
+        let label = format!(
+            "{budget}, {}{}",
+            if shared { "shared prefix" } else { "per word" },
+            if prune { "" } else { ", no pruning" }
+        );
         println!(
-            "{label:<20} {searched:>6} {scored:>7} {secs:>10.1} {:>8.1}   {}{}",
+            "{:<52} {label:<22} {searched:>6} {scored:>7} {secs:>9.1} {:>8.1}   {}{}",
+            format!("{text:?}"),
             searched as f64 / secs,
-            b.candidates.first().map_or("-", |c| c.text.as_str()),
+            b.candidates.first().map_or("-".to_owned(), |c| format!(
+                "{} {:.4}",
+                c.text, c.sentence_logprob
+            )),
             if complete { " (complete)" } else { "" }
         );
         Ok(())
     };
-    run("300, pruning", Budget::Words(300), true)?;
-    run("300, no pruning", Budget::Words(300), false)?;
+    for shared in [true, false] {
+        run(SENTENCE, Budget::Words(300), true, shared)?;
+    }
+    run(SENTENCE, Budget::Words(300), false, false)?;
+    for shared in [true, false] {
+        run(README, Budget::Words(2000), true, shared)?;
+        run(START, Budget::Words(2000), true, shared)?;
+    }
     if full_vocabulary {
-        run("all, pruning", Budget::All, true)?;
+        for text in [README, START] {
+            for shared in [true, false] {
+                run(text, Budget::All, true, shared)?;
+            }
+        }
     }
     Ok(())
 }

@@ -86,6 +86,7 @@ pub(super) fn request(app: &mut App) -> Vec<Command> {
                 ask: true,
                 word_list: None,
                 prune: true,
+                shared_prefix: true,
             },
         }));
     } else {

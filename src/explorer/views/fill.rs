@@ -67,8 +67,14 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                         thousands(c.vocabulary_words)
                     )
                 } else {
+                    let budget = match c.budget {
+                        crate::analysis::search::Budget::Millis(_) => {
+                            format!(" ({} budget)", c.budget)
+                        }
+                        _ => String::new(),
+                    };
                     format!(
-                        "searched {} of {} words",
+                        "searched {} of {} words{budget}",
                         thousands(c.searched),
                         thousands(c.vocabulary_words)
                     )

@@ -157,6 +157,7 @@ mod tests {
                 ask: false,
                 word_list: None,
                 prune: true,
+                shared_prefix: true,
             },
         }
     }
