@@ -33,7 +33,7 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
     for (text, first_bounds) in [
         ("The ____ rises in the east.", "per word"),
         (
-            "She keeps her old letters in a wooden ____ under the bed.",
+            "She keeps her old letters in a wooden ____.",
             "shared prefix",
         ),
     ] {

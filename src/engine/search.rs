@@ -213,6 +213,11 @@ pub fn score_blank(
     let limit = budget.limit(words.len());
     let deadline = budget.seconds().map(|secs| Instant::now() + secs);
     let planned = n_proposals + limit;
+    let at = |searched: usize| BlankProgress {
+        settled: n_proposals + searched.min(limit),
+        planned,
+        searched,
+    };
     let mut searched = 0;
     let mut scored_words = 0;
     let mut ended = false;
@@ -286,14 +291,7 @@ pub fn score_blank(
                     )? {
                         return Ok(None);
                     }
-                    on_progress(
-                        BlankProgress {
-                            settled: n_proposals + searched.min(limit),
-                            planned,
-                            searched,
-                        },
-                        &cands,
-                    );
+                    on_progress(at(searched), &cands);
                     continue;
                 }
                 i
@@ -339,14 +337,7 @@ pub fn score_blank(
             searched += wave.len();
             scored_words += wave.iter().filter(|&&i| cands[i].complete).count();
         }
-        on_progress(
-            BlankProgress {
-                settled: n_proposals + searched.min(limit),
-                planned,
-                searched,
-            },
-            &cands,
-        );
+        on_progress(at(searched), &cands);
     }
     let searched = searched.min(words.len());
     let complete = order.remaining() == 0;
@@ -367,16 +358,20 @@ pub fn score_blank(
 /// Waves of first bounds whose first word is also scored alone and must agree bit for bit.
 const CHECKS: usize = 2;
 
+/// Targets after the blank up to which a word is scored by a fan-out: one row a target, where
+/// the slots' steps decode at least three tokens a word (`slots::MIN_MEMBER_STEP`) and prune after
+/// them. With more targets the fan-out decodes more rows than the pruned steps do (a row costs
+/// the same either way on this CPU: README, "Benchmarks").
+pub const FANOUT_TARGETS: usize = 2;
+
 /// Whether a candidate is scored by a fan-out: it holds the prefix, then the word's own token
-/// at `p`, and at most [`MAX_DEPTH`] tokens after it (a blank near the end of its text). The
-/// fan-out then scores it to the end in one wave, one row a target. A longer rest goes word
-/// by word on the slots, whose steps prune between tokens: there a fan-out's rows would be
-/// decoded again (on this CPU a row costs the same either way, README "Benchmarks").
+/// at `p`, and at most [`FANOUT_TARGETS`] tokens after it (a blank at the end of its text).
+/// The fan-out then scores it to the end in one wave.
 fn fans_out(c: &Candidate, p: usize) -> bool {
     c.shared == p
         && c.known == p
         && !c.complete
-        && (p + 2..=p + 1 + MAX_DEPTH).contains(&c.tokens.len())
+        && (p + 2..=p + 1 + FANOUT_TARGETS.min(MAX_DEPTH)).contains(&c.tokens.len())
 }
 
 /// Targets of a candidate's fan-out: the rest of its text.

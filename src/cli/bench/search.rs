@@ -12,6 +12,8 @@ use crate::model::Model;
 
 const SENTENCE: &str = "The old ____ sat quietly by the warm fire all evening.";
 const README: &str = "The ____ rises in the east and sets in the west.";
+const CHEF: &str = "The chef seasoned the soup with a pinch of ____.";
+const BOX: &str = "They named the dog ____.";
 const START: &str = "____ is the largest planet in our solar system.";
 
 pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<(), Fatal> {
@@ -45,9 +47,13 @@ pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<
         let (searched, scored, complete) = b
             .coverage
             .map_or((0, 0, false), |c| (c.searched, c.scored, c.complete));
+        // The way the words went (a blank far from the end goes word by word either way).
+        let used = b.coverage.map_or("-", |c| match c.first_bounds {
+            crate::analysis::search::FirstBoundsUsed::SharedPrefix => "shared prefix",
+            crate::analysis::search::FirstBoundsUsed::PerWord => "per word",
+        });
         let label = format!(
-            "{budget}, {}{}",
-            if shared { "shared prefix" } else { "per word" },
+            "{budget}, {used}{}",
             if prune { "" } else { ", no pruning" }
         );
         println!(
@@ -62,20 +68,21 @@ pub fn table(model: &Model, view: ViewOptions, full_vocabulary: bool) -> Result<
         );
         Ok(())
     };
+    run(SENTENCE, Budget::Words(300), true, true)?;
+    run(SENTENCE, Budget::Words(300), false, true)?;
+    run(CHEF, Budget::Words(2000), true, true)?;
     for shared in [true, false] {
-        run(SENTENCE, Budget::Words(300), true, shared)?;
+        run(BOX, Budget::Words(2000), true, shared)?;
     }
-    run(SENTENCE, Budget::Words(300), false, false)?;
-    for shared in [true, false] {
-        run(README, Budget::Words(2000), true, shared)?;
-        run(START, Budget::Words(2000), true, shared)?;
-    }
+    run(README, Budget::Words(2000), true, true)?;
+    run(START, Budget::Words(2000), true, true)?;
     if full_vocabulary {
-        for text in [README, START] {
-            for shared in [true, false] {
-                run(text, Budget::All, true, shared)?;
-            }
+        run(CHEF, Budget::All, true, true)?;
+        for shared in [true, false] {
+            run(BOX, Budget::All, true, shared)?;
         }
+        run(README, Budget::All, true, true)?;
+        run(START, Budget::All, true, true)?;
     }
     Ok(())
 }
