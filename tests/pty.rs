@@ -35,23 +35,36 @@ impl Tmux {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &name])
             .output();
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-            ])
-            .arg(format!("sh -c '{}'", script.replace('\'', "'\\''")))
-            .status()
-            .unwrap();
+        // Tests start sessions at once: when one of them starts the tmux server, another's
+        // `new-session` can lose the race ("server exited unexpectedly"); try again.
+        let mut last = String::new();
+        let started = (0..5).any(|attempt| {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(300 * attempt as u64));
+                let _ = Command::new("tmux")
+                    .args(["kill-session", "-t", &name])
+                    .output();
+            }
+            let out = Command::new("tmux")
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    &name,
+                    "-x",
+                    &w.to_string(),
+                    "-y",
+                    &h.to_string(),
+                ])
+                .arg(format!("sh -c '{}'", script.replace('\'', "'\\''")))
+                .output()
+                .unwrap();
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            out.status.success()
+        });
         assert!(
-            ok.success(),
-            "tmux is needed for these tests (./dev test installs it)"
+            started,
+            "tmux is needed for these tests (./dev test installs it); it said: {last}"
         );
         Tmux { name, dir }
     }
