@@ -24,7 +24,7 @@ pub const KEEP: usize = 10;
 /// Words `fill` searches when no budget is given on a CPU: about what settles in
 /// [`EXPLORER_CPU_MILLIS`] on the default model here (README, "Benchmarks"). A count, not a
 /// time, so that a script gets the same output on every machine.
-pub const DEFAULT_CPU_WORDS: usize = 2000;
+pub const DEFAULT_CPU_WORDS: usize = 500;
 
 /// The explorer's search budget on a CPU: until complete or 20 s, refining as it goes.
 pub const EXPLORER_CPU_MILLIS: u64 = 20_000;
