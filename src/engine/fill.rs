@@ -58,8 +58,8 @@ pub struct FillRequest {
     /// Drop search words by their bound (always, but for the benchmark that measures what
     /// the pruning saves).
     pub prune: bool,
-    /// Words' first bounds from one-token decodes of many words over the prefix decoded once
-    /// (always, but for the benchmark that measures what it saves).
+    /// Score the words of a blank at the end of its text in fan-outs, many words a decode over
+    /// the prefix decoded once (always, but for the benchmark that measures what it saves).
     pub shared_prefix: bool,
 }
 
@@ -247,7 +247,7 @@ impl<'m> Filler<'m> {
                 .ok_or(FillError::Cancelled)?;
             row
         };
-        // The fan-out of first bounds, made (or remade larger) when a search is asked for.
+        // The fan-out context, made (or remade larger) when a search is asked for.
         let fanout = if req.search != Budget::Words(0) && req.shared_prefix {
             ensure_fanout(self.model, &mut self.fanout, left_tokens.len())?
         } else {
