@@ -83,3 +83,78 @@ fn the_library_call_groups_and_matches_each_text_alone() {
         assert_eq!(report, r1);
     }
 }
+
+/// The layout self-check's finding is kept in the state directory and used by the next process
+/// with the same build, CPU, model file and settings — and only then.
+#[test]
+fn the_self_checks_finding_is_kept_for_the_same_build_and_model_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let kept = state.join("self-check.json");
+    let model = dir.path().join("copy.gguf");
+    std::fs::copy(common::model_path(), &model).unwrap();
+    let model = model.to_string_lossy().into_owned();
+    let input =
+        "The cat sat on the mat.\nParis is the capital of France.\nShe opened the door and\n";
+    let score = |env: &[(&str, &str)]| {
+        let mut env = env.to_vec();
+        let state = state.to_string_lossy().into_owned();
+        env.push(("LOGITSCOPE_STATE_DIR", &state));
+        let out = common::run_env(&["score", "-m", &model], Some(input.as_bytes()), &env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        common::json_lines(&out)
+    };
+    let entries = || -> Vec<serde_json::Value> {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&kept).unwrap())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = score(&[]);
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.iter().all(|l| l.get("batching").is_none()),
+        "{first:?}"
+    );
+    let e = entries();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0]["side_by_side"].is_null() && e[0]["incremental"].is_null());
+    assert!(e[0]["key"]["model"].as_str().unwrap().contains("copy.gguf"));
+
+    // A finding changed on disk is what the next process goes by: it is read, not re-probed.
+    let mut tampered = e.clone();
+    tampered[0]["side_by_side"] = "a finding written by the test".into();
+    std::fs::write(&kept, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let second = score(&[]);
+    for (a, b) in first.iter().zip(&second) {
+        let note = b["batching"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("one sequence at a time (a finding written by the test)"),
+            "{b}"
+        );
+        assert_eq!(a["tokens"], b["tokens"]);
+        assert_eq!(a["total_logprob"], b["total_logprob"]);
+    }
+    // Switched off, the check runs again (and finds what it found first) and keeps nothing.
+    let off = score(&[("LOGITSCOPE_SELF_CHECK_CACHE", "0")]);
+    assert!(off.iter().all(|l| l.get("batching").is_none()));
+    assert_eq!(entries(), tampered);
+    // Another kernel environment is another key.
+    let tiled = score(&[("LLAMA_LOGITSCOPE_TEST", "1")]);
+    assert!(tiled.iter().all(|l| l.get("batching").is_none()));
+    assert_eq!(entries().len(), 2);
+    // The same model file rewritten (a new modification time) is another key: probed again.
+    let f = std::fs::File::options().write(true).open(&model).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let rewritten = score(&[]);
+    assert!(rewritten.iter().all(|l| l.get("batching").is_none()));
+    assert_eq!(first, rewritten);
+    assert_eq!(entries().len(), 3);
+}

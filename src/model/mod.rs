@@ -31,6 +31,7 @@ mod loader;
 pub mod logs;
 pub mod pair;
 pub mod probe;
+pub mod probe_cache;
 pub mod quantize;
 pub mod rpc;
 mod session;

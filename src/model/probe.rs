@@ -21,7 +21,8 @@ const PROBES: [&str; 3] = [
 ];
 
 impl Model {
-    /// What this model's decodes may share (probed on first need, once per process).
+    /// What this model's decodes may share (probed on first need, once per process, or the
+    /// finding kept on disk for the same build, CPU and model file: [`super::probe_cache`]).
     pub fn layout(&self) -> &Layout {
         self.layout.get_or_init(|| {
             if let Some(why) = super::kernels::known_layout_dependence() {
@@ -30,13 +31,31 @@ impl Model {
                     incremental: Some(why.into()),
                 };
             }
-            let found = self.probe_layout().unwrap_or_else(|e| {
-                let why = format!("the self-check could not run: {e}");
-                Layout {
-                    side_by_side: Some(why.clone()),
-                    incremental: Some(why),
+            let key = super::probe_cache::key(self);
+            let kept = key.as_ref().and_then(super::probe_cache::lookup);
+            let found = match kept {
+                Some(found) => {
+                    tracing::debug!(
+                        "layout self-check: the finding kept for this build, CPU and model file"
+                    );
+                    found
                 }
-            });
+                None => match self.probe_layout() {
+                    Ok(found) => {
+                        if let Some(key) = &key {
+                            super::probe_cache::store(key, &found);
+                        }
+                        found
+                    }
+                    Err(e) => {
+                        let why = format!("the self-check could not run: {e}");
+                        Layout {
+                            side_by_side: Some(why.clone()),
+                            incremental: Some(why),
+                        }
+                    }
+                },
+            };
             if let Some(note) = found.note() {
                 tracing::warn!("{note}");
             }
