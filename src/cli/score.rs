@@ -92,14 +92,18 @@ pub fn run(
             intact.set_edits(None);
             Scorer::Two(Pair::new(model.session().map_err(fatal)?, intact))
         }
-        None => Scorer::One(model.session().map_err(fatal)?),
+        // Side by side, made when a text is first scored alone (side by side needs none);
+        // one at a time, now, so a context that cannot be made stops before the first line.
+        None if parallel > 1 => Scorer::One(None),
+        None => Scorer::One(Some(model.session().map_err(fatal)?)),
     };
     let b_name = match &second {
         Some(b) => b.info().file_name,
         None => format!("{} (intact)", model.info().file_name),
     };
     match &mut scorer {
-        Scorer::One(s) => s.set_watch(&singles),
+        Scorer::One(Some(s)) => s.set_watch(&singles),
+        Scorer::One(None) => {}
         Scorer::Two(p) => p.a.set_watch(&singles),
     }
     let mut batch = None;
@@ -215,7 +219,17 @@ pub fn run(
                 let (report, ev) = match ready {
                     Some(done) => done,
                     None => match &mut scorer {
-                        Scorer::One(session) => score_text(session, text, view),
+                        Scorer::One(alone) => {
+                            let session = match alone {
+                                Some(s) => s,
+                                None => {
+                                    let mut s = model.session().map_err(|e| e.to_string())?;
+                                    s.set_watch(&singles);
+                                    alone.insert(s)
+                                }
+                            };
+                            score_text(session, text, view)
+                        }
                         Scorer::Two(pair) => score_pair(pair, &b_name, text, view),
                     }
                     .map_err(|e| e.to_string())?,
@@ -230,6 +244,6 @@ pub fn run(
 /// does not matter.)
 #[allow(clippy::large_enum_variant)]
 enum Scorer<'a, 'b> {
-    One(Session<'a>),
+    One(Option<Session<'a>>),
     Two(Pair<'a, 'b>),
 }
