@@ -49,3 +49,117 @@ pub fn known_layout_dependence() -> Option<&'static str> {
 pub(super) fn repack_allowed() -> bool {
     std::env::var_os("LOGITSCOPE_REPACK").is_some_and(|v| v == "1")
 }
+
+/// The x86 instruction-set extensions this build's CPU kernels were compiled for and this
+/// CPU lacks (ggml asked what it was compiled with; the CPU asked what it has). Empty on other
+/// architectures and where nothing is missing. ggml's own CMake defaults compile its CPU
+/// kernels for AVX2, FMA, F16C and BMI2 even on the plain x86-64 baseline, so on an older CPU
+/// the first matrix product would end the process with an illegal instruction.
+pub fn missing_cpu_features() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: these ggml functions only return constants fixed when ggml was compiled
+        // (`#if defined(__AVX2__)` …); they run no vector instruction.
+        let built = unsafe {
+            use llama_cpp_sys_2 as sys;
+            [
+                ("SSE3", sys::ggml_cpu_has_sse3() != 0),
+                ("SSSE3", sys::ggml_cpu_has_ssse3() != 0),
+                ("AVX", sys::ggml_cpu_has_avx() != 0),
+                ("AVX2", sys::ggml_cpu_has_avx2() != 0),
+                ("FMA", sys::ggml_cpu_has_fma() != 0),
+                ("F16C", sys::ggml_cpu_has_f16c() != 0),
+                ("BMI2", sys::ggml_cpu_has_bmi2() != 0),
+                ("AVX-VNNI", sys::ggml_cpu_has_avx_vnni() != 0),
+                ("AVX-512", sys::ggml_cpu_has_avx512() != 0),
+                ("AVX-512 VBMI", sys::ggml_cpu_has_avx512_vbmi() != 0),
+                ("AVX-512 VNNI", sys::ggml_cpu_has_avx512_vnni() != 0),
+                ("AVX-512 BF16", sys::ggml_cpu_has_avx512_bf16() != 0),
+            ]
+        };
+        let has = [
+            ("SSE3", std::arch::is_x86_feature_detected!("sse3")),
+            ("SSSE3", std::arch::is_x86_feature_detected!("ssse3")),
+            ("AVX", std::arch::is_x86_feature_detected!("avx")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+            ("FMA", std::arch::is_x86_feature_detected!("fma")),
+            ("F16C", std::arch::is_x86_feature_detected!("f16c")),
+            ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
+            ("AVX-VNNI", std::arch::is_x86_feature_detected!("avxvnni")),
+            ("AVX-512", std::arch::is_x86_feature_detected!("avx512f")),
+            (
+                "AVX-512 VBMI",
+                std::arch::is_x86_feature_detected!("avx512vbmi"),
+            ),
+            (
+                "AVX-512 VNNI",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
+            (
+                "AVX-512 BF16",
+                std::arch::is_x86_feature_detected!("avx512bf16"),
+            ),
+        ];
+        missing(&built, &has)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
+    }
+}
+
+/// What the build uses (`built`) and the CPU does not have (`has`), in the build's order.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn missing(built: &[(&'static str, bool)], has: &[(&str, bool)]) -> Vec<&'static str> {
+    built
+        .iter()
+        .filter(|(name, used)| *used && !has.iter().any(|(n, h)| n == name && *h))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// The error for a CPU that lacks `missing`: what, why, and how to build for it.
+pub fn cpu_error(missing: &[&str]) -> String {
+    format!(
+        "this CPU lacks {}, which this build of llama.cpp's CPU kernels uses (running on would \
+         end in an illegal instruction). Build logitscope for this CPU: \
+         RUSTFLAGS=\"-C target-cpu=native\" cargo build --release (README, \"CPU kernels\")",
+        missing.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_the_build_uses_and_the_cpu_lacks_is_missing() {
+        let built = [
+            ("AVX", true),
+            ("AVX2", true),
+            ("FMA", true),
+            ("AVX-512", false),
+        ];
+        let old = [
+            ("AVX", true),
+            ("AVX2", false),
+            ("FMA", false),
+            ("AVX-512", false),
+        ];
+        assert_eq!(missing(&built, &old), ["AVX2", "FMA"]);
+        let new = [
+            ("AVX", true),
+            ("AVX2", true),
+            ("FMA", true),
+            ("AVX-512", true),
+        ];
+        assert!(missing(&built, &new).is_empty());
+        assert!(cpu_error(&["AVX2", "FMA"]).starts_with("this CPU lacks AVX2, FMA, which"));
+    }
+
+    #[test]
+    fn this_machine_runs_this_build() {
+        // The tests run on the machine they were built for: nothing may be missing here.
+        assert_eq!(missing_cpu_features(), Vec::<&str>::new());
+    }
+}

@@ -30,6 +30,9 @@ pub struct ModelOptions {
 pub enum ModelError {
     #[error("llama.cpp could not initialise its backend: {0}")]
     Backend(String),
+    /// The CPU lacks instructions the build's kernels use ([`super::kernels::cpu_error`]).
+    #[error("{0}")]
+    Cpu(String),
     #[error(transparent)]
     Rpc(#[from] super::rpc::RpcError),
     #[error("llama.cpp could not load the model{}", suffix(.0))]
@@ -92,9 +95,16 @@ impl std::error::Error for LoadError {}
 
 /// llama.cpp's backend may be initialised once per process; it lives as long as the process.
 pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
-    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    // The failure: whether it is the CPU's, and what it is.
+    static BACKEND: OnceLock<Result<LlamaBackend, (bool, String)>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
+            // Before anything of ggml runs: on a CPU without the kernels' instructions the
+            // process would end in an illegal instruction.
+            let missing = super::kernels::missing_cpu_features();
+            if !missing.is_empty() {
+                return Err((true, super::kernels::cpu_error(&missing)));
+            }
             super::kernels::pin();
             logs::route_to_tracing();
             // A dynamic-link build finds GPU backends built as loadable modules (beside the
@@ -104,10 +114,16 @@ pub(super) fn backend() -> Result<&'static LlamaBackend, ModelError> {
             unsafe {
                 llama_cpp_sys_2::ggml_backend_load_all()
             };
-            LlamaBackend::init().map_err(|e| e.to_string())
+            LlamaBackend::init().map_err(|e| (false, e.to_string()))
         })
         .as_ref()
-        .map_err(|e| ModelError::Backend(e.clone()))
+        .map_err(|(cpu, e)| {
+            if *cpu {
+                ModelError::Cpu(e.clone())
+            } else {
+                ModelError::Backend(e.clone())
+            }
+        })
 }
 
 /// Whether llama.cpp's backend registry holds a GPU (a discrete or integrated one): asked at
@@ -215,7 +231,7 @@ pub fn load(
     preflight(&options.path)?;
     Model::load(options, progress).map_err(|e| LoadError {
         path: options.path.clone(),
-        about_file: !matches!(e, ModelError::Rpc(_)),
+        about_file: !matches!(e, ModelError::Rpc(_) | ModelError::Cpu(_)),
         problem: match e {
             ModelError::Load(Some(detail)) => format!("was rejected by llama.cpp: {detail}"),
             ModelError::Load(None) => "was rejected by llama.cpp".into(),
