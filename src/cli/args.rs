@@ -113,6 +113,8 @@ pub enum Reduce {
 /// A table of `logitscope bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchTable {
+    /// Decode-only vs the full analysis, and the keystroke latency (tables 1 and 2)
+    Decode,
     /// Statistics per row (no model needed)
     Stats,
     /// Fill-in: batched vs one evaluation per candidate

@@ -122,6 +122,11 @@ pub fn run(
             trace::table(&model)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Some(BenchTable::Decode) => {
+            let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
+            decode_tables(&model, &mut s, view)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Some(BenchTable::Overhead) => {
             overhead::table(settings, &model)?;
             return Ok(ExitCode::SUCCESS);
@@ -129,7 +134,6 @@ pub fn run(
         _ => {}
     }
     let mut s = model.session().map_err(|e| Fatal::other(e.to_string()))?;
-    let e = |e: ModelError| Fatal::other(e.to_string());
 
     println!(
         "machine: {} threads, model {}, n_ctx {}, flash attention {}",
@@ -138,55 +142,8 @@ pub fn run(
         s.n_ctx(),
         if settings.flash_attn { "on" } else { "off" }
     );
-    println!("\n1. decode-only vs full analysis (median of 3)");
-    println!("tokens  decode ms  analysis ms  ms/token  ratio");
-    for n in [16usize, 64, 256, 1024] {
-        let (_, tokens) = text_of(&model, n);
-        let mut err = None;
-        let decode = time(3, || s.decode_only(&tokens).map_err(|x| err = Some(x)));
-        let analysis = time(3, || {
-            s.reset();
-            s.evaluate(&tokens, view, &|| false)
-                .map_err(|x| err = Some(x))
-        });
-        if let Some(x) = err {
-            return Err(e(x));
-        }
-        println!(
-            "{n:<7} {:>9.1} {:>12.1} {:>9.2} {:>6.3}",
-            ms(decode),
-            ms(analysis),
-            ms(analysis) / n as f64,
-            analysis.as_secs_f64() / decode.as_secs_f64()
-        );
-    }
-
-    println!("\n2. keystroke latency: append one character and re-score (median of 5)");
-    println!("tokens  keystroke ms  decoded  full re-evaluation ms");
-    for n in [16usize, 64, 256, 1024] {
-        let (text, _) = text_of(&model, n);
-        let full_tokens = model.tokenize(&text);
-        let mut decoded = 0;
-        let mut lat = Vec::new();
-        for _ in 0..5 {
-            s.evaluate(&full_tokens, view, &|| false).map_err(e)?;
-            let t = Instant::now();
-            let typed = model.tokenize(&format!("{text}s"));
-            let ev = s.evaluate(&typed, view, &|| false).map_err(e)?;
-            decoded = ev.decoded;
-            lat.push(t.elapsed());
-        }
-        let full = time(1, || {
-            s.reset();
-            s.evaluate(&full_tokens, view, &|| false).ok()
-        });
-        println!(
-            "{n:<7} {:>12.1} {decoded:>8} {:>22.1}",
-            ms(median(lat)),
-            ms(full)
-        );
-    }
-
+    println!();
+    decode_tables(&model, &mut s, view)?;
     println!("\n{}", stats_table().trim_end());
 
     println!(
@@ -305,5 +262,61 @@ fn fill_bench(model: &Model, view: ViewOptions) -> Result<(), Fatal> {
         ms(separate),
         separate.as_secs_f64() / batched.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Tables 1 and 2: a decode alone against the full analysis, and a keystroke's latency, at
+/// 16 to 1,024 tokens.
+fn decode_tables(model: &Model, s: &mut Session<'_>, view: ViewOptions) -> Result<(), Fatal> {
+    let e = |e: ModelError| Fatal::other(e.to_string());
+    println!("1. decode-only vs full analysis (median of 3)");
+    println!("tokens  decode ms  analysis ms  ms/token  ratio");
+    for n in [16usize, 64, 256, 1024] {
+        let (_, tokens) = text_of(model, n);
+        let mut err = None;
+        let decode = time(3, || s.decode_only(&tokens).map_err(|x| err = Some(x)));
+        let analysis = time(3, || {
+            s.reset();
+            s.evaluate(&tokens, view, &|| false)
+                .map_err(|x| err = Some(x))
+        });
+        if let Some(x) = err {
+            return Err(e(x));
+        }
+        println!(
+            "{n:<7} {:>9.1} {:>12.1} {:>9.2} {:>6.3}",
+            ms(decode),
+            ms(analysis),
+            ms(analysis) / n as f64,
+            analysis.as_secs_f64() / decode.as_secs_f64()
+        );
+    }
+
+    println!("\n2. keystroke latency: append one character and re-score (median of 5)");
+    println!("tokens  keystroke ms  decoded  full re-evaluation ms");
+    for n in [16usize, 64, 256, 1024] {
+        let (text, _) = text_of(model, n);
+        let full_tokens = model.tokenize(&text);
+        let mut decoded = 0;
+        let mut lat = Vec::new();
+        for _ in 0..5 {
+            s.evaluate(&full_tokens, view, &|| false).map_err(e)?;
+            let t = Instant::now();
+            let typed = model.tokenize(&format!("{text}s"));
+            let ev = s.evaluate(&typed, view, &|| false).map_err(e)?;
+            decoded = ev.decoded;
+            lat.push(t.elapsed());
+        }
+        let full = time(1, || {
+            s.reset();
+            s.evaluate(&full_tokens, view, &|| false).ok()
+        });
+        println!(
+            "{n:<7} {:>12.1} {decoded:>8} {:>22.1}",
+            ms(median(lat)),
+            ms(full)
+        );
+    }
+
     Ok(())
 }
