@@ -28,17 +28,21 @@ fn the_search_top_10_equals_brute_force_over_2000_words() {
     let mut words: Vec<String> = all.iter().step_by(15).map(|w| w.text.clone()).collect();
     words.push("sun".into());
     assert!(words.len() >= 2000, "{}", words.len());
-    // Word by word on the slots (a long rest after the blank, pruned between tokens), and in
-    // fan-outs over the shared prefix (a blank near the end: each word scored in one wave).
-    for (text, first_bounds) in [
-        ("The ____ rises in the east.", "per word"),
-        (
-            "She keeps her old letters in a wooden ____.",
-            "shared prefix",
-        ),
-    ] {
-        brute_force(text, &words, first_bounds);
+    // In fan-outs over the shared prefix (a blank near the end: each word scored in one
+    // wave), over all of them; word by word on the slots (a long rest after the blank, pruned
+    // between tokens: the older path, its bounds unchanged), over every other one of them —
+    // half the test's time in CI.
+    brute_force(
+        "She keeps her old letters in a wooden ____.",
+        &words,
+        "shared prefix",
+    );
+    let mut half: Vec<String> = words.iter().step_by(2).cloned().collect();
+    if !half.iter().any(|w| w == "sun") {
+        half.push("sun".into());
     }
+    assert!(half.len() >= 1000, "{}", half.len());
+    brute_force("The ____ rises in the east.", &half, "per word");
 }
 
 fn brute_force(text: &str, words: &[String], first_bounds: &str) {
