@@ -58,49 +58,43 @@ pub(super) fn repack_allowed() -> bool {
 pub fn missing_cpu_features() -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]
     {
+        use std::arch::is_x86_feature_detected as has;
         // SAFETY: these ggml functions only return constants fixed when ggml was compiled
         // (`#if defined(__AVX2__)` …); they run no vector instruction.
-        let built = unsafe {
+        let features = unsafe {
             use llama_cpp_sys_2 as sys;
             [
-                ("SSE3", sys::ggml_cpu_has_sse3() != 0),
-                ("SSSE3", sys::ggml_cpu_has_ssse3() != 0),
-                ("AVX", sys::ggml_cpu_has_avx() != 0),
-                ("AVX2", sys::ggml_cpu_has_avx2() != 0),
-                ("FMA", sys::ggml_cpu_has_fma() != 0),
-                ("F16C", sys::ggml_cpu_has_f16c() != 0),
-                ("BMI2", sys::ggml_cpu_has_bmi2() != 0),
-                ("AVX-VNNI", sys::ggml_cpu_has_avx_vnni() != 0),
-                ("AVX-512", sys::ggml_cpu_has_avx512() != 0),
-                ("AVX-512 VBMI", sys::ggml_cpu_has_avx512_vbmi() != 0),
-                ("AVX-512 VNNI", sys::ggml_cpu_has_avx512_vnni() != 0),
-                ("AVX-512 BF16", sys::ggml_cpu_has_avx512_bf16() != 0),
+                ("SSE3", sys::ggml_cpu_has_sse3() != 0, has!("sse3")),
+                ("SSSE3", sys::ggml_cpu_has_ssse3() != 0, has!("ssse3")),
+                ("AVX", sys::ggml_cpu_has_avx() != 0, has!("avx")),
+                ("AVX2", sys::ggml_cpu_has_avx2() != 0, has!("avx2")),
+                ("FMA", sys::ggml_cpu_has_fma() != 0, has!("fma")),
+                ("F16C", sys::ggml_cpu_has_f16c() != 0, has!("f16c")),
+                ("BMI2", sys::ggml_cpu_has_bmi2() != 0, has!("bmi2")),
+                (
+                    "AVX-VNNI",
+                    sys::ggml_cpu_has_avx_vnni() != 0,
+                    has!("avxvnni"),
+                ),
+                ("AVX-512", sys::ggml_cpu_has_avx512() != 0, has!("avx512f")),
+                (
+                    "AVX-512 VBMI",
+                    sys::ggml_cpu_has_avx512_vbmi() != 0,
+                    has!("avx512vbmi"),
+                ),
+                (
+                    "AVX-512 VNNI",
+                    sys::ggml_cpu_has_avx512_vnni() != 0,
+                    has!("avx512vnni"),
+                ),
+                (
+                    "AVX-512 BF16",
+                    sys::ggml_cpu_has_avx512_bf16() != 0,
+                    has!("avx512bf16"),
+                ),
             ]
         };
-        let has = [
-            ("SSE3", std::arch::is_x86_feature_detected!("sse3")),
-            ("SSSE3", std::arch::is_x86_feature_detected!("ssse3")),
-            ("AVX", std::arch::is_x86_feature_detected!("avx")),
-            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
-            ("FMA", std::arch::is_x86_feature_detected!("fma")),
-            ("F16C", std::arch::is_x86_feature_detected!("f16c")),
-            ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
-            ("AVX-VNNI", std::arch::is_x86_feature_detected!("avxvnni")),
-            ("AVX-512", std::arch::is_x86_feature_detected!("avx512f")),
-            (
-                "AVX-512 VBMI",
-                std::arch::is_x86_feature_detected!("avx512vbmi"),
-            ),
-            (
-                "AVX-512 VNNI",
-                std::arch::is_x86_feature_detected!("avx512vnni"),
-            ),
-            (
-                "AVX-512 BF16",
-                std::arch::is_x86_feature_detected!("avx512bf16"),
-            ),
-        ];
-        missing(&built, &has)
+        missing(&features)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -108,13 +102,13 @@ pub fn missing_cpu_features() -> Vec<&'static str> {
     }
 }
 
-/// What the build uses (`built`) and the CPU does not have (`has`), in the build's order.
+/// Of (name, the build uses it, the CPU has it): what the build uses and the CPU lacks.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-fn missing(built: &[(&'static str, bool)], has: &[(&str, bool)]) -> Vec<&'static str> {
-    built
+fn missing(features: &[(&'static str, bool, bool)]) -> Vec<&'static str> {
+    features
         .iter()
-        .filter(|(name, used)| *used && !has.iter().any(|(n, h)| n == name && *h))
-        .map(|(name, _)| *name)
+        .filter(|(_, used, has)| *used && !*has)
+        .map(|(name, _, _)| *name)
         .collect()
 }
 
@@ -134,26 +128,20 @@ mod tests {
 
     #[test]
     fn only_what_the_build_uses_and_the_cpu_lacks_is_missing() {
-        let built = [
-            ("AVX", true),
-            ("AVX2", true),
-            ("FMA", true),
-            ("AVX-512", false),
-        ];
         let old = [
-            ("AVX", true),
-            ("AVX2", false),
-            ("FMA", false),
-            ("AVX-512", false),
+            ("AVX", true, true),
+            ("AVX2", true, false),
+            ("FMA", true, false),
+            ("AVX-512", false, false),
         ];
-        assert_eq!(missing(&built, &old), ["AVX2", "FMA"]);
+        assert_eq!(missing(&old), ["AVX2", "FMA"]);
         let new = [
-            ("AVX", true),
-            ("AVX2", true),
-            ("FMA", true),
-            ("AVX-512", true),
+            ("AVX", true, true),
+            ("AVX2", true, true),
+            ("FMA", true, true),
+            ("AVX-512", false, true),
         ];
-        assert!(missing(&built, &new).is_empty());
+        assert!(missing(&new).is_empty());
         assert!(cpu_error(&["AVX2", "FMA"]).starts_with("this CPU lacks AVX2, FMA, which"));
     }
 

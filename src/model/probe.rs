@@ -32,29 +32,26 @@ impl Model {
                 };
             }
             let key = super::probe_cache::key(self);
-            let kept = key.as_ref().and_then(super::probe_cache::lookup);
-            let found = match kept {
-                Some(found) => {
+            let found = match key.as_ref().and_then(super::probe_cache::lookup) {
+                Some(kept) => {
                     tracing::debug!(
                         "layout self-check: the finding kept for this build, CPU and model file"
                     );
-                    found
+                    kept
                 }
-                None => match self.probe_layout() {
-                    Ok(found) => {
-                        if let Some(key) = &key {
-                            super::probe_cache::store(key, &found);
-                        }
-                        found
+                None => {
+                    let probed = self.probe_layout();
+                    if let (Ok(found), Some(key)) = (&probed, &key) {
+                        super::probe_cache::store(key, found);
                     }
-                    Err(e) => {
+                    probed.unwrap_or_else(|e| {
                         let why = format!("the self-check could not run: {e}");
                         Layout {
                             side_by_side: Some(why.clone()),
                             incremental: Some(why),
                         }
-                    }
-                },
+                    })
+                }
             };
             if let Some(note) = found.note() {
                 tracing::warn!("{note}");
