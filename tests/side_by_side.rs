@@ -158,3 +158,39 @@ fn the_self_checks_finding_is_kept_for_the_same_build_and_model_file_only() {
     assert_eq!(first, rewritten);
     assert_eq!(entries().len(), 3);
 }
+
+/// On both test models and a K-quant: a process that scores side by side from the kept finding
+/// gives the bits of the process that probed, and of one text at a time.
+#[test]
+fn scoring_from_the_kept_finding_equals_one_at_a_time_on_every_test_model() {
+    let mut models = common::models::both();
+    models.push(("SmolLM2 q4_k_m".into(), common::models::quant("q4_k_m")));
+    let input = sentences().into_bytes();
+    for (name, path) in models {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_string_lossy().into_owned();
+        let model = path.to_string_lossy().into_owned();
+        let score = |parallel: &str| {
+            let out = common::run_env(
+                &["score", "-m", &model, "--parallel", parallel],
+                Some(&input),
+                &[("LOGITSCOPE_STATE_DIR", &state)],
+            );
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let probed = score("8");
+        let kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("self-check.json")).unwrap())
+                .unwrap();
+        assert_eq!(kept.as_array().unwrap().len(), 1, "{name}: {kept}");
+        assert!(kept[0]["side_by_side"].is_null(), "{name}: {kept}");
+        let from_kept = score("8");
+        assert_eq!(probed, from_kept, "{name}");
+        assert_eq!(score("1"), from_kept, "{name}");
+    }
+}
