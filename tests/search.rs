@@ -186,8 +186,17 @@ fn shared_prefix_bounds_equal_each_word_alone_bit_for_bit() {
                 }
             }
             assert!(cases.len() >= 36, "{name}: {text}: {} words", cases.len());
-            // A full wave, then short ones (padded to a decode that is not tiny).
-            for wave in [&cases[..32], &cases[32..35], &cases[35..36]] {
+            // Short waves (padded to a decode that is not tiny) for every prefix; a full wave
+            // of 32 after nothing but BOS and after the longest prefix (past several groups).
+            // Each word is checked against its whole text decoded alone, the cost of this
+            // test: full waves on all five texts were 132 s of CI.
+            let full = n == 1 || n == texts.len() - 1;
+            let waves: Vec<&[Vec<u32>]> = if full {
+                vec![&cases[..32], &cases[32..35], &cases[35..36]]
+            } else {
+                vec![&cases[..3], &cases[3..4]]
+            };
+            for wave in waves {
                 let seqs: Vec<&[u32]> = wave.iter().map(|t| &t[p..=p + depth]).collect();
                 let got = fan.logprobs(&prefix, &seqs, 1.0).unwrap();
                 for (tokens, g) in wave.iter().zip(got) {

@@ -28,6 +28,9 @@ pub fn quant(ty: &str) -> PathBuf {
     let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = super::model_path().parent().unwrap().join("test-quants");
     std::fs::create_dir_all(&dir).unwrap();
+    // And one process at a time (nextest runs every test in a process of its own): two tests
+    // wanting the same file would both make it. Released when `_lock` closes.
+    let _lock = lock(&dir.join(".making.lock"));
     let out = dir.join(format!("SmolLM2-135M-Instruct.{ty}.gguf"));
     if !out.is_file() {
         // The quantizer writes a temporary file and renames it: a file here is complete.
@@ -49,6 +52,21 @@ pub fn quant(ty: &str) -> PathBuf {
         );
     }
     out
+}
+
+/// An exclusive advisory lock on `path` (made if missing), held until the file is dropped.
+fn lock(path: &std::path::Path) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    // SAFETY: flock on a descriptor `file` owns and keeps open while the lock is needed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "lock {}", path.display());
+    file
 }
 
 /// (name, path) of the two test models.
