@@ -181,6 +181,64 @@ fn echoed_prompt_logprobs_are_those_of_score_bit_for_bit() {
     }
 }
 
+/// A prompt the model would end (its greedy next token is `<|im_end|>`): with `max_tokens: 1`
+/// the end-of-generation token is the generated one, listed with score's logprob for it and
+/// counted, adding nothing to the text. lm-eval's `gguf` client drops the last listed token as
+/// the generated one; without it listed, it dropped the prompt's own last token instead.
+#[test]
+fn an_end_of_generation_token_is_listed_as_the_generated_one() {
+    let path = common::model_path();
+    let prompt = "Hello! How can I help you today?";
+    let report = &common::models::run_on(&path, "score", &[], Some(&format!("{prompt}\n")))[0];
+    let next = &report["next"]["top_logprobs"][0];
+    assert_eq!(
+        next["token"], "<|im_end|>",
+        "the prompt no longer ends here: {next}"
+    );
+    let server = Server::start(&path, &[]);
+    let (status, answer) = server.post(
+        "/v1/completions",
+        &json!({"prompt": prompt, "echo": true, "logprobs": 1, "max_tokens": 1, "temperature": 0}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["text"], prompt);
+    assert_eq!(choice["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["completion_tokens"], 1);
+    let lp = &choice["logprobs"];
+    let want = score_tokens(report);
+    let tokens = lp["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), want.len() + 1, "{lp}");
+    for (i, (token, logprob, offset)) in want.iter().enumerate() {
+        assert_eq!(tokens[i], token.as_str());
+        assert_eq!(lp["token_logprobs"][i].to_string(), logprob.to_string());
+        assert_eq!(lp["text_offset"][i], *offset);
+    }
+    let n = want.len();
+    assert_eq!(tokens[n], "<|im_end|>");
+    assert_eq!(
+        lp["token_logprobs"][n].to_string(),
+        next["logprob"].to_string()
+    );
+    assert_eq!(lp["text_offset"][n], prompt.chars().count());
+    // As lm-eval's gguf client reads it: everything but the last token sums to score's total.
+    let summed = lp["token_logprobs"].as_array().unwrap()[..n]
+        .iter()
+        .filter_map(Value::as_f64)
+        .fold(0.0, |s, x| s + x);
+    let total = report["total_logprob"].as_f64().unwrap();
+    assert!((summed - total).abs() <= 1e-9, "{summed} vs score {total}");
+    // Without echo: the one generated token, and no text.
+    let (_, answer) = server.post(
+        "/v1/completions",
+        &json!({"prompt": prompt, "logprobs": 1, "max_tokens": 8, "temperature": 0}),
+    );
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["text"], "");
+    assert_eq!(choice["logprobs"]["tokens"], json!(["<|im_end|>"]));
+    assert_eq!(answer["usage"]["completion_tokens"], 1);
+}
+
 #[test]
 fn a_continuation_follows_the_echoed_prompt() {
     for (name, path) in models() {
@@ -385,4 +443,117 @@ fn a_thousand_requests_from_eight_clients_all_answer_right_and_bad_ones_get_clea
     let _ = s.read_to_end(&mut reply);
     still_right(&server);
     assert!(server.alive());
+}
+
+/// The tokenizer endpoints lm-eval's remote tokenizer reads (`local-completions` with
+/// `tokenizer_backend=auto`): `/tokenize` gives `score`'s token ids (BOS by the model's rule
+/// with `add_special_tokens`, none without), `/detokenize` gives the text back,
+/// `/tokenizer_info` names EOS and BOS as the model file does; a token-id prompt is scored as
+/// its text is, every token listed. Bad requests get OpenAI's error shape and the server goes on.
+#[test]
+fn the_tokenizer_endpoints_tokenize_as_score_does() {
+    let texts = texts();
+    for (name, path) in common::models::both() {
+        let reports =
+            common::models::run_on(&path, "score", &[], Some(&(texts[..4].join("\n") + "\n")));
+        let mut server = Server::start(&path, &["-c", "384"]);
+        let (status, info) = server.get("/tokenizer_info");
+        assert_eq!(status, 200, "{name}: {info}");
+        // llama.cpp rounds a context up (to 512 here): the length the server takes.
+        let max_len = info["model_max_length"].as_u64().unwrap() as usize;
+        assert!(max_len >= 384, "{name}: {info}");
+        let bos_added = reports[0]["tokens"][0]["special"].as_bool().unwrap();
+        assert_eq!(info["add_bos_token"], bos_added, "{name}: {info}");
+        // EOS spelled out is one token, one the model ends generation with.
+        let eos = info["eos_token"].as_str().unwrap();
+        let (_, eos_ids) = server.post(
+            "/tokenize",
+            &json!({"prompt": eos, "add_special_tokens": false}),
+        );
+        assert_eq!(eos_ids["count"], 1, "{name}: {eos:?} -> {eos_ids}");
+        let eos_id = eos_ids["tokens"][0].as_u64().unwrap() as u32;
+        let model = common::models::load(&path, 64);
+        assert!(model.is_end_of_generation(eos_id), "{name}: {eos:?}");
+        if let Some(bos) = info["bos_token"].as_str() {
+            let (_, ids) = server.post(
+                "/tokenize",
+                &json!({"prompt": bos, "add_special_tokens": false}),
+            );
+            assert_eq!(
+                ids["tokens"],
+                json!([model.bos().unwrap().0]),
+                "{name}: {bos:?}"
+            );
+        }
+        drop(model);
+        for (text, report) in texts.iter().zip(&reports) {
+            let want: Vec<u64> = report["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_u64().unwrap())
+                .collect();
+            let (status, got) = server.post("/tokenize", &json!({"prompt": text}));
+            assert_eq!(status, 200, "{name}: {got}");
+            assert_eq!(got["tokens"], json!(want), "{name}: {text:?}");
+            assert_eq!(got["count"], want.len());
+            let plain = &want[usize::from(bos_added)..];
+            let (_, got) = server.post(
+                "/tokenize",
+                &json!({"prompt": text, "add_special_tokens": false, "return_token_strs": true}),
+            );
+            assert_eq!(got["tokens"], json!(plain), "{name}: {text:?}");
+            assert_eq!(got["token_strs"].as_array().unwrap().len(), plain.len());
+            let (status, back) = server.post("/detokenize", &json!({"tokens": plain}));
+            assert_eq!(status, 200, "{name}: {back}");
+            assert_eq!(back["prompt"], text.as_str(), "{name}");
+            // The ids as a prompt: score's numbers, every token listed (the first null).
+            let choice = &server.echo(json!(want), 1)[0];
+            let lps = choice["logprobs"]["token_logprobs"].as_array().unwrap();
+            assert_eq!(lps.len(), want.len(), "{name}: {text:?}");
+            assert!(lps[0].is_null(), "{name}");
+            for (got, t) in lps.iter().zip(report["tokens"].as_array().unwrap()).skip(1) {
+                assert_eq!(
+                    got.to_string(),
+                    t["logprob"].to_string(),
+                    "{name}: {text:?}"
+                );
+            }
+        }
+        // Bad requests: 400s in OpenAI's shape, then still serving.
+        let n_vocab = reports[0]["n_vocab"].as_u64().unwrap();
+        let bad: [(&str, Value); 5] = [
+            ("/tokenize", json!({"add_special_tokens": false})),
+            ("/tokenize", json!({"prompt": 7})),
+            ("/detokenize", json!({"tokens": [n_vocab]})),
+            ("/detokenize", json!({"tokens": [-1]})),
+            ("/detokenize", json!({})),
+        ];
+        for (endpoint, body) in bad {
+            let (status, answer) = server.post(endpoint, &body);
+            assert_eq!(status, 400, "{name}: {endpoint} {body}: {answer}");
+            assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
+        }
+        // Token-id prompts the engine cannot take: outside the vocabulary, empty, longer
+        // than the context; one that just fits is taken.
+        let (status, answer) = server.post(
+            "/v1/completions",
+            &json!({"prompt": vec![1; max_len], "max_tokens": 0}),
+        );
+        assert_eq!(status, 200, "{name}: {answer}");
+        for prompt in [
+            json!([[1, n_vocab]]),
+            json!([[]]),
+            json!(vec![1; max_len + 1]),
+        ] {
+            let (status, answer) = server.post(
+                "/v1/completions",
+                &json!({"prompt": prompt, "max_tokens": 1, "echo": true, "logprobs": 1}),
+            );
+            assert_eq!(status, 400, "{name}: {answer}");
+            assert!(answer["error"]["message"].is_string(), "{answer}");
+        }
+        assert_eq!(server.get("/health").0, 200);
+        assert!(server.alive(), "{name}");
+    }
 }

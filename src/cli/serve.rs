@@ -29,7 +29,7 @@ pub fn run(
     };
     crate::serve::run(listener, model, options, |addr| {
         eprintln!(
-            "logitscope: serving {name} on http://{addr} (POST /v1/completions, GET /v1/models, GET /health; Ctrl-C stops)"
+            "logitscope: serving {name} on http://{addr} (POST /v1/completions, /tokenize, /detokenize; GET /v1/models, /tokenizer_info, /health; Ctrl-C stops)"
         );
     })
     .map_err(Fatal::other)?;

@@ -39,11 +39,33 @@ pub enum Finish {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Continuation {
-    /// The tokens that begin before the stop string (an end-of-generation token is not listed).
+    /// The tokens that begin before the stop string (an end-of-generation token is `end`).
     pub tokens: Vec<Generated>,
     /// The generated text's bytes, cut before the stop string.
     pub text: Vec<u8>,
     pub finish: Finish,
+    /// The end-of-generation token that ended it, if one did: a generated token like the
+    /// others (listed with its logprob, counted in the usage), whose text is not part of
+    /// `text`. Clients that take the last listed token for the generated one (lm-eval's `gguf`
+    /// client, with `max_tokens: 1`) would otherwise drop a prompt token instead.
+    pub end: Option<Generated>,
+}
+
+impl Continuation {
+    /// Nothing generated (`max_tokens` 0).
+    pub fn none() -> Self {
+        Self {
+            tokens: Vec::new(),
+            text: Vec::new(),
+            finish: Finish::Length,
+            end: None,
+        }
+    }
+
+    /// Tokens generated, the end-of-generation token included.
+    pub fn n_generated(&self) -> usize {
+        self.tokens.len() + usize::from(self.end.is_some())
+    }
 }
 
 /// A model's sessions for completions: the prompts are evaluated as `score` evaluates many
@@ -94,11 +116,7 @@ impl<'m> Completer<'m> {
             ..view
         };
         let mut all = prompt.tokens.clone();
-        let mut out = Continuation {
-            tokens: Vec::new(),
-            text: Vec::new(),
-            finish: Finish::Length,
-        };
+        let mut out = Continuation::none();
         for step in 0..generation.max_tokens {
             if all.len() >= self.n_ctx() {
                 break;
@@ -143,6 +161,11 @@ impl<'m> Completer<'m> {
                 },
             };
             if self.model().is_end_of_generation(id) {
+                out.end = Some(Generated {
+                    id,
+                    logprob,
+                    top: row.top,
+                });
                 out.finish = Finish::Stop;
                 break;
             }

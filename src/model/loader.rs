@@ -382,6 +382,32 @@ impl Model {
         ((id as usize) < self.vocab.len()).then(|| (id, vocab.should_add_bos()))
     }
 
+    /// Tokenize as a tokenizer endpoint does (vLLM's and llama-server's `/tokenize`): text
+    /// that spells a control token (`<|im_end|>`) becomes that token, and BOS is put first
+    /// by the model's rule when `add_special`. Not how user text is scored ([`Model::tokenize`]).
+    pub fn tokenize_parsing_special(&self, text: &str, add_special: bool) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, true)
+            .into_iter()
+            .map(|t| u32::try_from(t.0).unwrap_or(0))
+            .collect()
+    }
+
+    /// The end-of-sequence token (EOS; EOT where the vocabulary has no EOS), if any.
+    pub fn eos(&self) -> Option<u32> {
+        let vocab = self.model.vocab();
+        [vocab.eos(), vocab.eot()]
+            .into_iter()
+            .filter_map(|t| u32::try_from(t.0).ok())
+            .find(|&id| (id as usize) < self.vocab.len())
+    }
+
+    /// The chat template the file carries (Jinja source), if any.
+    pub fn chat_template_source(&self) -> Option<String> {
+        self.model.chat_template(None).ok()?.to_string().ok()
+    }
+
     /// Tokenize with the model's own BOS rule. Text that looks like a special token
     /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {

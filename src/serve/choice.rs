@@ -74,6 +74,14 @@ pub fn build(
                 .push(base + chars_before(&continuation.text, at));
             at += vocab.bytes(t.id).len();
         }
+        // The end-of-generation token, after the text (it adds none to it).
+        if let Some(e) = &continuation.end {
+            out.tokens.push(vocab.text(e.id));
+            out.token_logprobs.push(Some(e.logprob));
+            out.top_logprobs.push(Some(top(&e.top)));
+            out.text_offset
+                .push(base + chars_before(&continuation.text, continuation.text.len()));
+        }
         out
     });
     ChoiceOut {
@@ -209,6 +217,7 @@ mod tests {
             }],
             text: b"!".to_vec(),
             finish: Finish::Length,
+            end: None,
         };
         let c = build(0, &vocab, &prompt, &cont, true, Some(1));
         assert_eq!(c.text, "The café!");
@@ -232,5 +241,25 @@ mod tests {
         let c = build(0, &vocab, &prompt, &cont, false, Some(1));
         assert_eq!(c.text, "!");
         assert_eq!(c.logprobs.expect("asked for").text_offset, vec![8]);
+        // An end-of-generation token is listed after the text, adding nothing to it (here
+        // after BOS, "The", " café" and "!").
+        let ended = Continuation {
+            end: Some(Generated {
+                id: 2,
+                logprob: -0.25,
+                top: rows[2].top.clone(),
+            }),
+            finish: Finish::Stop,
+            ..cont.clone()
+        };
+        let c = build(0, &vocab, &prompt, &ended, true, Some(1));
+        assert_eq!(c.text, "The café!");
+        assert_eq!(c.finish_reason, "stop");
+        let lp = c.logprobs.expect("asked for");
+        assert_eq!(lp.tokens.len(), 5);
+        assert_eq!(lp.tokens[4], vocab.text(2));
+        assert_eq!(lp.token_logprobs[4], Some(-0.25));
+        assert_eq!(lp.text_offset[4], 9);
+        assert_eq!(ended.n_generated(), 2);
     }
 }

@@ -11,6 +11,7 @@
 
 mod api;
 mod choice;
+mod tokenizer;
 mod worker;
 
 use std::net::SocketAddr;
@@ -59,6 +60,10 @@ pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener, String> {
 
 struct Shared {
     jobs: mpsc::Sender<Job>,
+    /// For the tokenizer endpoints, answered on the HTTP threads (the vocabulary only).
+    tokenizer: Arc<Model>,
+    /// The engine's context: the most tokens a prompt and its continuation may have.
+    n_ctx: usize,
     default_max_tokens: usize,
     model: String,
     next_id: AtomicU64,
@@ -78,12 +83,7 @@ pub fn run(
         .local_addr()
         .map_err(|e| format!("cannot listen: {e}"))?;
     let (tx, rx) = mpsc::channel::<Job>(QUEUE);
-    let shared = Arc::new(Shared {
-        jobs: tx,
-        default_max_tokens: options.default_max_tokens,
-        model: model.info().file_name,
-        next_id: AtomicU64::new(0),
-    });
+    let model = Arc::new(model);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("http")
@@ -91,12 +91,22 @@ pub fn run(
         .build()
         .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
     std::thread::scope(|scope| {
+        // The engine thread makes its contexts first and says how many tokens they hold.
+        let (started, n_ctx) = std::sync::mpsc::channel();
         let engine = std::thread::Builder::new()
             .name("engine".into())
             .spawn_scoped(scope, || {
-                worker::run(&model, options.parallel, options.view, rx)
+                worker::run(&model, options.parallel, options.view, rx, started)
             })
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
+        let shared = Arc::new(Shared {
+            jobs: tx,
+            tokenizer: Arc::clone(&model),
+            n_ctx: n_ctx.recv().unwrap_or(0),
+            default_max_tokens: options.default_max_tokens,
+            model: model.info().file_name,
+            next_id: AtomicU64::new(0),
+        });
         let served = runtime.block_on(async {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -119,6 +129,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/health", get(health))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/tokenizer_info", get(tokenizer_info))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -159,14 +172,7 @@ async fn completions(
     State(shared): State<Arc<Shared>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // Any content type is read as JSON (as llama.cpp's server does: `curl -d` sends a form type).
-    let body = body.map_err(rejection)?;
-    let request: CompletionRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::invalid(
-            format!("the request body is not a valid request: {e}"),
-            None,
-        )
-    })?;
+    let request: CompletionRequest = parse(body)?;
     let params = request.check(shared.default_max_tokens)?;
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let created = std::time::SystemTime::now()
@@ -193,6 +199,38 @@ async fn completions(
         )
     })??;
     Ok(Json(response).into_response())
+}
+
+/// A request body as JSON. Any content type is read as JSON (as llama.cpp's server does:
+/// `curl -d` sends a form type).
+fn parse<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(rejection)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            format!("the request body is not a valid request: {e}"),
+            None,
+        )
+    })
+}
+
+async fn tokenize(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<tokenizer::TokenizeResponse>, ApiError> {
+    tokenizer::tokenize(&shared.tokenizer, shared.n_ctx, parse(body)?).map(Json)
+}
+
+async fn detokenize(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<tokenizer::DetokenizeResponse>, ApiError> {
+    tokenizer::detokenize(&shared.tokenizer, parse(body)?).map(Json)
+}
+
+async fn tokenizer_info(State(shared): State<Arc<Shared>>) -> Json<tokenizer::TokenizerInfo> {
+    Json(tokenizer::info(&shared.tokenizer, shared.n_ctx))
 }
 
 /// A body that could not be read: too large, or cut off.
@@ -228,7 +266,7 @@ async fn not_found() -> ApiError {
     ApiError {
         status: 404,
         ..ApiError::invalid(
-            "no such endpoint: this server has POST /v1/completions, GET /v1/models and GET /health".into(),
+            "no such endpoint: this server has POST /v1/completions, GET /v1/models, GET /health, POST /tokenize, POST /detokenize and GET /tokenizer_info".into(),
             None,
         )
     }

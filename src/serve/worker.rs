@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::{ApiError, CompletionResponse, Params, Prompt, Usage};
 use super::choice::{build, Evaluated};
 use crate::analysis::stats::ViewOptions;
-use crate::engine::complete::{Completer, Continuation, Finish, Generation};
+use crate::engine::complete::{Completer, Continuation, Generation};
 use crate::model::{Evaluation, Model};
 
 /// A request waiting for the engine, and where its answer goes.
@@ -23,11 +23,22 @@ pub struct Job {
 const MAX_ROUND: usize = 64;
 
 /// Serve jobs until every sender is gone. `view` holds the temperature of every number (the
-/// `--temp` of `score`).
-pub fn run(model: &Model, parallel: usize, view: ViewOptions, mut jobs: mpsc::Receiver<Job>) {
+/// `--temp` of `score`). `started` is told the context's length (0 when there is none) once
+/// the engine's contexts are made.
+pub fn run(
+    model: &Model,
+    parallel: usize,
+    view: ViewOptions,
+    mut jobs: mpsc::Receiver<Job>,
+    started: std::sync::mpsc::Sender<usize>,
+) {
     let mut completer = match Completer::new(model, parallel) {
-        Ok(c) => c,
+        Ok(c) => {
+            let _ = started.send(c.n_ctx());
+            c
+        }
         Err(e) => {
+            let _ = started.send(0);
             tracing::error!("serve: cannot make a context: {e}");
             // Answer what comes with the reason rather than hang.
             while let Some(job) = jobs.blocking_recv() {
@@ -155,11 +166,7 @@ fn serve_round(completer: &mut Completer<'_>, view: ViewOptions, round: Vec<Job>
         let mut draw = || rng.random::<f64>();
         let cancel = || job.reply.is_closed();
         let continuation = if generation.max_tokens == 0 {
-            Ok(Some(Continuation {
-                tokens: Vec::new(),
-                text: Vec::new(),
-                finish: Finish::Length,
-            }))
+            Ok(Some(Continuation::none()))
         } else {
             completer.generate(&ev, &generation, view, &mut draw, &cancel)
         };
@@ -188,7 +195,7 @@ fn serve_round(completer: &mut Completer<'_>, view: ViewOptions, round: Vec<Job>
                     .zip(&items_of_job[j])
                     .map(|((index, ev, c), item)| {
                         usage.prompt_tokens += ev.tokens.len();
-                        usage.completion_tokens += c.tokens.len();
+                        usage.completion_tokens += c.n_generated();
                         let from_ids = item.from_ids;
                         let listed = |i: usize| from_ids || !vocab.is_special(ev.tokens[i]);
                         let prompt = Evaluated {
