@@ -4,8 +4,9 @@
 //! token or the token limit. The HTTP front end (`serve`) shapes the result.
 
 use crate::analysis::sample::{sample, Choice};
+use crate::analysis::stats::RowSummary;
 use crate::analysis::stats::{logprobs_of, TopEntry, ViewOptions};
-use crate::model::{Evaluation, Model, ModelError};
+use crate::model::{common_prefix, Evaluation, Model, ModelError};
 
 use super::score::Batcher;
 
@@ -110,86 +111,207 @@ impl<'m> Completer<'m> {
         draw: &mut dyn FnMut() -> f64,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<Continuation>, ModelError> {
-        let vocab = self.model().vocab().clone();
         let view = ViewOptions {
             n_probs: view.n_probs.max(1),
             ..view
         };
-        let mut all = prompt.tokens.clone();
-        let mut out = Continuation::none();
-        for step in 0..generation.max_tokens {
-            if all.len() >= self.n_ctx() {
+        match generation.choice {
+            Choice::Greedy => self.greedy(prompt, generation, view, cancel),
+            Choice::Sample { .. } => self.sampled(prompt, generation, view, draw, cancel),
+        }
+    }
+
+    /// Greedy generation at a one-token decode's cost, with `score`'s numbers: up to
+    /// [`DRAFT_BLOCK`] tokens are drafted ahead with one-token decodes ([`Session::draft`]),
+    /// then the prompt and the drafts are evaluated as `score` evaluates a text (the cached
+    /// prompt reused, the drafts decoded again in one decode). A draft is kept while it is the
+    /// most likely token of its exact row; at the first that is not, the exact row's choice
+    /// is taken and drafting goes on from there. So every token is the one greedy decoding
+    /// with `score`'s numbers chooses, with `score`'s logprob and top tokens.
+    ///
+    /// [`Session::draft`]: crate::model::Session::draft
+    fn greedy(
+        &mut self,
+        prompt: &Evaluation,
+        generation: &Generation,
+        view: ViewOptions,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<Continuation>, ModelError> {
+        let mut g = Growing::new(self.model(), prompt, self.n_ctx());
+        // The exact distribution after `g.all`.
+        let Some(mut row) = prompt.rows.last().cloned() else {
+            return Ok(Some(g.out));
+        };
+        'generate: while let Some(id) = g.take_best(row, generation) {
+            let room = generation
+                .max_tokens
+                .saturating_sub(g.out.tokens.len())
+                .min(self.n_ctx().saturating_sub(g.all.len()));
+            if room == 0 {
                 break;
             }
-            // The distribution after `all`, and its logits when sampling.
-            let (row, logits) = match generation.choice {
-                Choice::Greedy if step == 0 => match prompt.rows.last() {
-                    Some(row) => (row.clone(), None),
-                    None => return Ok(Some(out)),
-                },
-                Choice::Greedy => {
-                    let ev = self.batcher.main.evaluate(&all, view, cancel)?;
-                    match (ev.cancelled, ev.rows.last()) {
-                        (false, Some(row)) => (row.clone(), None),
-                        _ => return Ok(None),
-                    }
+            // Drafts decode after the text's cached keys and values; a prompt scored side by
+            // side with others is not in this session yet.
+            let head = g.all.len() - 1;
+            if common_prefix(self.batcher.main.cached(), &g.all[..head]) < head {
+                let ev = self.batcher.main.evaluate(&g.all[..head], view, cancel)?;
+                if ev.cancelled {
+                    return Ok(None);
                 }
-                Choice::Sample { .. } => match self.batcher.main.next_logits(&all, view, cancel)? {
-                    Some((ev, logits)) => match ev.rows.last() {
-                        Some(row) => (row.clone(), Some(logits)),
-                        None => return Ok(Some(out)),
-                    },
-                    None => return Ok(None),
-                },
+            }
+            let mut drafts: Vec<u32> = Vec::with_capacity(DRAFT_BLOCK.min(room));
+            let mut token = id;
+            while drafts.len() < DRAFT_BLOCK.min(room) {
+                if cancel() {
+                    return Ok(None);
+                }
+                let pos = head + drafts.len();
+                token = argmax(self.batcher.main.draft(token, pos)?);
+                drafts.push(token);
+                if self.model().is_end_of_generation(token) {
+                    break;
+                }
+            }
+            let mut text = g.all.clone();
+            text.extend_from_slice(&drafts);
+            let ev = self.batcher.main.evaluate(&text, view, cancel)?;
+            if ev.cancelled {
+                return Ok(None);
+            }
+            if ev.rows.len() < text.len() {
+                return Err(ModelError::TooLong {
+                    n_tokens: text.len(),
+                    n_ctx: self.n_ctx(),
+                });
+            }
+            let base = g.all.len();
+            row = ev.rows[base - 1].clone();
+            for (k, &draft) in drafts.iter().enumerate() {
+                if row.top.first().map(|e| e.id) != Some(draft) {
+                    // The exact row chooses otherwise: take its choice, draft on from there.
+                    continue 'generate;
+                }
+                if g.take_best(row, generation).is_none() {
+                    break 'generate;
+                }
+                row = ev.rows[base + k].clone();
+            }
+        }
+        Ok(Some(g.out))
+    }
+
+    /// Sampled generation: each step's distribution from an evaluation of the text so far,
+    /// as `score` evaluates it (the cached prefix reused), the token drawn from its logits.
+    fn sampled(
+        &mut self,
+        prompt: &Evaluation,
+        generation: &Generation,
+        view: ViewOptions,
+        draw: &mut dyn FnMut() -> f64,
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Option<Continuation>, ModelError> {
+        let Choice::Sample { temperature, top_p } = generation.choice else {
+            return self.greedy(prompt, generation, view, cancel);
+        };
+        let mut g = Growing::new(self.model(), prompt, self.n_ctx());
+        loop {
+            let Some((ev, logits)) = self.batcher.main.next_logits(&g.all, view, cancel)? else {
+                return Ok(None);
+            };
+            let Some(row) = ev.rows.last().cloned() else {
+                break;
             };
             if cancel() {
                 return Ok(None);
             }
-            let (id, logprob) = match (generation.choice, logits) {
-                (Choice::Sample { temperature, top_p }, Some(logits)) => {
-                    let lps = crate::analysis::stats::log_softmax(&logits, temperature)?;
-                    let id = sample(&lps, top_p, draw());
-                    let lp = match row.top.iter().find(|e| e.id == id) {
-                        Some(e) => e.logprob,
-                        None => logprobs_of(&logits, view.temp, &[id])?[0],
-                    };
-                    (id, lp)
-                }
-                _ => match row.top.first() {
-                    Some(e) => (e.id, e.logprob),
-                    None => return Ok(Some(out)),
-                },
+            let lps = crate::analysis::stats::log_softmax(&logits, temperature)?;
+            let id = sample(&lps, top_p, draw());
+            let logprob = match row.top.iter().find(|e| e.id == id) {
+                Some(e) => e.logprob,
+                None => logprobs_of(&logits, view.temp, &[id])?[0],
             };
-            if self.model().is_end_of_generation(id) {
-                out.end = Some(Generated {
-                    id,
-                    logprob,
-                    top: row.top,
-                });
-                out.finish = Finish::Stop;
-                break;
-            }
-            all.push(id);
-            out.tokens.push(Generated {
-                id,
-                logprob,
-                top: row.top,
-            });
-            out.text.extend_from_slice(vocab.bytes(id));
-            if let Some(at) = first_stop(&out.text, &generation.stop) {
-                out.text.truncate(at);
-                // Keep the tokens that begin before the stop string.
-                let mut start = 0;
-                out.tokens.retain(|t| {
-                    let begins = start;
-                    start += vocab.bytes(t.id).len();
-                    begins < at
-                });
-                out.finish = Finish::Stop;
+            if !g.take(id, logprob, row.top, generation) {
                 break;
             }
         }
-        Ok(Some(out))
+        Ok(Some(g.out))
+    }
+}
+
+/// Tokens one exact decode checks in greedy generation, drafted ahead with one-token decodes:
+/// the exact decode costs about as much as a few one-token decodes, so a long block makes it
+/// cheap per token, and a draft that the exact row does not choose (rare: a near tie) wastes
+/// at most the rest of its block.
+pub const DRAFT_BLOCK: usize = 32;
+
+/// The index of the largest logit (the first of equals).
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// A continuation as it grows, one exact row at a time.
+struct Growing<'m> {
+    model: &'m Model,
+    n_ctx: usize,
+    /// The prompt and the tokens taken so far.
+    all: Vec<u32>,
+    out: Continuation,
+}
+
+impl<'m> Growing<'m> {
+    fn new(model: &'m Model, prompt: &Evaluation, n_ctx: usize) -> Self {
+        Self {
+            model,
+            n_ctx,
+            all: prompt.tokens.clone(),
+            out: Continuation::none(),
+        }
+    }
+
+    /// Take the most likely token of `row` (the exact distribution after `all`) as the next
+    /// one; `None` when the continuation is over.
+    fn take_best(&mut self, row: RowSummary, generation: &Generation) -> Option<u32> {
+        let best = *row.top.first()?;
+        self.take(best.id, best.logprob, row.top, generation)
+            .then_some(best.id)
+    }
+
+    /// Take `id` (drawn from the distribution whose top tokens are `top`) as the next token;
+    /// false when the continuation is over (the token limit, the context, an end-of-generation
+    /// token, a stop string), the token then kept only if it ended generation.
+    fn take(&mut self, id: u32, logprob: f64, top: Vec<TopEntry>, generation: &Generation) -> bool {
+        if self.out.tokens.len() >= generation.max_tokens || self.all.len() >= self.n_ctx {
+            return false;
+        }
+        let generated = Generated { id, logprob, top };
+        if self.model.is_end_of_generation(id) {
+            self.out.end = Some(generated);
+            self.out.finish = Finish::Stop;
+            return false;
+        }
+        let vocab = self.model.vocab();
+        self.all.push(id);
+        self.out.tokens.push(generated);
+        self.out.text.extend_from_slice(vocab.bytes(id));
+        if let Some(at) = first_stop(&self.out.text, &generation.stop) {
+            self.out.text.truncate(at);
+            // Keep the tokens that begin before the stop string.
+            let mut start = 0;
+            self.out.tokens.retain(|t| {
+                let begins = start;
+                start += vocab.bytes(t.id).len();
+                begins < at
+            });
+            self.out.finish = Finish::Stop;
+            return false;
+        }
+        true
     }
 }
 

@@ -123,6 +123,7 @@ impl Model {
             total_tokens: 0,
             watch: Vec::new(),
             checked: true,
+            drafted: 0,
         })
     }
 }
@@ -176,6 +177,9 @@ pub struct Session<'m> {
     /// Whether layout-dependent work (prefix reuse, sequences side by side) asks the model's
     /// self-check first; false only in the self-check's own sessions.
     pub(super) checked: bool,
+    /// Draft tokens ([`Session::draft`]) whose cells follow the cached tokens in the KV
+    /// cache: never part of an evaluation, removed before the next one.
+    drafted: usize,
 }
 
 impl Drop for Session<'_> {
@@ -295,6 +299,7 @@ impl<'m> Session<'m> {
         drop(busy);
         self.cached_tokens.clear();
         self.cached_rows.clear();
+        self.drafted = 0;
     }
 
     /// Evaluate `tokens`: every position's distribution. Reuses the cached prefix: only the
@@ -374,14 +379,52 @@ impl<'m> Session<'m> {
             self.cached_rows.clear();
             self.cached_view = Some(view);
         }
-        if self.cached_tokens.len() > start {
+        if self.cached_tokens.len() > start || self.drafted > 0 {
             self.ctx
                 .kv_cache_seq_rm(0, Some(start as u32), None)
                 .map_err(|e| ModelError::KvCache(e.to_string()))?;
             self.cached_tokens.truncate(start);
+            self.drafted = 0;
         }
         self.cached_rows.truncate(start);
         Ok((tokens, start))
+    }
+
+    /// A draft step of generation: decode `token` alone at position `pos` (at most the cached
+    /// tokens and the drafts so far: a draft there and after is dropped first, and cached
+    /// tokens from `pos` on are forgotten) and return its logits. A one-token decode is
+    /// llama.cpp's fastest step but its numbers are not a whole decode's (1- and 2-token
+    /// decodes round otherwise), so a draft only proposes tokens: the next evaluation removes
+    /// every draft cell and decodes those tokens again in one decode of at least
+    /// [`MIN_DECODE`] tokens, whose numbers are `score`'s.
+    pub fn draft(&mut self, token: u32, pos: usize) -> Result<&[f32], ModelError> {
+        let cached = self.cached_tokens.len();
+        if pos > cached + self.drafted {
+            return Err(ModelError::Decode(format!(
+                "a draft at position {pos} after {cached} cached and {} drafted tokens",
+                self.drafted
+            )));
+        }
+        if pos + 1 > self.n_ctx {
+            return Err(ModelError::TooLong {
+                n_tokens: pos + 1,
+                n_ctx: self.n_ctx,
+            });
+        }
+        if pos < cached + self.drafted {
+            self.ctx
+                .kv_cache_seq_rm(0, Some(pos as u32), None)
+                .map_err(|e| ModelError::KvCache(e.to_string()))?;
+            if pos < cached {
+                self.cached_tokens.truncate(pos);
+                self.cached_rows.truncate(pos);
+            }
+            self.drafted = pos - self.cached_tokens.len();
+        }
+        // Counted before the decode: a failed one leaves cells to remove all the same.
+        self.drafted += 1;
+        self.decode_tokens(&[token], pos, 0)?;
+        Ok(self.ctx.get_logits_ith(0))
     }
 
     /// The evaluation as it stands after [`Session::begin`] and its chunks.
