@@ -346,25 +346,26 @@ impl Model {
             .ok()
     }
 
-    /// Tokenize a prompt the program wrote itself (a chat template's output): control tokens
-    /// written in it (`<|im_start|>`) become control tokens. Never for user text.
-    pub fn tokenize_prompt(&self, prompt: &str) -> Vec<u32> {
+    /// llama.cpp's tokenizer: BOS by the model's rule when `add_bos`, control-token
+    /// spellings as control tokens when `special`.
+    fn token_ids(&self, text: &str, add_bos: bool, special: bool) -> Vec<u32> {
         self.model
             .vocab()
-            .tokenize(prompt.as_bytes(), true, true)
+            .tokenize(text.as_bytes(), add_bos, special)
             .into_iter()
             .map(|t| u32::try_from(t.0).unwrap_or(0))
             .collect()
     }
 
+    /// Tokenize a prompt the program wrote itself (a chat template's output): control tokens
+    /// written in it (`<|im_start|>`) become control tokens. Never for user text.
+    pub fn tokenize_prompt(&self, prompt: &str) -> Vec<u32> {
+        self.token_ids(prompt, true, true)
+    }
+
     /// Tokenize a piece of text as it would continue another (no BOS), as plain text.
     pub fn tokenize_continuation(&self, text: &str) -> Vec<u32> {
-        self.model
-            .vocab()
-            .tokenize(text.as_bytes(), false, false)
-            .into_iter()
-            .map(|t| u32::try_from(t.0).unwrap_or(0))
-            .collect()
+        self.token_ids(text, false, false)
     }
 
     /// Whether generation ends at token `id` (EOS, EOT and the other end-of-generation tokens
@@ -386,12 +387,7 @@ impl Model {
     /// that spells a control token (`<|im_end|>`) becomes that token, and BOS is put first
     /// by the model's rule when `add_special`. Not how user text is scored ([`Model::tokenize`]).
     pub fn tokenize_parsing_special(&self, text: &str, add_special: bool) -> Vec<u32> {
-        self.model
-            .vocab()
-            .tokenize(text.as_bytes(), add_special, true)
-            .into_iter()
-            .map(|t| u32::try_from(t.0).unwrap_or(0))
-            .collect()
+        self.token_ids(text, add_special, true)
     }
 
     /// The end-of-sequence token (EOS; EOT where the vocabulary has no EOS), if any.
@@ -411,12 +407,7 @@ impl Model {
     /// Tokenize with the model's own BOS rule. Text that looks like a special token
     /// (`<|im_start|>`) is tokenized as plain text: user input never smuggles in control tokens.
     pub fn tokenize(&self, text: &str) -> Vec<u32> {
-        self.model
-            .vocab()
-            .tokenize(text.as_bytes(), true, false)
-            .into_iter()
-            .map(|t| u32::try_from(t.0).unwrap_or(0))
-            .collect()
+        self.token_ids(text, true, false)
     }
 }
 
