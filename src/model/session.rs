@@ -15,19 +15,7 @@ use super::loader::{backend, cause, Model, ModelError};
 use crate::analysis::stats::{logprobs_of, summarize_row, watch_stats, RowSummary, ViewOptions};
 use std::sync::Arc;
 
-/// The smallest decode the engine issues (unless the whole text is shorter): llama.cpp's
-/// results for 1- and 2-token decodes differ from a whole-text decode; 4 and more matched on
-/// this model, 16 and more on K-quants (tests/fixtures/README.md). 16 keeps a keystroke cheap
-/// and is proven bit-exact by tests/engine.rs.
-pub const MIN_DECODE: usize = 16;
-/// The largest decode. Bounds llama.cpp's logits buffer (chunk × |V| floats: 19 MB for the
-/// default model) and lets a long evaluation notice a newer request between chunks (≈ 0.4 s
-/// apart on two CPU cores). 96 rather than 64: a typical line of `score` is then one decode,
-/// which measurably narrows the gap to a plain decode (README, benchmark table 8).
-pub const MAX_DECODE: usize = 96;
-/// The most tokens of one multi-sequence decode when scoring candidates side by side: on two
-/// CPU cores ≈ 0.6 s, the longest a cancel waits.
-pub const MAX_WAVE: usize = 128;
+pub use super::plan::{common_prefix, plan_chunks, plan_start, MAX_DECODE, MAX_WAVE, MIN_DECODE};
 
 impl Model {
     /// A new evaluation session with its own llama.cpp context (one sequence).
@@ -179,7 +167,7 @@ pub struct Session<'m> {
     pub(super) checked: bool,
     /// Draft tokens ([`Session::draft`]) whose cells follow the cached tokens in the KV
     /// cache: never part of an evaluation, removed before the next one.
-    drafted: usize,
+    pub(super) drafted: usize,
 }
 
 impl Drop for Session<'_> {
@@ -390,43 +378,6 @@ impl<'m> Session<'m> {
         Ok((tokens, start))
     }
 
-    /// A draft step of generation: decode `token` alone at position `pos` (at most the cached
-    /// tokens and the drafts so far: a draft there and after is dropped first, and cached
-    /// tokens from `pos` on are forgotten) and return its logits. A one-token decode is
-    /// llama.cpp's fastest step but its numbers are not a whole decode's (1- and 2-token
-    /// decodes round otherwise), so a draft only proposes tokens: the next evaluation removes
-    /// every draft cell and decodes those tokens again in one decode of at least
-    /// [`MIN_DECODE`] tokens, whose numbers are `score`'s.
-    pub fn draft(&mut self, token: u32, pos: usize) -> Result<&[f32], ModelError> {
-        let cached = self.cached_tokens.len();
-        if pos > cached + self.drafted {
-            return Err(ModelError::Decode(format!(
-                "a draft at position {pos} after {cached} cached and {} drafted tokens",
-                self.drafted
-            )));
-        }
-        if pos + 1 > self.n_ctx {
-            return Err(ModelError::TooLong {
-                n_tokens: pos + 1,
-                n_ctx: self.n_ctx,
-            });
-        }
-        if pos < cached + self.drafted {
-            self.ctx
-                .kv_cache_seq_rm(0, Some(pos as u32), None)
-                .map_err(|e| ModelError::KvCache(e.to_string()))?;
-            if pos < cached {
-                self.cached_tokens.truncate(pos);
-                self.cached_rows.truncate(pos);
-            }
-            self.drafted = pos - self.cached_tokens.len();
-        }
-        // Counted before the decode: a failed one leaves cells to remove all the same.
-        self.drafted += 1;
-        self.decode_tokens(&[token], pos, 0)?;
-        Ok(self.ctx.get_logits_ith(0))
-    }
-
     /// The evaluation as it stands after [`Session::begin`] and its chunks.
     pub(super) fn evaluation(&self, decoded: usize, cancelled: bool) -> Evaluation {
         Evaluation {
@@ -506,64 +457,6 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// Evaluate `tokens` (as [`Session::evaluate`], with its prefix reuse) and return the
-    /// log-probabilities of `ids` in the distribution after the last token: the whole row, not
-    /// only its top-k. `None` when cancelled.
-    pub fn next_logprobs(
-        &mut self,
-        tokens: &[u32],
-        view: ViewOptions,
-        ids: &[u32],
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<Option<(Evaluation, Vec<f64>)>, ModelError> {
-        let Some(ev) = self.evaluate_whole(tokens, view, cancel)? else {
-            return Ok(None);
-        };
-        let lps = crate::analysis::stats::logprobs_of(self.last_row(), view.temp, ids)?;
-        Ok(Some((ev, lps)))
-    }
-
-    /// Evaluate `tokens` (as [`Session::evaluate`]) and return the logits of the distribution
-    /// after the last token (the whole row, to sample from). `None` when cancelled.
-    pub fn next_logits(
-        &mut self,
-        tokens: &[u32],
-        view: ViewOptions,
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<Option<(Evaluation, Vec<f32>)>, ModelError> {
-        let Some(ev) = self.evaluate_whole(tokens, view, cancel)? else {
-            return Ok(None);
-        };
-        Ok(Some((ev, self.last_row().to_vec())))
-    }
-
-    /// [`Session::evaluate`] of every token of `tokens` (more than the context holds is an
-    /// error, not a truncation); `None` when cancelled.
-    fn evaluate_whole(
-        &mut self,
-        tokens: &[u32],
-        view: ViewOptions,
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<Option<Evaluation>, ModelError> {
-        let ev = self.evaluate(tokens, view, cancel)?;
-        if ev.cancelled {
-            return Ok(None);
-        }
-        if ev.tokens.len() < tokens.len() {
-            return Err(ModelError::TooLong {
-                n_tokens: tokens.len(),
-                n_ctx: self.n_ctx,
-            });
-        }
-        Ok(Some(ev))
-    }
-
-    /// The logits after the last token evaluated: `evaluate` always decodes the last token
-    /// (its row is never reused), so the row is the last of the last decode.
-    fn last_row(&self) -> &[f32] {
-        self.ctx.get_logits_ith(self.last_decode_rows as i32 - 1)
-    }
-
     /// `out[j]` = ln p(tokens[j] | tokens[..j]) (`None` for j = 0), the text decoded from
     /// scratch in [`plan_chunks`] as `score` decodes it (the cache is forgotten).
     pub(super) fn token_logprobs_alone(
@@ -610,68 +503,5 @@ impl<'m> Session<'m> {
         }
         self.reset();
         Ok(checksum)
-    }
-}
-
-/// Length of the common prefix of two token sequences.
-pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-/// Where decoding must start for a text of `n` tokens whose first `common` tokens are cached.
-/// At most `common - 1`: the last reused row must get its new target, which needs its logits.
-/// At most `n - MIN_DECODE`: the first decode is never tiny.
-pub fn plan_start(common: usize, n: usize) -> usize {
-    common
-        .saturating_sub(1)
-        .min(n.saturating_sub(MIN_DECODE))
-        .min(n.saturating_sub(1))
-}
-
-/// Split `n` tokens into balanced decodes of at most `max` (normally [`MAX_DECODE`]), none
-/// shorter than [`MIN_DECODE`] unless `n` or `max` itself is.
-pub fn plan_chunks(n: usize, max: usize) -> Vec<usize> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let parts = n.div_ceil(max.max(1));
-    let base = n / parts;
-    let extra = n % parts;
-    (0..parts).map(|i| base + usize::from(i < extra)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn start_leaves_a_decode_of_min_size_and_refreshes_the_last_target() {
-        assert_eq!(plan_start(0, 10), 0);
-        assert_eq!(plan_start(10, 10), 0);
-        assert_eq!(plan_start(100, 101), 101 - MIN_DECODE);
-        assert_eq!(plan_start(50, 200), 49);
-        assert_eq!(plan_start(200, 200), 200 - MIN_DECODE);
-    }
-
-    proptest! {
-        #[test]
-        fn chunks_cover_and_are_balanced(n in 0usize..5000, max in prop_oneof![Just(MAX_DECODE), 1usize..600]) {
-            let c = plan_chunks(n, max);
-            prop_assert_eq!(c.iter().sum::<usize>(), n);
-            for &len in &c {
-                prop_assert!(len <= max);
-                prop_assert!(len >= MIN_DECODE.min(n).min(max / 2));
-            }
-        }
-
-        #[test]
-        fn start_is_safe(common in 0usize..700, n in 1usize..700) {
-            let common = common.min(n);
-            let s = plan_start(common, n);
-            prop_assert!(s < n);
-            prop_assert!(s < common.max(1));
-            prop_assert!(n - s >= MIN_DECODE.min(n));
-        }
     }
 }
