@@ -48,7 +48,14 @@ fn an_empty_ablation_is_plain_score_and_compares_as_equal() {
 fn ablating_attention_reaches_only_its_layer_and_later() {
     let texts = common::sentences();
     for (name, path) in common::models::both() {
-        let plain = score(&path, &["--layers"], &texts);
+        // The lens of the intact model, computed once (tests/exactness.rs checks it).
+        let plain = common::models::run_on_once(
+            &path,
+            "score",
+            &["--layers"],
+            Some(&common::sentences_file()),
+        );
+        assert_eq!(plain.len(), texts.len(), "{name}");
         let n_layer = plain[0]["lens"]["n_layer"].as_u64().unwrap() as usize;
         let layer = n_layer / 3;
         let spec = format!("attn:{layer}");

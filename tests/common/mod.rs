@@ -241,3 +241,43 @@ pub fn search_words(model: &std::path::Path, text: &str, words: &[String]) -> se
     ];
     models::run_on(model, "fill", &args, None).remove(0)
 }
+
+/// The words a brute-force test of the vocabulary search runs over, for the blank of `text`
+/// on `model`: `spread` whole words evenly spaced over the vocabulary's (frequent and rare
+/// words, which the bounds must rule out), the whole words among the model's `near` most likely next tokens at
+/// the blank (from `score`'s `next`, an independent path: the near ties the search's bounds
+/// must still order exactly, which a spread sample hardly reaches), and "sun". Sorted, no
+/// repeats.
+pub fn brute_force_words(
+    model: &std::path::Path,
+    text: &str,
+    spread: usize,
+    near: usize,
+) -> Vec<String> {
+    let (left, _) = text.split_once("____").unwrap();
+    let loaded = models::load(model, 512);
+    let all = logitscope::analysis::search::whole_words(loaded.vocab(), !left.is_empty());
+    drop(loaded);
+    let step = (all.len() / spread.max(1)).max(1);
+    let mut words: Vec<String> = all.iter().step_by(step).map(|w| w.text.clone()).collect();
+    let n = near.to_string();
+    let next = &models::run_on(model, "score", &["--n-probs", &n, left.trim_end()], None)[0];
+    let ids: std::collections::HashSet<u64> =
+        ids(&next["next"]["top_logprobs"]).into_iter().collect();
+    let close: Vec<String> = all
+        .iter()
+        .filter(|w| ids.contains(&u64::from(w.id)))
+        .map(|w| w.text.clone())
+        .collect();
+    assert!(
+        close.len() >= near / 5,
+        "{}: only {} whole words among the top {near} at the blank of {text}",
+        model.display(),
+        close.len()
+    );
+    words.extend(close);
+    words.push("sun".into());
+    words.sort();
+    words.dedup();
+    words
+}
