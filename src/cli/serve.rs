@@ -19,8 +19,6 @@ pub fn run(
     }
     let listener = crate::serve::bind(host, port).map_err(Fatal::other)?;
     let model = settings.load_model()?;
-    // The self-check decides how prompts are batched; run it before the first request.
-    let _ = model.layout();
     let name = model.info().file_name;
     let options = crate::serve::Options {
         parallel,

@@ -238,11 +238,13 @@ impl<'m> Completer<'m> {
     }
 }
 
-/// Tokens one exact decode checks in greedy generation, drafted ahead with one-token decodes:
-/// the exact decode costs about as much as a few one-token decodes, so a long block makes it
-/// cheap per token, and a draft that the exact row does not choose (rare: a near tie) wastes
-/// at most the rest of its block.
-pub const DRAFT_BLOCK: usize = 32;
+/// Tokens one exact decode checks in greedy generation, drafted ahead with one-token decodes.
+/// A longer block spreads the exact decode's fixed cost over more tokens, but drafts drift
+/// from the exact rows as the block grows (their keys and values are one-token decodes'), and
+/// a draft the exact row does not choose wastes the rest of its block. Measured on SmolLM2
+/// (128 greedy tokens, 2 threads, docs/benchmarks.md): blocks of 16, 24, 32, 48, 64 took
+/// 2.15, 2.08, 2.77, 3.24, 4.07 s.
+pub const DRAFT_BLOCK: usize = 24;
 
 /// The index of the largest logit (the first of equals).
 fn argmax(logits: &[f32]) -> u32 {
