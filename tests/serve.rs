@@ -181,6 +181,75 @@ fn echoed_prompt_logprobs_are_those_of_score_bit_for_bit() {
     }
 }
 
+/// vLLM's `prompt_logprobs`: one entry per prompt token (a BOS included, as vLLM lists it),
+/// `null` for the first, then a map of token id to logprob, rank and decoded text holding the
+/// prompt's own token and the n most likely, every number `score`'s, bit for bit.
+#[test]
+fn vllm_prompt_logprobs_are_scores_numbers() {
+    let texts = texts();
+    for (name, path) in common::models::both() {
+        let reports = common::models::run_on(
+            &path,
+            "score",
+            &["--n-probs", "3"],
+            Some(&(texts.join("\n") + "\n")),
+        );
+        let server = Server::start(&path, &[]);
+        let (status, answer) = server.post(
+            "/v1/completions",
+            &json!({"prompt": texts, "max_tokens": 0, "prompt_logprobs": 3}),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let choices = answer["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), texts.len());
+        for (choice, report) in choices.iter().zip(&reports) {
+            let what = format!("{name}, {:?}", report["text"]);
+            assert!(
+                choice["logprobs"].is_null(),
+                "{what}: logprobs not asked for"
+            );
+            let got = choice["prompt_logprobs"].as_array().unwrap();
+            let want = report["tokens"].as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{what}: one entry per prompt token");
+            assert!(got[0].is_null(), "{what}: nothing predicts the first token");
+            for (i, (g, w)) in got.iter().zip(want).enumerate().skip(1) {
+                let map = g.as_object().unwrap();
+                let own = &map[&w["id"].to_string()];
+                assert_eq!(
+                    own["logprob"].to_string(),
+                    w["logprob"].to_string(),
+                    "{what}: {i}"
+                );
+                assert_eq!(own["rank"], w["rank"], "{what}: rank at {i}");
+                assert_eq!(own["decoded_token"], w["token"], "{what}: text at {i}");
+                let top = w["top_logprobs"].as_array().unwrap();
+                assert_eq!(top.len(), 3, "{what}: {i}");
+                let mut ids: Vec<String> = vec![w["id"].to_string()];
+                for (r, e) in top.iter().enumerate() {
+                    let entry = &map[&e["id"].to_string()];
+                    assert_eq!(entry["logprob"].to_string(), e["logprob"].to_string());
+                    assert_eq!(entry["rank"], r + 1, "{what}: top {r} at {i}");
+                    ids.push(e["id"].to_string());
+                }
+                ids.sort();
+                ids.dedup();
+                assert_eq!(
+                    map.len(),
+                    ids.len(),
+                    "{what}: the token and the top 3 at {i}"
+                );
+            }
+        }
+        // Out of range, as `logprobs`.
+        let (status, answer) = server.post(
+            "/v1/completions",
+            &json!({"prompt": "Hi", "max_tokens": 0, "prompt_logprobs": -1}),
+        );
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["param"], "prompt_logprobs", "{answer}");
+    }
+}
+
 /// A prompt the model would end (its greedy next token is `<|im_end|>`): with `max_tokens: 1`
 /// the end-of-generation token is the generated one, listed with score's logprob for it and
 /// counted, adding nothing to the text. lm-eval's `gguf` client drops the last listed token as

@@ -15,6 +15,8 @@ pub struct CompletionRequest {
     pub max_tokens: Option<i64>,
     pub echo: Option<bool>,
     pub logprobs: Option<i64>,
+    /// vLLM's extension: the prompt's own log-probabilities, with this many top tokens.
+    pub prompt_logprobs: Option<i64>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub stop: Option<StopInput>,
@@ -59,6 +61,8 @@ pub struct Params {
     pub echo: bool,
     /// `None`: no `logprobs` object; `Some(n)`: the n most likely tokens at each position.
     pub logprobs: Option<usize>,
+    /// vLLM's `prompt_logprobs`: `Some(n)` lists each prompt token with the n most likely.
+    pub prompt_logprobs: Option<usize>,
     pub choice: Choice,
     pub stop: Vec<String>,
     pub seed: Option<u64>,
@@ -125,16 +129,16 @@ impl CompletionRequest {
                 ))
             }
         };
-        let logprobs = match self.logprobs {
-            None => None,
-            Some(n) if (0..=MAX_LOGPROBS as i64).contains(&n) => Some(n as usize),
-            Some(n) => {
-                return Err(bad(
-                    "logprobs",
-                    format!("logprobs is {n}; it must be between 0 and {MAX_LOGPROBS}"),
-                ))
-            }
+        let top_n = |param: &'static str, v: Option<i64>| match v {
+            None => Ok(None),
+            Some(n) if (0..=MAX_LOGPROBS as i64).contains(&n) => Ok(Some(n as usize)),
+            Some(n) => Err(bad(
+                param,
+                format!("{param} is {n}; it must be between 0 and {MAX_LOGPROBS}"),
+            )),
         };
+        let logprobs = top_n("logprobs", self.logprobs)?;
+        let prompt_logprobs = top_n("prompt_logprobs", self.prompt_logprobs)?;
         let temperature = self.temperature.unwrap_or(1.0);
         if !(temperature.is_finite() && (0.0..=1000.0).contains(&temperature)) {
             return Err(bad(
@@ -168,6 +172,7 @@ impl CompletionRequest {
             max_tokens_asked: self.max_tokens.is_some(),
             echo: self.echo.unwrap_or(false),
             logprobs,
+            prompt_logprobs,
             choice,
             stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
             seed: self.seed,
@@ -192,6 +197,38 @@ pub struct ChoiceOut {
     pub index: usize,
     pub logprobs: Option<LogprobsOut>,
     pub finish_reason: &'static str,
+    /// vLLM's shape: one entry per prompt token, `null` for the first (nothing predicts it),
+    /// then token id → {logprob, rank, decoded_token}: the prompt's token first, then the
+    /// most likely.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_logprobs: Option<Vec<Option<PromptTop>>>,
+}
+
+/// One prompt position of `prompt_logprobs`: (token id, its entry), the prompt's own token
+/// first; a JSON object keyed by the id (each id once).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptTop(pub Vec<(u32, PromptLogprob)>);
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PromptLogprob {
+    pub logprob: f64,
+    /// 1 for the most likely token.
+    pub rank: usize,
+    pub decoded_token: String,
+}
+
+impl Serialize for PromptTop {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut seen = std::collections::HashSet::new();
+        let mut map = s.serialize_map(None)?;
+        for (id, entry) in &self.0 {
+            if seen.insert(*id) {
+                map.serialize_entry(&id.to_string(), entry)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// `choices[i].logprobs`: one entry per token of the echoed prompt and of the continuation.

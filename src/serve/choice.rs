@@ -2,7 +2,7 @@
 //! continuation: the numbers are the evaluation's own (those `score` prints), offsets are in
 //! characters of the prompt followed by the generated text, as OpenAI gives them.
 
-use super::api::{ChoiceOut, LogprobsOut, TopMap};
+use super::api::{ChoiceOut, LogprobsOut, PromptLogprob, PromptTop, TopMap};
 use crate::analysis::stats::{RowSummary, TopEntry};
 use crate::analysis::vocab::Vocab;
 use crate::engine::complete::{Continuation, Finish};
@@ -19,7 +19,7 @@ pub struct Evaluated<'a> {
 }
 
 /// Build choice `index`: with `echo` the prompt's tokens come first; `logprobs` (the top-N
-/// size) asks for the logprobs object.
+/// size) asks for the logprobs object, `prompt_logprobs` for vLLM's list of the prompt's.
 pub fn build(
     index: usize,
     vocab: &Vocab,
@@ -27,6 +27,7 @@ pub fn build(
     continuation: &Continuation,
     echo: bool,
     logprobs: Option<usize>,
+    prompt_logprobs: Option<usize>,
 ) -> ChoiceOut {
     let generated = String::from_utf8_lossy(&continuation.text).into_owned();
     let text = if echo {
@@ -92,7 +93,40 @@ pub fn build(
             Finish::Length => "length",
             Finish::Stop => "stop",
         },
+        prompt_logprobs: prompt_logprobs.map(|n| prompt_tops(vocab, prompt, n)),
     }
+}
+
+/// vLLM's `prompt_logprobs`: one entry per prompt token (a BOS the tokenizer added included,
+/// as vLLM lists it), `None` for the first, which nothing predicts; then the token itself with
+/// its logprob and rank in the whole vocabulary, and the `n` most likely tokens of the same
+/// distribution (ranks 1..=n).
+fn prompt_tops(vocab: &Vocab, prompt: &Evaluated<'_>, n: usize) -> Vec<Option<PromptTop>> {
+    let entry = |id: u32, logprob: f64, rank: usize| {
+        (
+            id,
+            PromptLogprob {
+                logprob,
+                rank,
+                decoded_token: vocab.text(id),
+            },
+        )
+    };
+    (0..prompt.tokens.len())
+        .map(|j| {
+            let row = prompt.rows.get(j.checked_sub(1)?)?;
+            let target = row.target?;
+            let mut out = vec![entry(target.id, target.logprob, target.rank as usize)];
+            out.extend(
+                row.top
+                    .iter()
+                    .take(n)
+                    .enumerate()
+                    .map(|(i, e)| entry(e.id, e.logprob, i + 1)),
+            );
+            Some(PromptTop(out))
+        })
+        .collect()
 }
 
 /// The character offset in `text` where each of `pieces` begins, the pieces being the
@@ -193,6 +227,54 @@ mod tests {
     }
 
     #[test]
+    fn prompt_logprobs_list_each_token_with_the_most_likely_once() {
+        let vocab = Vocab::from_bytes([&b"<s>"[..], b"The", b" cat", b"!"]);
+        let tokens = [0, 1, 2];
+        let rows = [
+            row(Some((1, -2.0)), &[(1, -2.0), (3, -2.5)]),
+            row(Some((2, -3.0)), &[(3, -1.0), (2, -3.0)]),
+            row(None, &[(3, -0.5)]),
+        ];
+        let listed = |j: usize| j > 0;
+        let prompt = Evaluated {
+            text: "The cat",
+            tokens: &tokens,
+            rows: &rows,
+            listed: &listed,
+        };
+        let c = build(
+            0,
+            &vocab,
+            &prompt,
+            &Continuation::none(),
+            false,
+            None,
+            Some(2),
+        );
+        let json = serde_json::to_value(&c).expect("serializes");
+        assert!(json["logprobs"].is_null());
+        let p = &json["prompt_logprobs"];
+        assert_eq!(p.as_array().map(Vec::len), Some(3), "BOS included: {p}");
+        assert!(p[0].is_null());
+        // "The" is its row's most likely: listed once, as itself.
+        assert_eq!(
+            p[1],
+            serde_json::json!({
+                "1": {"logprob": -2.0, "rank": 1, "decoded_token": "The"},
+                "3": {"logprob": -2.5, "rank": 2, "decoded_token": "!"},
+            })
+        );
+        assert_eq!(p[2]["2"]["decoded_token"], " cat");
+        assert_eq!(p[2]["3"]["rank"], 1);
+        let none = build(0, &vocab, &prompt, &Continuation::none(), false, None, None);
+        let json = serde_json::to_value(&none).expect("serializes");
+        assert!(
+            json.get("prompt_logprobs").is_none(),
+            "absent unless asked: {json}"
+        );
+    }
+
+    #[test]
     fn an_echoed_prompt_lists_its_tokens_then_the_generated_one() {
         let vocab = Vocab::from_bytes([&b"<s>"[..], b"The", " café".as_bytes(), b"!"]);
         // BOS (not listed), "The", " café"; then "!" generated.
@@ -219,7 +301,7 @@ mod tests {
             finish: Finish::Length,
             end: None,
         };
-        let c = build(0, &vocab, &prompt, &cont, true, Some(1));
+        let c = build(0, &vocab, &prompt, &cont, true, Some(1), None);
         assert_eq!(c.text, "The café!");
         let lp = c.logprobs.expect("asked for");
         assert_eq!(lp.tokens, vec!["The", " café", "!"]);
@@ -233,12 +315,12 @@ mod tests {
             listed: &all,
             ..prompt
         };
-        let c = build(0, &vocab, &prompt, &cont, true, Some(1));
+        let c = build(0, &vocab, &prompt, &cont, true, Some(1), None);
         let lp = c.logprobs.expect("asked for");
         assert_eq!(lp.token_logprobs[0], None);
         assert_eq!(lp.top_logprobs[0], None);
         // Without echo only the continuation, offsets still counted from the prompt's start.
-        let c = build(0, &vocab, &prompt, &cont, false, Some(1));
+        let c = build(0, &vocab, &prompt, &cont, false, Some(1), None);
         assert_eq!(c.text, "!");
         assert_eq!(c.logprobs.expect("asked for").text_offset, vec![8]);
         // An end-of-generation token is listed after the text, adding nothing to it (here
@@ -252,7 +334,7 @@ mod tests {
             finish: Finish::Stop,
             ..cont.clone()
         };
-        let c = build(0, &vocab, &prompt, &ended, true, Some(1));
+        let c = build(0, &vocab, &prompt, &ended, true, Some(1), None);
         assert_eq!(c.text, "The café!");
         assert_eq!(c.finish_reason, "stop");
         let lp = c.logprobs.expect("asked for");
