@@ -10,6 +10,7 @@ pub mod compare;
 pub mod intervention;
 pub mod lens;
 pub mod pairs;
+pub mod perplexity;
 pub mod report;
 pub mod sample;
 pub mod search;

@@ -89,6 +89,15 @@ fn parse_temp(s: &str) -> Result<f32, String> {
     }
 }
 
+/// `perplexity --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CorpusFormat {
+    /// llama-perplexity's `[1]…,[2]…,` line and `Final estimate: PPL = X +/- Y`
+    Text,
+    /// One JSON object: each chunk's perplexity so far and negative log-likelihood, and the estimate
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
     /// One JSON object per line (JSON Lines)
@@ -267,6 +276,23 @@ pub enum Cmd {
         /// holds) [default: 16, OpenAI's]
         #[arg(short = 'n', long = "n-predict", default_value_t = crate::serve::DEFAULT_MAX_TOKENS as u32)]
         n_predict: u32,
+    },
+    /// Perplexity of a text file as llama.cpp's llama-perplexity measures it: chunks of -c
+    /// tokens, the second half of each scored; its `[i]` lines and final estimate on stdout
+    Perplexity {
+        /// The text file
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// At most this many chunks (default: all the file holds)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        chunks: Option<u32>,
+        /// Tokens per decode batch: batch / -c chunks are evaluated side by side
+        #[arg(short = 'b', long = "batch-size", value_name = "N", default_value_t = 2048,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        batch_size: u32,
+        /// text: llama-perplexity's lines; json: one object with every chunk and the estimate
+        #[arg(long, value_enum, default_value_t = CorpusFormat::Text)]
+        format: CorpusFormat,
     },
     /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
     Quantize {

@@ -10,6 +10,7 @@ mod fetch;
 mod fill;
 mod lines;
 mod pairs;
+mod perplexity;
 mod quantize;
 mod rpc_server;
 mod score;
@@ -140,6 +141,20 @@ pub fn run() -> ExitCode {
                         threshold,
                         parallel: parallel as usize,
                         header,
+                    },
+                ),
+                Cmd::Perplexity {
+                    file,
+                    chunks,
+                    batch_size,
+                    format,
+                } => perplexity::run(
+                    &settings,
+                    perplexity::Options {
+                        file,
+                        chunks: chunks.map(|c| c as usize),
+                        batch_size: batch_size as usize,
+                        json: format == args::CorpusFormat::Json,
                     },
                 ),
                 Cmd::Serve {

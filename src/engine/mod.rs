@@ -7,6 +7,7 @@ pub mod attribution;
 mod candidates;
 pub mod compare;
 pub mod complete;
+pub mod corpus;
 
 pub use candidates::sequence_logprobs;
 pub mod fill;
