@@ -182,3 +182,71 @@ fn a_text_too_short_for_two_chunks_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+/// Ctrl-C in the middle: the chunks done so far are reported (their line and an estimate over
+/// them), the process exits with 130, and stderr says how many were done.
+#[test]
+fn ctrl_c_reports_the_chunks_done_so_far() {
+    use std::io::{BufReader, Read};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let file = corpus(dir.path());
+    let m = common::model_path().to_string_lossy().into_owned();
+    let mut child = Command::new(common::bin())
+        .args([
+            "perplexity",
+            "-m",
+            &m,
+            "-c",
+            "128",
+            "-b",
+            "128",
+            "-f",
+            &file,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // The line grows a chunk at a time (flushed each): wait for the second figure.
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while seen.iter().filter(|&&b| b == b',').count() < 2 {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the output ended early");
+        seen.push(byte[0]);
+    }
+    // SAFETY: a signal to our own child, still running (its output is open).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let out = String::from_utf8(seen).unwrap() + &rest;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let n_done = lines[0].matches(',').count();
+    assert!(n_done >= 2, "{out}");
+    assert!(
+        stderr.contains(&format!("interrupted: {n_done} of ")),
+        "{stderr}"
+    );
+    let last: f64 = lines[0]
+        .trim_end_matches(',')
+        .rsplit(']')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        lines[1].starts_with(&format!("Final estimate: PPL = {last:.4} +/- ")),
+        "the estimate is over the chunks done: {out}"
+    );
+}

@@ -4,6 +4,8 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -60,12 +62,25 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
         temp: settings.view.temp,
         n_probs: 1,
     };
+    // Ctrl-C ends after the chunks being decoded, with the estimate over the chunks done; a
+    // second Ctrl-C ends at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        Arc::clone(&stop),
+    );
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop));
+    let mut done = 0;
     let mut total = Accumulator::default();
     let mut chunks = Vec::with_capacity(plan.n_chunk);
     let mut out = std::io::stdout().lock();
     let started = Instant::now();
     let mut i = 0;
     while i < plan.n_chunk {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
         let group = i..(i + n_seq).min(plan.n_chunk);
         let pass = Instant::now();
         let nlls = chunk_nlls(&mut batcher, &tokens, &plan, group.clone(), view)
@@ -79,6 +94,7 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
             );
         }
         for (k, chunk) in group.zip(nlls) {
+            done = k + 1;
             let mut own = Accumulator::default();
             for &v in &chunk {
                 own.add(v);
@@ -99,6 +115,16 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
         }
         i += n_seq;
     }
+    let interrupted = done < plan.n_chunk;
+    if interrupted {
+        eprintln!(
+            "perplexity: interrupted: {done} of {} chunks done, the estimate is over those",
+            plan.n_chunk
+        );
+        if done == 0 {
+            return Ok(ExitCode::from(130));
+        }
+    }
     let (ppl, err) = total.estimate();
     tracing::info!(
         "perplexity: {} chunks in {:.1} s",
@@ -112,6 +138,8 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
             "n_tokens": tokens.len(),
             "n_ctx": n_ctx,
             "n_chunk": plan.n_chunk,
+            "n_chunk_done": done,
+            "interrupted": interrupted,
             "scored_per_chunk": plan.scored_per_chunk(),
             "temperature": settings.view.temp,
             "chunks": chunks,
@@ -132,7 +160,11 @@ pub fn run(settings: &Settings, opts: Options) -> Result<ExitCode, Fatal> {
         }
         .map_err(write_error)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn write_error(e: std::io::Error) -> Fatal {
