@@ -250,3 +250,352 @@ fn ctrl_c_reports_the_chunks_done_so_far() {
         "the estimate is over the chunks done: {out}"
     );
 }
+
+/// Every listed position of a `--worst` report (all of them when N is large), keyed by
+/// (chunk from 1, position in the chunk).
+fn positions(report: &Value, key: &str) -> std::collections::BTreeMap<(u64, u64), Value> {
+    report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                (p["chunk"].as_u64().unwrap(), p["pos"].as_u64().unwrap()),
+                p.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Each model with a second quantization of itself: the default model and its Q4_K_M, Gemma 3
+/// and its Q8_0 (made here from its Q4_K_M).
+fn base_and_measured(
+    dir: &std::path::Path,
+) -> Vec<(String, std::path::PathBuf, std::path::PathBuf)> {
+    let gemma = common::models::gemma3();
+    let gemma_q8 = dir.join("gemma-q8_0.gguf");
+    let out = common::run(
+        &[
+            "-m",
+            gemma.to_str().unwrap(),
+            "quantize",
+            gemma_q8.to_str().unwrap(),
+            "--type",
+            "q8_0",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    vec![
+        (
+            "SmolLM2 Q4_1 vs Q4_K_M".into(),
+            common::model_path(),
+            common::models::quant("q4_k_m"),
+        ),
+        ("Gemma 3 Q4_K_M vs Q8_0".into(), gemma, gemma_q8),
+    ]
+}
+
+/// `perplexity -m BASE --vs MODEL`: every scored position's KL divergence and both
+/// log-likelihoods are those of `score -m BASE --vs MODEL` on that chunk's tokens (the same
+/// engine call, bit for bit), one chunk at a time or several side by side; the statistics
+/// blocks are llama-perplexity's.
+#[test]
+fn against_a_base_model_every_position_is_score_vs() {
+    use logitscope::analysis::perplexity::Plan;
+    use logitscope::analysis::ViewOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let file = corpus(dir.path());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let c = N_CTX.to_string();
+    for (name, base, measured) in base_and_measured(dir.path()) {
+        let args = |batch: &str, format: &str| {
+            let out = common::run(
+                &[
+                    "perplexity",
+                    "-m",
+                    base.to_str().unwrap(),
+                    "--vs",
+                    measured.to_str().unwrap(),
+                    "-c",
+                    &c,
+                    "-f",
+                    &file,
+                    "--chunks",
+                    "2",
+                    "-b",
+                    batch,
+                    "--worst",
+                    "100000",
+                    "--format",
+                    format,
+                ],
+                None,
+            );
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let side: Value = serde_json::from_slice(&args("512", "json")).unwrap();
+        let alone: Value = serde_json::from_slice(&args("128", "json")).unwrap();
+        let got = positions(&side, "worst_kld");
+        assert_eq!(
+            got.len(),
+            2 * (N_CTX - 1 - N_CTX / 2),
+            "{name}: every position"
+        );
+        assert_eq!(
+            got,
+            positions(&alone, "worst_kld"),
+            "{name}: -b 512 = -b 128"
+        );
+
+        let a = common::models::load(&base, N_CTX as u32);
+        let b = common::models::load(&measured, N_CTX as u32);
+        let tokens = a.tokenize(&text);
+        let plan = Plan {
+            n_ctx: N_CTX,
+            n_chunk: 2,
+        };
+        let mut pair =
+            logitscope::engine::compare::Pair::new(a.session().unwrap(), b.session().unwrap());
+        let view = ViewOptions {
+            temp: 1.0,
+            n_probs: 1,
+        };
+        let mut same_top = 0;
+        for k in 0..2 {
+            let chunk = logitscope::engine::corpus::chunk_tokens(&a, &tokens, &plan, k);
+            let c = pair.evaluate(&chunk, view, &|| false).unwrap();
+            for pos in N_CTX / 2..N_CTX - 1 {
+                let p = &got[&(k as u64 + 1, pos as u64)];
+                let want_kld = c.rows[pos].kl_bits * std::f64::consts::LN_2;
+                assert_eq!(
+                    p["kld"].as_f64().unwrap().to_bits(),
+                    want_kld.to_bits(),
+                    "{name}: {k} {pos}"
+                );
+                let lp = |ev: &logitscope::model::Evaluation| -ev.rows[pos].target.unwrap().logprob;
+                assert_eq!(
+                    p["nll"].as_f64().unwrap().to_bits(),
+                    lp(&c.b).to_bits(),
+                    "{name}"
+                );
+                assert_eq!(
+                    p["nll_base"].as_f64().unwrap().to_bits(),
+                    lp(&c.a).to_bits(),
+                    "{name}"
+                );
+                assert_eq!(p["token_id"], chunk[pos + 1]);
+                same_top += usize::from(c.a.rows[pos].top[0].id == c.b.rows[pos].top[0].id);
+            }
+        }
+        let summary = &side["summary"];
+        let n = got.len() as f64;
+        let mean = got
+            .values()
+            .map(|p| p["kld"].as_f64().unwrap())
+            .sum::<f64>()
+            / n;
+        assert!(
+            (summary["kld"][0].as_f64().unwrap() - mean).abs() < 1e-12,
+            "{name}"
+        );
+        assert_eq!(
+            summary["same_top"][0].as_f64().unwrap(),
+            same_top as f64 / n,
+            "{name}"
+        );
+        assert!(mean > 0.0, "{name}: the two quantizations differ");
+
+        let text_out = String::from_utf8(args("2048", "text")).unwrap();
+        for label in [
+            "chunk             PPL               ln(PPL(Q)/PPL(base))",
+            "====== Perplexity statistics ======",
+            "====== KL divergence statistics ======",
+            "====== Token probability statistics ======",
+            "Mean    KLD:",
+            "Same top p:",
+        ] {
+            assert!(text_out.contains(label), "{name}: {label} in {text_out}");
+        }
+        assert!(
+            text_out.contains(&format!("Mean    KLD: {:10.6} ± ", mean)),
+            "{name}: {text_out}"
+        );
+    }
+}
+
+/// The base file: written in llama-perplexity's layout (its size and header as its reader
+/// expects), read back against a second model with that model's own numbers at every position
+/// and the base's as the file stores them (within half a quantization step); a truncated file,
+/// another vocabulary or another tokenization is a named error.
+#[test]
+fn base_files_are_llama_perplexitys_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = corpus(dir.path());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let c = N_CTX.to_string();
+    let base = common::model_path();
+    let measured = common::models::quant("q4_k_m");
+    let kld = dir.path().join("base.kld");
+    let kld_s = kld.to_str().unwrap();
+    let write = common::run(
+        &[
+            "perplexity",
+            "-m",
+            base.to_str().unwrap(),
+            "-c",
+            &c,
+            "-f",
+            &file,
+            "--chunks",
+            "2",
+            "--kl-divergence-base",
+            kld_s,
+        ],
+        None,
+    );
+    assert!(
+        write.status.success(),
+        "{}",
+        String::from_utf8_lossy(&write.stderr)
+    );
+    assert!(String::from_utf8_lossy(&write.stdout).contains("Final estimate: PPL = "));
+    let bytes = std::fs::read(&kld).unwrap();
+    let a = common::models::load(&base, N_CTX as u32);
+    let n_vocab = a.vocab().len();
+    let tokens = a.tokenize(&text);
+    let row = 2 * n_vocab.div_ceil(2) + 4;
+    let scored = N_CTX - 1 - N_CTX / 2;
+    assert_eq!(&bytes[..8], b"_logits_");
+    let word = |at: usize| i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        (word(8), word(12), word(16)),
+        (N_CTX as i32, n_vocab as i32, 2)
+    );
+    for (i, &t) in tokens[..2 * N_CTX].iter().enumerate() {
+        assert_eq!(
+            word(20 + 4 * i),
+            t as i32,
+            "the text's own tokens, BOS not put in"
+        );
+    }
+    assert_eq!(bytes.len(), 20 + 4 * 2 * N_CTX + 2 * 2 * scored * row);
+    assert!(!dir.path().join("base.kld.partial").exists());
+
+    let read = |args: &[&str]| {
+        common::run(
+            &[
+                &[
+                    "perplexity",
+                    "-m",
+                    measured.to_str().unwrap(),
+                    "--kl-divergence-base",
+                    kld_s,
+                    "--kl-divergence",
+                ][..],
+                args,
+            ]
+            .concat(),
+            None,
+        )
+    };
+    let out = read(&["--worst", "100000", "--format", "json", "-f", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = positions(&report, "worst_kld");
+    assert_eq!(got.len(), 2 * scored);
+    let b = common::models::load(&measured, N_CTX as u32);
+    let plan = logitscope::analysis::perplexity::Plan {
+        n_ctx: N_CTX,
+        n_chunk: 2,
+    };
+    let view = logitscope::analysis::ViewOptions {
+        temp: 1.0,
+        n_probs: 1,
+    };
+    let mut pair =
+        logitscope::engine::compare::Pair::new(a.session().unwrap(), b.session().unwrap());
+    for k in 0..2 {
+        let chunk = logitscope::engine::corpus::chunk_tokens(&a, &tokens, &plan, k);
+        let c = pair.evaluate(&chunk, view, &|| false).unwrap();
+        for pos in N_CTX / 2..N_CTX - 1 {
+            let p = &got[&(k as u64 + 1, pos as u64)];
+            let lp = |ev: &logitscope::model::Evaluation| -ev.rows[pos].target.unwrap().logprob;
+            assert_eq!(p["nll"].as_f64().unwrap().to_bits(), lp(&c.b).to_bits());
+            let stored = p["nll_base"].as_f64().unwrap();
+            assert!(
+                (stored - lp(&c.a)).abs() <= 1.3e-4,
+                "{k} {pos}: {stored} vs {}",
+                lp(&c.a)
+            );
+            let exact = c.rows[pos].kl_bits * std::f64::consts::LN_2;
+            let kl = p["kld"].as_f64().unwrap();
+            assert!(
+                (kl - exact).abs() <= 2e-3 + 0.02 * exact,
+                "{k} {pos}: {kl} vs {exact}"
+            );
+        }
+    }
+    // The text given with the file must be what it was written from.
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, text.replace("logitscope", "something else")).unwrap();
+    let out = read(&["-f", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another tokenization"));
+    // A cut file (an interrupted copy) and one of another vocabulary.
+    let cut = dir.path().join("cut.kld");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let out = common::run(
+        &[
+            "perplexity",
+            "-m",
+            measured.to_str().unwrap(),
+            "--kl-divergence-base",
+            cut.to_str().unwrap(),
+            "--kl-divergence",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truncated"), "{stderr}");
+    let gemma = common::models::gemma3();
+    let out = common::run(
+        &[
+            "perplexity",
+            "-m",
+            gemma.to_str().unwrap(),
+            "--kl-divergence-base",
+            kld_s,
+            "--kl-divergence",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vocabulary of 49152 tokens"), "{stderr}");
+    let out = common::run(
+        &[
+            "perplexity",
+            "-m",
+            gemma.to_str().unwrap(),
+            "--kl-divergence",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kl-divergence-base FILE"));
+}

@@ -280,9 +280,10 @@ pub enum Cmd {
     /// Perplexity of a text file as llama.cpp's llama-perplexity measures it: chunks of -c
     /// tokens, the second half of each scored; its `[i]` lines and final estimate on stdout
     Perplexity {
-        /// The text file
+        /// The text file (with --kl-divergence, optional: the base file holds its tokens;
+        /// given, they are checked against it)
         #[arg(short = 'f', long = "file", value_name = "FILE")]
-        file: PathBuf,
+        file: Option<PathBuf>,
         /// At most this many chunks (default: all the file holds)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         chunks: Option<u32>,
@@ -293,6 +294,19 @@ pub enum Cmd {
         /// text: llama-perplexity's lines; json: one object with every chunk and the estimate
         #[arg(long, value_enum, default_value_t = CorpusFormat::Text)]
         format: CorpusFormat,
+        /// llama-perplexity's base file of log-probabilities: written by this run (the -m
+        /// model is the base), or read with --kl-divergence
+        #[arg(long = "kl-divergence-base", value_name = "FILE")]
+        kl_divergence_base: Option<PathBuf>,
+        /// Measure the -m model against the base file: llama-perplexity's KL-divergence table
+        /// and statistics (--vs BASE.gguf instead compares with a base model decoded beside it,
+        /// exactly: then -m is the base and --vs the model measured)
+        #[arg(long = "kl-divergence")]
+        kl_divergence: bool,
+        /// List the N positions to look at: the largest KL divergences and drops in the actual
+        /// token's probability (alone: the least likely tokens), with the text around them
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        worst: usize,
     },
     /// Write a second quantization of a model (llama.cpp's quantizer), to compare with --vs
     Quantize {

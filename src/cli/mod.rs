@@ -148,6 +148,9 @@ pub fn run() -> ExitCode {
                     chunks,
                     batch_size,
                     format,
+                    kl_divergence_base,
+                    kl_divergence,
+                    worst,
                 } => perplexity::run(
                     &settings,
                     perplexity::Options {
@@ -155,6 +158,9 @@ pub fn run() -> ExitCode {
                         chunks: chunks.map(|c| c as usize),
                         batch_size: batch_size as usize,
                         json: format == args::CorpusFormat::Json,
+                        kl_base: kl_divergence_base,
+                        kl_divergence,
+                        worst,
                     },
                 ),
                 Cmd::Serve {

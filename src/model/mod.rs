@@ -50,3 +50,4 @@ pub use loader::{
 pub use session::{
     common_prefix, plan_chunks, plan_start, Evaluation, Session, MAX_DECODE, MAX_WAVE, MIN_DECODE,
 };
+pub use side_by_side::{Scan, ScanRow};

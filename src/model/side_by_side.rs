@@ -53,98 +53,177 @@ impl Session<'_> {
         texts: &[&[u32]],
         view: ViewOptions,
     ) -> Result<Vec<Evaluation>, ModelError> {
-        if texts.len() > self.n_seq {
+        let mut rows = vec![Vec::new(); texts.len()];
+        let mut scan = Scan::new(self, texts, 0)?;
+        while let Some(wave) = scan.next_wave()? {
+            for r in wave {
+                let target = scan.texts[r.text].get(r.pos + 1).copied();
+                rows[r.text].push(scan.session.summarize(r.index, view, target)?);
+            }
+        }
+        let fitted: Vec<Vec<u32>> = scan.texts.iter().map(|t| t.to_vec()).collect();
+        drop(scan);
+        Ok(fitted
+            .into_iter()
+            .zip(rows)
+            .zip(texts)
+            .map(|((t, rows), original)| Evaluation {
+                decoded: t.len(),
+                tokens: t,
+                rows,
+                n_tokens_total: original.len(),
+                cancelled: false,
+            })
+            .collect())
+    }
+}
+
+/// One real row of a [`Scan`]'s last decode: position `pos` of text `text`, at `index` in the
+/// decode (read it with [`Scan::row`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanRow {
+    pub text: usize,
+    pub pos: usize,
+    pub index: usize,
+}
+
+/// Texts decoded from scratch side by side, one wave (decode) at a time, each in exactly the
+/// chunks it gets alone ([`plan_chunks`]); the caller reads each wave's rows before asking for
+/// the next. Decodes whose positions all lie before `from` ask llama.cpp for no logits at all
+/// (a row depends only on its own cells and the keys and values before it, which every
+/// decode computes), the others for every real row, as a whole-text decode does. The session
+/// forgets the texts when the scan is dropped.
+pub struct Scan<'s, 'm> {
+    session: &'s mut Session<'m>,
+    texts: Vec<&'s [u32]>,
+    chunks: Vec<Vec<usize>>,
+    done: Vec<usize>,
+    wave: usize,
+    from: usize,
+}
+
+impl<'s, 'm> Scan<'s, 'm> {
+    /// At most [`Session::n_seq`] non-empty texts, each cut to the context.
+    pub fn new(
+        session: &'s mut Session<'m>,
+        texts: &[&'s [u32]],
+        from: usize,
+    ) -> Result<Self, ModelError> {
+        if texts.len() > session.n_seq {
             return Err(ModelError::Decode(format!(
                 "{} texts side by side, but the session has {} streams",
                 texts.len(),
-                self.n_seq
+                session.n_seq
             )));
         }
         if texts.iter().any(|t| t.is_empty()) {
             return Err(ModelError::Empty);
         }
-        let kv = |e: &dyn std::fmt::Display| ModelError::KvCache(e.to_string());
-        self.reset();
-        let fitted: Vec<&[u32]> = texts
+        session.reset();
+        let n_ctx = session.n_ctx;
+        let texts: Vec<&[u32]> = texts.iter().map(|t| &t[..t.len().min(n_ctx)]).collect();
+        let chunks = texts
             .iter()
-            .map(|t| &t[..t.len().min(self.n_ctx)])
+            .map(|t| plan_chunks(t.len(), session.max_decode()))
             .collect();
-        let chunks: Vec<Vec<usize>> = fitted
+        Ok(Self {
+            done: vec![0; texts.len()],
+            session,
+            texts,
+            chunks,
+            wave: 0,
+            from,
+        })
+    }
+
+    /// The texts as decoded (cut to the context).
+    pub fn texts(&self) -> &[&'s [u32]] {
+        &self.texts
+    }
+
+    /// Decode the next wave; its real rows at positions `from` and after (none when the
+    /// decode asked for no logits), or `None` when every text is done.
+    pub fn next_wave(&mut self) -> Result<Option<Vec<ScanRow>>, ModelError> {
+        let w = self.wave;
+        let members: Vec<usize> = (0..self.texts.len())
+            .filter(|&i| self.chunks[i].get(w).is_some())
+            .collect();
+        if members.is_empty() {
+            return Ok(None);
+        }
+        self.wave += 1;
+        let width = members
             .iter()
-            .map(|t| plan_chunks(t.len(), self.max_decode()))
-            .collect();
-        let waves = chunks.iter().map(Vec::len).max().unwrap_or(0);
-        let mut done: Vec<usize> = vec![0; texts.len()];
-        let mut rows = vec![Vec::new(); texts.len()];
-        for w in 0..waves {
-            let width = chunks
-                .iter()
-                .filter_map(|c| c.get(w))
-                .max()
-                .copied()
-                .unwrap_or(0);
-            let members: Vec<usize> = (0..texts.len())
-                .filter(|&i| chunks[i].get(w).is_some())
-                .collect();
-            if members.len() * width > self.batch_capacity {
-                return Err(ModelError::Decode(format!(
-                    "{} chunks of {width} tokens side by side exceed the batch ({})",
-                    members.len(),
-                    self.batch_capacity
-                )));
-            }
-            self.batch.clear();
-            for &i in &members {
-                let (from, len) = (done[i], chunks[i][w]);
-                for j in 0..width {
-                    // Past the chunk: a filler (the chunk's last token) whose row is not read.
-                    let (token, real) = if j < len {
-                        (fitted[i][from + j], true)
-                    } else {
-                        (fitted[i][from + len - 1], false)
-                    };
-                    self.batch
-                        .add(
-                            LlamaToken(token as i32),
-                            (from + j) as i32,
-                            &[i as i32],
-                            real,
-                        )
-                        .map_err(|e| ModelError::Decode(e.to_string()))?;
-                }
-            }
-            self.decode_batch()?;
-            for (k, &i) in members.iter().enumerate() {
-                let (from, len) = (done[i], chunks[i][w]);
-                for j in 0..len {
-                    // Rows are addressed by the token's place in the batch.
-                    let target = fitted[i].get(from + j + 1).copied();
-                    rows[i].push(self.summarize(k * width + j, view, target)?);
-                }
-                // The filler cells go before the next chunk takes their positions.
-                if len < width {
-                    self.ctx
-                        .kv_cache_seq_rm(i as i32, Some((from + len) as u32), None)
-                        .map_err(|e| kv(&e))?;
-                }
-                done[i] += len;
+            .map(|&i| self.chunks[i][w])
+            .max()
+            .unwrap_or(0);
+        let s = &mut *self.session;
+        if members.len() * width > s.batch_capacity {
+            return Err(ModelError::Decode(format!(
+                "{} chunks of {width} tokens side by side exceed the batch ({})",
+                members.len(),
+                s.batch_capacity
+            )));
+        }
+        // Logits for a whole decode or none of it: every decode that reads rows computes them
+        // as a whole-text decode does.
+        let wanted = |i: usize| self.done[i] + self.chunks[i][w] > self.from;
+        s.batch.clear();
+        for &i in &members {
+            let (from, len) = (self.done[i], self.chunks[i][w]);
+            for j in 0..width {
+                // Past the chunk: a filler (the chunk's last token) whose row is not read.
+                let (token, real) = if j < len {
+                    (self.texts[i][from + j], true)
+                } else {
+                    (self.texts[i][from + len - 1], false)
+                };
+                s.batch
+                    .add(
+                        LlamaToken(token as i32),
+                        (from + j) as i32,
+                        &[i as i32],
+                        real && wanted(i),
+                    )
+                    .map_err(|e| ModelError::Decode(e.to_string()))?;
             }
         }
+        s.decode_batch()?;
+        let mut rows = Vec::new();
+        for (k, &i) in members.iter().enumerate() {
+            let (from, len) = (self.done[i], self.chunks[i][w]);
+            if wanted(i) {
+                rows.extend((0..len).filter(|j| from + j >= self.from).map(|j| ScanRow {
+                    text: i,
+                    pos: from + j,
+                    // Rows are addressed by the token's place in the batch.
+                    index: k * width + j,
+                }));
+            }
+            // The filler cells go before the next chunk takes their positions.
+            if len < width {
+                s.ctx
+                    .kv_cache_seq_rm(i as i32, Some((from + len) as u32), None)
+                    .map_err(|e| ModelError::KvCache(e.to_string()))?;
+            }
+        }
+        for &i in &members {
+            self.done[i] += self.chunks[i][w];
+        }
+        Ok(Some(rows))
+    }
+
+    /// The logits of a row of the last wave.
+    pub fn row(&self, r: ScanRow) -> &[f32] {
+        self.session.row(r.index)
+    }
+}
+
+impl Drop for Scan<'_, '_> {
+    fn drop(&mut self) {
         // The streams hold texts the one-text path cannot reuse.
-        self.reset();
-        self.last_decode_rows = 0;
-        Ok(fitted
-            .iter()
-            .zip(rows)
-            .zip(texts)
-            .map(|((t, rows), original)| Evaluation {
-                tokens: t.to_vec(),
-                rows,
-                n_tokens_total: original.len(),
-                decoded: t.len(),
-                cancelled: false,
-            })
-            .collect())
+        self.session.reset();
+        self.session.last_decode_rows = 0;
     }
 }
 
