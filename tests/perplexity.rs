@@ -192,6 +192,7 @@ fn ctrl_c_reports_the_chunks_done_so_far() {
     let dir = tempfile::tempdir().unwrap();
     let file = corpus(dir.path());
     let m = common::model_path().to_string_lossy().into_owned();
+    let base = dir.path().join("base.kld");
     let mut child = Command::new(common::bin())
         .args([
             "perplexity",
@@ -203,6 +204,8 @@ fn ctrl_c_reports_the_chunks_done_so_far() {
             "128",
             "-f",
             &file,
+            "--kl-divergence-base",
+            base.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -249,6 +252,14 @@ fn ctrl_c_reports_the_chunks_done_so_far() {
         lines[1].starts_with(&format!("Final estimate: PPL = {last:.4} +/- ")),
         "the estimate is over the chunks done: {out}"
     );
+    // The base file holds the chunks done, whole: its header says so and its size agrees.
+    let bytes = std::fs::read(&base).unwrap();
+    let word = |at: usize| i32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(word(16), n_done as i32, "{stderr}");
+    let n_vocab = word(12) as usize;
+    let rows = n_done * (128 - 1 - 64) * (2 * n_vocab.div_ceil(2) + 4);
+    assert_eq!(bytes.len(), 20 + 4 * n_done * 128 + 2 * rows);
+    assert!(!dir.path().join("base.kld.partial").exists());
 }
 
 /// Every listed position of a `--worst` report (all of them when N is large), keyed by

@@ -364,8 +364,8 @@ impl<'a> Run<'a> {
                         out,
                         "{:>4}  {:>5}  {:>5}  {:>8.6}  {}",
                         i + 1,
-                        w["chunk"],
-                        w["pos"],
+                        n(w, "chunk"),
+                        n(w, "pos"),
                         w["p"].as_f64().unwrap_or(f64::NAN),
                         context_text(w)
                     )
@@ -455,7 +455,7 @@ impl<'a> Run<'a> {
                 writeln!(out, "\n====== Positions with the {title} ======").map_err(write_error)?;
                 writeln!(
                     out,
-                    "{:>4}  {:>5}  {:>5}  {:>9}  {:>8}  {:>8}  context ⟦token⟧",
+                    "{:>4}  {:>5}  {:>5}  {:>9}  {:>8}  {:>8}  context ⟦token⟧  [most likely: model | base]",
                     "#", "chunk", "pos", "KLD", "p", "p(base)"
                 )
                 .map_err(write_error)?;
@@ -463,14 +463,16 @@ impl<'a> Run<'a> {
                     let f = |k: &str| w[k].as_f64().unwrap_or(f64::NAN);
                     writeln!(
                         out,
-                        "{:>4}  {:>5}  {:>5}  {:>9.6}  {:>8.6}  {:>8.6}  {}",
+                        "{:>4}  {:>5}  {:>5}  {:>9.6}  {:>8.6}  {:>8.6}  {}  [{} | {}]",
                         i + 1,
-                        w["chunk"],
-                        w["pos"],
+                        n(w, "chunk"),
+                        n(w, "pos"),
                         f("kld"),
                         f("p"),
                         f("p_base"),
-                        context_text(w)
+                        context_text(w),
+                        w["top"].as_str().unwrap_or(""),
+                        w["top_base"].as_str().unwrap_or("")
                     )
                     .map_err(write_error)?;
                 }
@@ -517,6 +519,10 @@ impl<'a> Run<'a> {
         v["top_base"] = json!(piece(p.top_base));
         v
     }
+}
+
+fn n(w: &Value, key: &str) -> u64 {
+    w[key].as_u64().unwrap_or(0)
 }
 
 /// One line of text around a position: newlines and tabs escaped, the token in ⟦ ⟧.

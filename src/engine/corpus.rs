@@ -296,7 +296,13 @@ impl BaseWriter {
             tokens: tokens[..plan.n_chunk * plan.n_ctx].to_vec(),
         };
         let tmp = tmp_path(path);
-        let mut file = File::create(&tmp).map_err(file_error(&tmp))?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(file_error(&tmp))?;
         header.write(&mut file).map_err(file_error(&tmp))?;
         Ok(Self {
             path: path.to_owned(),
@@ -320,6 +326,13 @@ impl BaseWriter {
     /// Put the file in place with the first `done` chunks (all of them, or those finished
     /// when the run stopped early).
     pub fn finish(self, done: usize) -> Result<(), CorpusError> {
+        let tmp = self.tmp.clone();
+        self.put_in_place(done).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    fn put_in_place(self, done: usize) -> Result<(), CorpusError> {
         let err = file_error(&self.tmp);
         if done < self.header.n_chunk {
             let short = Header {
