@@ -1105,3 +1105,131 @@ fn tracing_a_pair_in_the_explorer_shows_the_grid_of_trace() {
     assert_eq!(t.exit_status(), 0);
     t.assert_restored();
 }
+
+/// The text of the right-hand panel (the corpus report), its wrapped lines joined.
+fn side_panel(screen: &str) -> String {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('│').collect();
+            (cells.len() >= 4).then(|| cells[cells.len() - 2].trim().to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `perplexity -m BASE --vs MODEL --worst N --format json` writes a report; the explorer opens
+/// it (`--report`) at its first entry: the excerpt in the line, its token selected, the
+/// corpus's figures from the report and the excerpt's own figures, which are `score --vs`'s
+/// for that excerpt; Alt-↓ opens the next entry.
+#[test]
+fn a_corpus_report_opens_each_position_in_both_models() {
+    use logitscope::analysis::worst::Report;
+    let dir = tempfile::tempdir().unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        readme.replace("<|", "< |").replace("<bos>", "< bos>"),
+    )
+    .unwrap();
+    let base = common::model_path();
+    let measured = common::models::quant("q4_k_m");
+    let (b, m) = (base.to_str().unwrap(), measured.to_str().unwrap());
+    let out = common::run(
+        &[
+            "perplexity",
+            "-m",
+            b,
+            "--vs",
+            m,
+            "-f",
+            corpus.to_str().unwrap(),
+            "-c",
+            "128",
+            "--chunks",
+            "2",
+            "--worst",
+            "3",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).unwrap();
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, &json).unwrap();
+    let report = Report::parse(&json, "report.json").unwrap();
+    assert_eq!(report.entries.len(), 6, "3 by KLD, 3 by drop in p");
+
+    let t = Tmux::start(
+        "report",
+        &format!("-m {b} --vs {m} --report {}", path.display()),
+        200,
+        40,
+    );
+    let (_, first) = &report.entries[0];
+    let screen = t.wait_for("the first entry scored", Duration::from_secs(60), |s| {
+        side_panel(s).contains(" nats · a shorter context")
+    });
+    let panel = side_panel(&screen);
+    assert!(
+        screen.contains("corpus report 1/6: largest KL divergence"),
+        "{screen}"
+    );
+    let corpus_line = format!(
+        "corpus chunk {} pos {} ({} tokens before): p {:.4}, base {:.4}, KLD {:.4} nats",
+        first.chunk,
+        first.pos,
+        first.pos + 1,
+        first.p,
+        first.p_base.unwrap(),
+        first.kld.unwrap()
+    );
+    assert!(panel.contains(&corpus_line), "{corpus_line}\n{panel}");
+
+    // The excerpt's figures are score --vs's at the token's place in the excerpt.
+    let (excerpt, at) = first.excerpt();
+    let scored = common::run(&["score", "-m", b, "--vs", m, &excerpt], None);
+    assert!(scored.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    let mut offset = 0;
+    let mut found = None;
+    for (j, tok) in line["tokens"].as_array().unwrap().iter().enumerate() {
+        let len = if tok["special"].as_bool().unwrap() {
+            0
+        } else {
+            tok["bytes"].as_array().unwrap().len()
+        };
+        if offset <= at.start && at.start < offset + len {
+            found = Some((j, tok.clone()));
+            break;
+        }
+        offset += len;
+    }
+    let (j, tok) = found.expect("a token at the place");
+    let c = &tok["compare"];
+    let here = format!(
+        "here (this excerpt, {j} tokens before): p {:.4}, base {:.4}, KLD {:.4} nats",
+        c["logprob_b"].as_f64().unwrap().exp(),
+        tok["prob"].as_f64().unwrap(),
+        c["kl_bits"].as_f64().unwrap() * std::f64::consts::LN_2
+    );
+    assert!(panel.contains(&here), "{here}\n{panel}");
+    // The line holds the excerpt and the token is selected (the distribution panel's title).
+    assert!(screen.contains(&format!("token {j} ")), "{screen}");
+
+    t.keys(&["M-Down"]);
+    t.wait_for("the second entry", Duration::from_secs(60), |s| {
+        s.contains("corpus report 2/6") && side_panel(s).contains(" nats · a shorter context")
+    });
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    t.assert_restored();
+}

@@ -22,5 +22,6 @@ pub mod trace;
 pub mod vocab;
 pub mod watch;
 pub mod words;
+pub mod worst;
 
 pub use stats::ViewOptions;

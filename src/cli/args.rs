@@ -13,6 +13,10 @@ pub struct Cli {
     /// Also print llama.cpp's and our logs to stderr (they always go to the log file).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Open the explorer on a corpus report: the JSON `perplexity --worst N --format json`
+    /// writes (with -m BASE --vs MODEL to see both models at each position)
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Cmd>,
 }

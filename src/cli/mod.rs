@@ -50,7 +50,7 @@ pub fn run() -> ExitCode {
         crate::model::rpc::set_timeout(std::time::Duration::from_secs(cli.model.rpc_timeout));
     }
     let result = match cli.command {
-        None => explore(&settings, warning, log.file.clone()),
+        None => explore(&settings, warning, log.file.clone(), cli.report.as_deref()),
         Some(Cmd::Fetch { name }) => fetch::run(&name).map(|()| ExitCode::SUCCESS),
         Some(Cmd::RpcServer { host, port, cache }) => {
             rpc_server::run(&crate::model::rpc::ServeOptions {
@@ -212,6 +212,32 @@ pub fn run() -> ExitCode {
     code
 }
 
+/// The status bar's warning when the explorer's models are not the report's: the model
+/// measured should be --vs's (or -m's alone), and a report against a base is best opened with
+/// the base as -m.
+fn report_mismatch(
+    r: &crate::analysis::worst::Report,
+    model: &std::path::Path,
+    vs: Option<&std::path::Path>,
+) -> Option<String> {
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let measured = name(vs.unwrap_or(model));
+    if measured != r.model {
+        Some(format!(
+            "the report measured {}, the explorer shows {measured}: its live numbers are of another model",
+            r.model
+        ))
+    } else if r.base.is_some() && vs.is_none() {
+        Some("the report compares with a base: -m BASE --vs MODEL shows both".into())
+    } else {
+        None
+    }
+}
+
 /// Set when the process must end with `_exit` (see `explorer::Ended::engine_stopped`).
 static QUICK_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -220,6 +246,7 @@ fn explore(
     settings: &Settings,
     warning: Option<String>,
     log_file: Option<PathBuf>,
+    report: Option<&std::path::Path>,
 ) -> Result<ExitCode, Fatal> {
     if (settings.ablate.is_some() || !settings.steer.is_empty()) && settings.vs.is_some() {
         return Err(Fatal::other(
@@ -227,6 +254,15 @@ fn explore(
         ));
     }
     let path = settings.model_path()?;
+    let report = report
+        .map(crate::analysis::worst::Report::load)
+        .transpose()
+        .map_err(|e| Fatal::other(e.to_string()))?;
+    let warning = match (&report, warning) {
+        (_, Some(w)) => Some(w),
+        (Some(r), None) => report_mismatch(r, &path, settings.vs.as_deref()),
+        (None, None) => None,
+    };
     let config = crate::explorer::Config {
         model: settings.model_options(path),
         second: settings.vs.clone().map(|p| settings.model_options(p)),
@@ -245,6 +281,7 @@ fn explore(
         },
         warning,
         log_file,
+        report,
     };
     let ended = crate::explorer::run(config).map_err(Fatal::other)?;
     if !ended.engine_stopped {

@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::fatal::Fatal;
 use super::settings::Settings;
 use crate::analysis::kld::{Largest, Position, Totals, TABLE_HEADER};
 use crate::analysis::perplexity::{Accumulator, Plan};
+use crate::analysis::worst::Place;
 use crate::engine::corpus::{
     against_file, against_model, chunk_nlls, chunk_tokens, BaseReader, BaseWriter, Corpus,
 };
@@ -313,15 +314,10 @@ impl<'a> Run<'a> {
             return Ok((ExitCode::from(130), 0));
         }
         let (ppl, err) = total.estimate();
-        let worst: Vec<Value> = worst
+        let worst: Vec<Place> = worst
             .into_sorted()
             .into_iter()
-            .map(|(_, (k, j, nll))| {
-                let mut v = self.place(k, j);
-                v["nll"] = json!(nll);
-                v["p"] = json!((-nll).exp());
-                v
-            })
+            .map(|(_, (k, j, nll))| self.place(k, j, nll))
             .collect();
         if json {
             let report = json!({
@@ -364,9 +360,9 @@ impl<'a> Run<'a> {
                         out,
                         "{:>4}  {:>5}  {:>5}  {:>8.6}  {}",
                         i + 1,
-                        n(w, "chunk"),
-                        n(w, "pos"),
-                        w["p"].as_f64().unwrap_or(f64::NAN),
+                        w.chunk,
+                        w.pos,
+                        w.p,
                         context_text(w)
                     )
                     .map_err(write_error)?;
@@ -414,7 +410,7 @@ impl<'a> Run<'a> {
             return Ok(ExitCode::from(130));
         }
         let summary = totals.summary();
-        let list = |l: Largest<(usize, usize, Position)>| -> Vec<Value> {
+        let list = |l: Largest<(usize, usize, Position)>| -> Vec<Place> {
             l.into_sorted()
                 .into_iter()
                 .map(|(_, (k, j, p))| self.compared_place(k, j, &p))
@@ -460,19 +456,19 @@ impl<'a> Run<'a> {
                 )
                 .map_err(write_error)?;
                 for (i, w) in list.iter().enumerate() {
-                    let f = |k: &str| w[k].as_f64().unwrap_or(f64::NAN);
+                    let f = |v: Option<f64>| v.unwrap_or(f64::NAN);
                     writeln!(
                         out,
                         "{:>4}  {:>5}  {:>5}  {:>9.6}  {:>8.6}  {:>8.6}  {}  [{} | {}]",
                         i + 1,
-                        n(w, "chunk"),
-                        n(w, "pos"),
-                        f("kld"),
-                        f("p"),
-                        f("p_base"),
+                        w.chunk,
+                        w.pos,
+                        f(w.kld),
+                        w.p,
+                        f(w.p_base),
                         context_text(w),
-                        w["top"].as_str().unwrap_or(""),
-                        w["top_base"].as_str().unwrap_or("")
+                        w.top.as_deref().unwrap_or(""),
+                        w.top_base.as_deref().unwrap_or("")
                     )
                     .map_err(write_error)?;
                 }
@@ -482,8 +478,8 @@ impl<'a> Run<'a> {
     }
 
     /// Where a scored position is: chunk (from 1), position in the chunk (its row predicts the
-    /// token after it), the actual token and the text around it.
-    fn place(&self, k: usize, j: usize) -> Value {
+    /// token after it), the actual token and the text around it, with the model's −ln p.
+    fn place(&self, k: usize, j: usize, nll: f64) -> Place {
         let pos = self.plan.first() + j;
         let chunk = chunk_tokens(self.model, self.tokens, &self.plan, k);
         let vocab = self.model.vocab();
@@ -496,49 +492,46 @@ impl<'a> Run<'a> {
             String::from_utf8_lossy(&bytes).into_owned()
         };
         let target = chunk[pos + 1];
-        json!({
-            "chunk": k + 1,
-            "pos": pos,
-            "index": k * self.plan.n_ctx + pos + 1,
-            "token_id": target,
-            "token": text(&[target]),
-            "before": text(&chunk[pos.saturating_sub(24)..=pos]),
-            "after": text(&chunk[(pos + 2).min(chunk.len())..(pos + 10).min(chunk.len())]),
-        })
+        Place {
+            chunk: k + 1,
+            pos,
+            index: k * self.plan.n_ctx + pos + 1,
+            token_id: target,
+            token: text(&[target]),
+            before: text(&chunk[pos.saturating_sub(24)..=pos]),
+            after: text(&chunk[(pos + 2).min(chunk.len())..(pos + 10).min(chunk.len())]),
+            nll,
+            p: (-nll).exp(),
+            kld: None,
+            nll_base: None,
+            p_base: None,
+            top: None,
+            top_base: None,
+        }
     }
 
-    fn compared_place(&self, k: usize, j: usize, p: &Position) -> Value {
-        let mut v = self.place(k, j);
+    fn compared_place(&self, k: usize, j: usize, p: &Position) -> Place {
         let piece = |id: u32| self.model.vocab().display(id);
-        v["kld"] = json!(p.kld);
-        v["nll"] = json!(p.nll);
-        v["nll_base"] = json!(p.nll_base);
-        v["p"] = json!((-p.nll).exp());
-        v["p_base"] = json!((-p.nll_base).exp());
-        v["top"] = json!(piece(p.top));
-        v["top_base"] = json!(piece(p.top_base));
-        v
+        Place {
+            kld: Some(p.kld),
+            nll_base: Some(p.nll_base),
+            p_base: Some((-p.nll_base).exp()),
+            top: Some(piece(p.top)),
+            top_base: Some(piece(p.top_base)),
+            ..self.place(k, j, p.nll)
+        }
     }
-}
-
-fn n(w: &Value, key: &str) -> u64 {
-    w[key].as_u64().unwrap_or(0)
 }
 
 /// One line of text around a position: newlines and tabs escaped, the token in ⟦ ⟧.
-fn context_text(w: &Value) -> String {
-    let s = |k: &str| {
-        w[k].as_str()
-            .unwrap_or("")
-            .replace('\n', "\\n")
-            .replace('\t', "\\t")
-    };
-    let before = s("before");
+fn context_text(w: &Place) -> String {
+    let s = |v: &str| v.replace('\n', "\\n").replace('\t', "\\t");
+    let before = s(&w.before);
     let before: String = {
         let n = before.chars().count();
         before.chars().skip(n.saturating_sub(40)).collect()
     };
-    format!("{before}⟦{}⟧{}", s("token"), s("after"))
+    format!("{before}⟦{}⟧{}", s(&w.token), s(&w.after))
 }
 
 fn exit(interrupted: bool) -> ExitCode {

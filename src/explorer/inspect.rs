@@ -18,7 +18,7 @@ pub fn toggle(app: &mut App, mode: Inspect) {
 /// Ask for what the open panel needs and does not have. Called after every message: asks
 /// only when something is missing and not already asked for.
 pub fn request(app: &mut App) -> Vec<Command> {
-    if app.inspect == Inspect::Off || app.stale() {
+    if matches!(app.inspect, Inspect::Off | Inspect::Report) || app.stale() {
         return Vec::new();
     }
     let selected = app.selected_position();

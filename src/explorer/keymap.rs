@@ -103,6 +103,11 @@ pub enum Action {
     /// The attribution panel's previous / next logit to split (decline while it is closed).
     AttributionTargetUp,
     AttributionTargetDown,
+    /// Open or close the corpus report (declines without one).
+    ToggleReport,
+    /// The corpus report's previous / next position, opened (decline while it is closed).
+    ReportUp,
+    ReportDown,
 }
 
 /// Which keys a binding takes.
@@ -354,6 +359,15 @@ pub static KEYMAP: &[Row] = &[
         ],
     },
     Row {
+        keys: "Ctrl-R  Alt-↑↓",
+        what: "corpus report: walk the --report list",
+        bindings: &[
+            b(S::View, k(C::Char('r')), M::Ctrl, A::ToggleReport),
+            b(S::View, k(C::Up), M::AltOrShift, A::ReportUp),
+            b(S::View, k(C::Down), M::AltOrShift, A::ReportDown),
+        ],
+    },
+    Row {
         keys: "Ctrl-K",
         what: "ablation: switch parts off (attn:3,ffn:5)",
         bindings: &[b(S::View, k(C::Char('k')), M::Ctrl, A::EditAblation)],
@@ -477,9 +491,9 @@ mod tests {
     #[test]
     fn the_help_shows_every_row_in_the_readme_order() {
         let keys: Vec<&str> = help_rows().map(|r| r.keys).collect();
-        assert_eq!(keys.len(), 24);
+        assert_eq!(keys.len(), 25);
         assert_eq!(keys[0], "type, paste");
-        assert_eq!(keys[23], "Esc  Ctrl-C  (q here)");
+        assert_eq!(keys[24], "Esc  Ctrl-C  (q here)");
     }
 
     /// The README's key table is the help's rows, in order.

@@ -26,6 +26,7 @@ pub mod keymap;
 pub mod layout;
 pub mod message;
 pub mod reading;
+pub mod report;
 pub mod state;
 pub mod terminal;
 pub mod trace;
@@ -63,6 +64,9 @@ pub struct Config {
     /// A warning to show in the status bar (a config file that could not be read).
     pub warning: Option<String>,
     pub log_file: Option<PathBuf>,
+    /// A corpus report to walk (`--report`): opened with its first entry once the model is
+    /// loaded.
+    pub report: Option<crate::analysis::worst::Report>,
 }
 
 /// Why the explorer ended: 0 for a quit, 2 with a message for a failure.
@@ -102,6 +106,10 @@ pub fn run(config: Config) -> Result<Ended, String> {
     app.watch = config.watch;
     app.warning = config.warning;
     app.log_file = config.log_file.map(|p| p.display().to_string());
+    app.report = config.report.map(report::ReportPanel::new);
+    if app.report.is_some() {
+        app.inspect = state::Inspect::Report;
+    }
     app.model_name = path
         .file_name()
         .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());

@@ -75,6 +75,8 @@ pub enum Inspect {
     Attribution,
     /// Causal tracing of the pair: layers × positions of sentence B.
     Trace,
+    /// The corpus report's positions (`--report`), beside the distribution.
+    Report,
 }
 
 /// The logit lens of the text shown, as it arrives from the engine.
@@ -206,6 +208,8 @@ pub struct App {
     pub attribution: crate::explorer::attribution::panel::AttributionPanel,
     pub trace: crate::explorer::trace::panel::TracePanel,
     pub ablation: AblationState,
+    /// The corpus report (`--report FILE`), when one was given.
+    pub report: Option<crate::explorer::report::panel::ReportPanel>,
     pub quit: bool,
 }
 
@@ -241,6 +245,7 @@ impl App {
             attribution: Default::default(),
             trace: Default::default(),
             ablation: Default::default(),
+            report: None,
             quit: false,
         }
     }

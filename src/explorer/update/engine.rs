@@ -2,7 +2,7 @@
 //! watched words. Each is checked against the generation of what it is for and dropped when
 //! older than what is shown.
 
-use super::text::{clamp_selection, evaluate, request_all};
+use super::text::{clamp_selection, evaluate, recall, request_all};
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, LoadedModel, Phase};
 use crate::explorer::worker::protocol::EngineMsg;
@@ -28,6 +28,12 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
                 second,
             });
             app.phase = Phase::Ready;
+            // A corpus report opens at its first entry.
+            if app.report.as_ref().is_some_and(|r| r.opened.is_none()) {
+                if let Some(text) = crate::explorer::report::open(app) {
+                    return recall(app, &text);
+                }
+            }
             // Text typed while loading is evaluated now.
             request_all(app)
         }
@@ -71,6 +77,7 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
                     s.shown_generation = generation;
                     if active {
                         clamp_selection(app);
+                        crate::explorer::report::place_selection(app);
                     }
                 }
                 Err(e) => {

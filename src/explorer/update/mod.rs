@@ -92,6 +92,12 @@ fn step(app: &mut App, dl: isize, dh: isize) -> Option<Vec<Command>> {
     crate::explorer::attention::step(app, dl, dh).then(Vec::new)
 }
 
+/// Walk the corpus report; declines while it is closed.
+fn report_step(app: &mut App, d: isize) -> Option<Vec<Command>> {
+    let opened = crate::explorer::report::step(app, d)?;
+    Some(opened.map_or_else(Vec::new, |text| recall(app, &text)))
+}
+
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     if key.kind == KeyEventKind::Release {
         return Vec::new();
@@ -289,6 +295,12 @@ fn apply(app: &mut App, action: Action, key: &KeyEvent) -> Option<Vec<Command>> 
         Action::TraceLayerDown => crate::explorer::trace::step(app, 1).then(none)?,
         Action::AttributionTargetUp => crate::explorer::attribution::step(app, -1).then(none)?,
         Action::AttributionTargetDown => crate::explorer::attribution::step(app, 1).then(none)?,
+        Action::ToggleReport => {
+            let opened = crate::explorer::report::toggle(app)?;
+            opened.map_or_else(none, |text| recall(app, &text))
+        }
+        Action::ReportUp => report_step(app, -1)?,
+        Action::ReportDown => report_step(app, 1)?,
         Action::ToggleHw => {
             crate::explorer::inspect::toggle(app, crate::explorer::state::Inspect::Hw);
             none()

@@ -14,6 +14,7 @@ mod input;
 mod lens;
 mod loading;
 mod pair;
+mod report;
 mod status;
 mod strip;
 pub mod style;
@@ -81,14 +82,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Inspect::Hw => hw::draw(frame, app, a.dist),
         Inspect::Attention => attention::draw_grid(frame, app, a.dist),
         Inspect::Attribution => attribution::draw_parts(frame, app, a.dist),
-        Inspect::Off if pair => pair::draw_distribution(frame, app, a.dist),
-        Inspect::Off => distribution::draw(frame, app, a.dist),
+        Inspect::Off | Inspect::Report if pair => pair::draw_distribution(frame, app, a.dist),
+        Inspect::Off | Inspect::Report => distribution::draw(frame, app, a.dist),
     }
     match (app.inspect, app.side_panel()) {
         (Inspect::Lens, _) => lens::draw_grid(frame, app, a.side),
         (Inspect::Attention, _) => attention::draw_rows(frame, app, a.side),
         (Inspect::Attribution, _) => attribution::draw_heads(frame, app, a.side),
         (Inspect::Trace, _) => {}
+        (Inspect::Report, _) => report::draw(frame, app, a.side),
         (_, SidePanel::Fill) => fill::draw(frame, app, a.side),
         (_, SidePanel::Sentence) => chart::draw(frame, app, a.side),
     }
