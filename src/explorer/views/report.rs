@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let entries = &panel.report.entries;
     let ranking = entries.get(panel.selected).map(|(r, _)| r.title());
     let title = format!(
-        " corpus report {}/{}: {} · Alt-↑↓ ",
+        " corpus report {}/{}: {} ",
         panel.selected + 1,
         entries.len(),
         ranking.unwrap_or("")
