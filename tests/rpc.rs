@@ -227,3 +227,56 @@ fn a_server_that_stops_between_inputs_is_given_up_after_the_timeout() {
     );
     assert_error_line_for_the_input(&rest, &err, "did not answer for 3 s");
 }
+
+/// `perplexity` across hosts, as every command: alone and against a base model beside it
+/// (`--vs`), two servers holding the layers give the local figures bit for bit, every chunk and
+/// every listed position.
+#[test]
+fn perplexity_on_two_servers_gives_the_local_figures_bit_for_bit() {
+    let (a, b) = (Server::start(), Server::start());
+    let rpc = format!("127.0.0.1:{},127.0.0.1:{}", a.port, b.port);
+    let model = common::model_arg();
+    let quant = common::models::quant("q4_k_m");
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    std::fs::write(&corpus, readme).unwrap();
+    let corpus = corpus.to_str().unwrap();
+    let base = [
+        "perplexity",
+        "-m",
+        &model,
+        "-f",
+        corpus,
+        "-c",
+        "128",
+        "--chunks",
+        "3",
+        "--worst",
+        "4",
+        "--format",
+        "json",
+    ];
+    let vs = [&base[..], &["--vs", quant.to_str().unwrap()]].concat();
+    for args in [&base[..], &vs[..]] {
+        let remote = common::run(&[args, &["--rpc", &rpc, "-ngl", "99"]].concat(), None);
+        assert!(
+            remote.status.success(),
+            "{}",
+            String::from_utf8_lossy(&remote.stderr)
+        );
+        let local = common::run(args, None);
+        assert!(local.status.success());
+        let (remote, local): (Value, Value) = (
+            serde_json::from_slice(&remote.stdout).unwrap(),
+            serde_json::from_slice(&local.stdout).unwrap(),
+        );
+        assert_eq!(remote, local, "{args:?}");
+        assert!(remote["n_chunk_done"] == 3, "{remote}");
+    }
+    for s in [&a, &b] {
+        let out = std::fs::read_to_string(&s.stdout).unwrap();
+        assert!(out.contains("Accepted client connection"), "{out}");
+    }
+}
