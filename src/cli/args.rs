@@ -148,6 +148,8 @@ pub enum BenchTable {
     Intervene,
     /// Causal tracing with and without the prefix reuse
     Trace,
+    /// score with the lens, attention and attribution, alone and together
+    Readers,
 }
 
 #[derive(Debug, Subcommand)]

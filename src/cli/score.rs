@@ -15,9 +15,10 @@ use crate::engine::attribution::{Attributions, Target};
 use crate::engine::compare::{score_pair, Pair};
 use crate::engine::lens::{lens_columns, Lenses};
 use crate::engine::score::{
-    add_extras, score_side_by_side, score_text, Extras, SIDE_BY_SIDE_TOKENS,
+    add_extras, score_on_readers, score_side_by_side, score_text, Extras, SIDE_BY_SIDE_TOKENS,
 };
 use crate::engine::watch::{resolve, single_ids};
+use crate::model::readers::Shared;
 use crate::model::{Evaluation, Session};
 
 /// What `score` adds to each text's report.
@@ -107,8 +108,19 @@ pub fn run(
         Scorer::Two(p) => p.a.set_watch(&singles),
     }
     let mut batch = None;
-    let mut lenses = layers.then(|| Lenses::new(&model));
-    let mut attentions = attention.map(|_| Attentions::new(&model));
+    // One hooked decode of each text serves the lens, attention and attribution: each joins
+    // it now, so the first text's decode reads for all of them.
+    let probe = Shared::new(&model);
+    let mut lenses = layers.then(|| {
+        let mut l = Lenses::on(&probe);
+        l.join();
+        l
+    });
+    let mut attentions = attention.map(|asked| {
+        let mut a = Attentions::on(&probe);
+        a.join(asked.k);
+        a
+    });
     let target = match attribution.as_ref().and_then(|a| a.token.as_deref()) {
         None => Target::Actual,
         Some(t) => match model.tokenize_continuation(t)[..] {
@@ -121,7 +133,11 @@ pub fn run(
             }
         },
     };
-    let mut attributions = attribution.as_ref().map(|_| Attributions::new(&model));
+    let mut attributions = attribution.as_ref().map(|_| {
+        let mut a = Attributions::on(&probe);
+        a.join();
+        a
+    });
     let attribution_at = attribution.as_ref().and_then(|a| a.at);
     let errors = match format {
         Format::Json => ErrorStyle::Json,
@@ -182,7 +198,9 @@ pub fn run(
     };
     // Texts side by side (one model only): a session of `parallel` streams, made when a group
     // of several texts first arrives.
-    let parallel = if second.is_some() || intervened {
+    // With readers, each text is scored from their decode (one decode of it for everything).
+    let readers = layers || attention.is_some() || attribution.is_some();
+    let parallel = if second.is_some() || intervened || readers {
         1
     } else {
         parallel.max(1)
@@ -219,17 +237,15 @@ pub fn run(
                 let (report, ev) = match ready {
                     Some(done) => done,
                     None => match &mut scorer {
-                        Scorer::One(alone) => {
-                            let session = match alone {
-                                Some(s) => s,
-                                None => {
-                                    let mut s = model.session().map_err(|e| e.to_string())?;
-                                    s.set_watch(&singles);
-                                    alone.insert(s)
-                                }
-                            };
-                            score_text(session, text, view)
+                        Scorer::One(_) if readers => {
+                            match score_on_readers(&probe, text, view, &singles)
+                                .map_err(|e| e.to_string())?
+                            {
+                                Some(done) => Ok(done),
+                                None => score_alone(&mut scorer, &model, &singles, text, view),
+                            }
                         }
+                        Scorer::One(_) => score_alone(&mut scorer, &model, &singles, text, view),
                         Scorer::Two(pair) => score_pair(pair, &b_name, text, view),
                     }
                     .map_err(|e| e.to_string())?,
@@ -238,6 +254,28 @@ pub fn run(
             })
             .collect()
     })
+}
+
+/// `text` scored on the one-model scorer's session (made on first use).
+fn score_alone<'m>(
+    scorer: &mut Scorer<'m, '_>,
+    model: &'m crate::model::Model,
+    singles: &[u32],
+    text: &str,
+    view: crate::analysis::stats::ViewOptions,
+) -> Result<(ScoreReport, Evaluation), crate::model::ModelError> {
+    let Scorer::One(alone) = scorer else {
+        unreachable!("called for one model only")
+    };
+    let session = match alone {
+        Some(s) => s,
+        None => {
+            let mut s = model.session()?;
+            s.set_watch(singles);
+            alone.insert(s)
+        }
+    };
+    score_text(session, text, view)
 }
 
 /// What scores the texts: one model, or two compared. (One value per process: its size

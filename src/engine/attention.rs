@@ -4,6 +4,7 @@
 
 use crate::analysis::attention::{AttentionMap, AttentionStatus, AttentionView, PositionLayers};
 use crate::model::attention::{Attention, AttentionError, Keep};
+use crate::model::readers::Shared;
 use crate::model::{Model, ModelError};
 
 /// Whole rows kept at once, in floats (64 MiB): layers × heads × positions kept × n.
@@ -14,17 +15,32 @@ pub const SUSPECT_SHARE: f64 = 0.5;
 
 /// A model's attention reader, made when first asked for, and its last map.
 pub struct Attentions<'m> {
-    model: &'m Model,
+    probe: Shared<'m>,
     reader: Option<Result<Attention<'m>, String>>,
     last: Option<(usize, AttentionMap)>,
 }
 
 impl<'m> Attentions<'m> {
+    /// Attention of `model`, with a decode of its own.
     pub fn new(model: &'m Model) -> Self {
+        Self::on(&Shared::new(model))
+    }
+
+    /// Attention read from the shared decode `probe`.
+    pub fn on(probe: &Shared<'m>) -> Self {
         Self {
-            model,
+            probe: probe.clone(),
             reader: None,
             last: None,
+        }
+    }
+
+    /// Make the reader now, digesting each row to its `k` largest weights, so that the
+    /// shared decode reads for it from the first text on.
+    pub fn join(&mut self, k: usize) {
+        let probe = &self.probe;
+        if let Ok(r) = self.reader.get_or_insert_with(|| Attention::on(probe)) {
+            r.expect(k, Keep::Positions(Vec::new()));
         }
     }
 
@@ -37,8 +53,8 @@ impl<'m> Attentions<'m> {
         k: usize,
         keep: Keep,
     ) -> Result<Result<&AttentionMap, String>, ModelError> {
-        let model = self.model;
-        let reader = match self.reader.get_or_insert_with(|| Attention::new(model)) {
+        let probe = &self.probe;
+        let reader = match self.reader.get_or_insert_with(|| Attention::on(probe)) {
             Ok(r) => r,
             Err(why) => return Ok(Err(why.clone())),
         };

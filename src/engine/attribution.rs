@@ -4,6 +4,7 @@
 
 use crate::analysis::attribution::{Attribution, AttributionStatus};
 use crate::model::attribution::{AttributionError, Attributor};
+use crate::model::readers::Shared;
 use crate::model::{Model, ModelError};
 
 /// Which logit to split at a position.
@@ -17,16 +18,30 @@ pub enum Target {
 
 /// A model's attributor, made when first asked for.
 pub struct Attributions<'m> {
-    model: &'m Model,
+    probe: Shared<'m>,
     attributor: Option<Result<Attributor<'m>, String>>,
 }
 
 impl<'m> Attributions<'m> {
+    /// Attribution on `model`, with a decode of its own.
     pub fn new(model: &'m Model) -> Self {
+        Self::on(&Shared::new(model))
+    }
+
+    /// Attribution read from the shared decode `probe`.
+    pub fn on(probe: &Shared<'m>) -> Self {
         Self {
-            model,
+            probe: probe.clone(),
             attributor: None,
         }
+    }
+
+    /// Make the attributor now, so that the shared decode reads for it from the first text
+    /// on.
+    pub fn join(&mut self) {
+        let probe = &self.probe;
+        self.attributor
+            .get_or_insert_with(|| Attributor::on(probe).map_err(reason));
     }
 
     /// The split at each of `positions` of `tokens` (`[i]` for `positions[i]`; `None` beyond
@@ -45,10 +60,11 @@ impl<'m> Attributions<'m> {
             reason: Some(why),
             positions: None,
         };
-        let model = self.model;
+        let probe = &self.probe;
+        let model = probe.model();
         let a = match self
             .attributor
-            .get_or_insert_with(|| Attributor::new(model).map_err(reason))
+            .get_or_insert_with(|| Attributor::on(probe).map_err(reason))
         {
             Ok(a) => a,
             Err(why) => return Ok((unavailable(why.clone()), none)),

@@ -5,11 +5,12 @@
 use crate::analysis::lens::{shown_gap, HwReport, LensStatus};
 use crate::analysis::stats::RowSummary;
 use crate::model::lens::{Lens, LensError, Unavailable, CHECK_TOLERANCE};
+use crate::model::readers::Shared;
 use crate::model::{Model, ModelError};
 
-/// A model's lens, made when first asked for.
+/// A model's lens, made when first asked for (or [joined](Lenses::join) ahead).
 pub struct Lenses<'m> {
-    model: &'m Model,
+    probe: Shared<'m>,
     lens: Option<Result<Lens<'m>, Unavailable>>,
 }
 
@@ -53,16 +54,31 @@ fn model_error(e: LensError) -> ModelError {
 }
 
 impl<'m> Lenses<'m> {
+    /// The lens of `model`, with a decode of its own.
     pub fn new(model: &'m Model) -> Self {
-        Self { model, lens: None }
+        Self::on(&Shared::new(model))
+    }
+
+    /// The lens read from the shared decode `probe`.
+    pub fn on(probe: &Shared<'m>) -> Self {
+        Self {
+            probe: probe.clone(),
+            lens: None,
+        }
+    }
+
+    /// Make the lens now, so that the shared decode reads for it from the first text on.
+    pub fn join(&mut self) {
+        let probe = &self.probe;
+        self.lens.get_or_insert_with(|| Lens::on(probe));
     }
 
     /// Run the lens on `tokens` at temperature `temp`: its status (available, with the
     /// self-check's result, or why not) and the lens to read columns from. A failed decode
     /// is an error of the text, as it would be for `score`.
     pub fn run(&mut self, tokens: &[u32], temp: f32) -> Result<LensRun<'_, 'm>, ModelError> {
-        let model = self.model;
-        let made = self.lens.get_or_insert_with(|| Lens::new(model));
+        let probe = &self.probe;
+        let made = self.lens.get_or_insert_with(|| Lens::on(probe));
         let lens = match made {
             Ok(lens) => lens,
             Err(why) => {

@@ -4,6 +4,7 @@
 use crate::analysis::report::{score_report, ScoreReport};
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::watch::Watched;
+use crate::model::readers::Shared;
 use crate::model::{Evaluation, Model, ModelError, Session};
 
 /// What a report carries besides the ordinary fields.
@@ -24,6 +25,22 @@ pub fn score_text(
     let tokens = model.tokenize(text);
     let ev = session.evaluate(&tokens, view, &|| false)?;
     Ok((report_of(model, text, view, &ev), ev))
+}
+
+/// Score `text` from the hooked decode its readers (lens, attention, attribution) read, when
+/// that decode is the one a session would make (see [`Shared::evaluate`]): the same report,
+/// bit for bit, with one decode of the text for everything. `None`: score it on a session.
+pub fn score_on_readers(
+    probe: &Shared<'_>,
+    text: &str,
+    view: ViewOptions,
+    watch: &[u32],
+) -> Result<Option<(ScoreReport, Evaluation)>, ModelError> {
+    let model = probe.model();
+    let tokens = model.tokenize(text);
+    Ok(probe
+        .evaluate(&tokens, view, watch)?
+        .map(|ev| (report_of(model, text, view, &ev), ev)))
 }
 
 /// The `score` report of `text`, evaluated by `model` as `ev`.

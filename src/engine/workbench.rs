@@ -18,6 +18,7 @@ use super::compare::{evaluate_compared, PairCache};
 use super::fill::{FillError, FillRequest, FillUpdate, Filler};
 use super::lens::Lenses;
 use super::watch::{resolve, single_ids};
+use crate::model::readers::Shared;
 
 /// A piece of the lens of one text, in the order it is computed.
 #[derive(Debug, Clone)]
@@ -75,6 +76,8 @@ pub struct Workbench<'m> {
 impl<'m> Workbench<'m> {
     pub fn new(model: &'m Model, second: Option<&'m Model>) -> Result<Self, ModelError> {
         let sentences = vec![model.session()?];
+        // The lens, attention and attribution read from one hooked decode of a text.
+        let probe = Shared::new(model);
         let second = second
             .map(|b| b.session().map(|s| (s, PairCache::default())))
             .transpose()?;
@@ -83,9 +86,9 @@ impl<'m> Workbench<'m> {
             sentences,
             filler: Filler::new(model),
             second,
-            lenses: Lenses::new(model),
-            attentions: Attentions::new(model),
-            attributions: Attributions::new(model),
+            lenses: Lenses::on(&probe),
+            attentions: Attentions::on(&probe),
+            attributions: Attributions::on(&probe),
             intact: false,
             steering: Intervention::default(),
         })
@@ -130,9 +133,10 @@ impl<'m> Workbench<'m> {
             s.set_edits(edits.clone());
         }
         self.filler = Filler::new(model);
-        self.lenses = Lenses::new(model);
-        self.attentions = Attentions::new(model);
-        self.attributions = Attributions::new(model);
+        let probe = Shared::new(model);
+        self.lenses = Lenses::on(&probe);
+        self.attentions = Attentions::on(&probe);
+        self.attributions = Attributions::on(&probe);
         if edits.is_some() {
             if !self.intact {
                 let mut s = model.session().map_err(|e| e.to_string())?;

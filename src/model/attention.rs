@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use llama_cpp_sys_2 as sys;
 
 use super::gguf::GgufInfo;
-use super::hook::{Hooked, NodeName, Tap, Tensor};
+use super::hook::{NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
+use super::readers::{Shared, Which};
 use crate::analysis::attention::{digest, AttentionFacts, AttentionMap, HeadRow};
 
 /// The tokens of a text the attention view covers: one decode of at most this many.
@@ -37,7 +38,7 @@ impl Keep {
 }
 
 /// The tap: every `kq_soft_max-ℓ` of the decode, digested.
-struct Reader {
+pub(super) struct Reader {
     tokens: Vec<u32>,
     windows: Vec<Option<u32>>,
     k: usize,
@@ -51,6 +52,19 @@ struct Reader {
     fault: Option<String>,
 }
 
+impl Reader {
+    /// Read the rows of `tokens` (the first positions of the next decode) as configured.
+    pub(super) fn prepare(&mut self, tokens: &[u32]) {
+        self.tokens = tokens.to_vec();
+        self.n_head = None;
+        self.full.clear();
+        self.fault = None;
+        for r in &mut self.rows {
+            r.clear();
+        }
+    }
+}
+
 impl Tap for Reader {
     fn wants(&mut self, node: NodeName<'_>) -> bool {
         node.kind == "kq_soft_max" && node.layer < self.rows.len()
@@ -59,7 +73,7 @@ impl Tap for Reader {
     fn read(&mut self, node: NodeName<'_>, t: &Tensor<'_>) {
         let [n_kv, n_tokens, n_head, n_stream] = t.shape();
         let n = self.tokens.len();
-        if n_tokens != n || n_kv < n || n_stream != 1 || !t.is_f32_rows() {
+        if n_tokens < n || n_kv < n || n_stream != 1 || !t.is_f32_rows() {
             self.fault.get_or_insert(format!(
                 "kq_soft_max-{} is {n_kv}×{n_tokens}×{n_head}×{n_stream}, not the f32 rows of \
                  {n} positions over the text's cells",
@@ -107,14 +121,24 @@ pub enum AttentionError {
     Unavailable(String),
 }
 
-/// Attention on a loaded model: its own hooked context.
+/// Attention on a loaded model, read from a shared hooked decode.
 pub struct Attention<'m> {
-    ctx: Hooked<'m, Reader>,
+    probe: Shared<'m>,
     n_head_kv: Option<usize>,
+    /// Tokens one run covers.
+    limit: usize,
 }
 
 impl<'m> Attention<'m> {
+    /// Attention with a decode of its own.
     pub fn new(model: &'m Model) -> Result<Self, String> {
+        Self::on(&Shared::new(model))
+    }
+
+    /// Attention read from the shared decode `probe` (it joins every later decode there),
+    /// each row digested to its largest weight until [`Attention::expect`] says otherwise.
+    pub fn on(probe: &Shared<'m>) -> Result<Self, String> {
+        let model = probe.model();
         if model.options().flash_attn {
             return Err(
                 "flash attention (-fa) fuses KQ's softmax into one kernel, so llama.cpp \
@@ -146,37 +170,56 @@ impl<'m> Attention<'m> {
             scratch: Vec::new(),
             fault: None,
         };
-        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
-        let ctx = Hooked::new(model, n_ctx, reader)?;
-        Ok(Self { ctx, n_head_kv })
+        let limit = model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize;
+        {
+            let mut p = probe.get_mut();
+            p.readers_mut().attention = Some(reader);
+            p.join(Which::Attention, limit);
+        }
+        Ok(Self {
+            probe: probe.clone(),
+            n_head_kv,
+            limit,
+        })
     }
 
     /// Tokens one run covers.
     pub fn max_tokens(&self) -> usize {
-        self.ctx.n_ctx()
+        self.limit
+    }
+
+    /// Digest each row to its `k` largest weights and keep the whole rows of `keep` in the
+    /// shared decodes to come (those another reader asks for, too), until asked otherwise.
+    pub fn expect(&mut self, k: usize, keep: Keep) {
+        let mut p = self.probe.get_mut();
+        if let Some(r) = p.readers_mut().attention.as_mut() {
+            if r.k != k || r.keep != keep {
+                r.k = k;
+                r.keep = keep;
+                p.spend(Which::Attention);
+            }
+        }
     }
 
     /// Decode the first [`Self::max_tokens`] of `tokens` and digest every attention row
-    /// (its `k` largest weights), keeping the whole rows of `keep`.
+    /// (its `k` largest weights), keeping the whole rows of `keep`: taken from the shared
+    /// decode when it already read them so.
     pub fn run(
         &mut self,
         tokens: &[u32],
         k: usize,
         keep: Keep,
     ) -> Result<AttentionMap, AttentionError> {
-        let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
-        let reader = self.ctx.tap_mut();
-        reader.tokens = tokens.to_vec();
-        reader.k = k;
-        reader.keep = keep;
-        reader.n_head = None;
-        reader.full.clear();
-        reader.fault = None;
-        for r in &mut reader.rows {
-            r.clear();
-        }
-        self.ctx.decode(tokens)?;
-        let reader = self.ctx.tap_mut();
+        self.expect(k, keep);
+        let mut p = self.probe.get_mut();
+        p.serve(Which::Attention, tokens)?;
+        // The map is taken: the next run of these tokens decodes again.
+        p.spend(Which::Attention);
+        let reader = p
+            .readers_mut()
+            .attention
+            .as_mut()
+            .ok_or(ModelError::Empty)?;
         if let Some(fault) = reader.fault.take() {
             return Err(AttentionError::Unavailable(fault));
         }
@@ -197,7 +240,7 @@ impl<'m> Attention<'m> {
         };
         Ok(AttentionMap {
             facts,
-            tokens: tokens.to_vec(),
+            tokens: std::mem::take(&mut reader.tokens),
             rows: reader.rows.iter_mut().flat_map(std::mem::take).collect(),
             full: std::mem::take(&mut reader.full),
         })

@@ -11,11 +11,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::hook::{Hooked, NodeName, Tap, Tensor};
+use std::cell::Ref;
+
+use super::hook::{NodeName, Tap, Tensor};
 use super::lens::{
     max_abs_dp, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
 };
 use super::loader::{Model, ModelError};
+use super::readers::{Probe, Shared, Which};
 use crate::analysis::attribution::{
     direction, head_shares, remainder, share, Attribution, Kind, LayerHeads, Part,
 };
@@ -32,10 +35,22 @@ pub enum AttributionError {
 }
 
 /// The rows of every named node of one decode, by slot.
-struct Rows {
+pub(super) struct Rows {
     slots: HashMap<String, usize>,
     widths: Vec<usize>,
     rows: Vec<Vec<f32>>,
+    /// Positions read (the first of the decode).
+    limit: usize,
+}
+
+impl Rows {
+    /// Read the first `positions` rows of the next decode.
+    pub(super) fn prepare(&mut self, positions: usize) {
+        self.limit = positions;
+        for r in &mut self.rows {
+            r.clear();
+        }
+    }
 }
 
 impl Tap for Rows {
@@ -55,7 +70,7 @@ impl Tap for Rows {
         };
         let [width, rows, ..] = t.shape();
         if width == self.widths[i] {
-            t.read_rows(0, rows, 0, 0, &mut self.rows[i]);
+            t.read_rows(0, rows.min(self.limit), 0, 0, &mut self.rows[i]);
         }
     }
 }
@@ -110,9 +125,12 @@ impl Plan {
     }
 }
 
-/// Attribution on a loaded model: its own hooked context, the final norm and W.
+/// Attribution on a loaded model: the parts read from a shared hooked decode, the final norm
+/// and W.
 pub struct Attributor<'m> {
-    ctx: Hooked<'m, Rows>,
+    probe: Shared<'m>,
+    /// Tokens one run covers.
+    limit: usize,
     readout: Arc<Readout>,
     plan: Plan,
     components: Components,
@@ -122,6 +140,8 @@ pub struct Attributor<'m> {
     /// The output projections, read on first need, or why heads cannot be split.
     projections: Option<Result<Vec<Projection>, String>>,
     path: std::path::PathBuf,
+    /// The text last run, as asked, and the tokens of it covered.
+    asked: Vec<u32>,
     tokens: Vec<u32>,
     /// Per position, once made: the H·W panel's rounding (largest |f64 − llama.cpp| over W)
     /// and the self-check (largest |Δp| of our final norm and W, with llama.cpp's dot
@@ -130,7 +150,14 @@ pub struct Attributor<'m> {
 }
 
 impl<'m> Attributor<'m> {
+    /// Attribution with a decode of its own.
     pub fn new(model: &'m Model) -> Result<Self, AttributionError> {
+        Self::on(&Shared::new(model))
+    }
+
+    /// Attribution read from the shared decode `probe` (it joins every later decode there).
+    pub fn on(probe: &Shared<'m>) -> Result<Self, AttributionError> {
+        let model = probe.model();
         let un = |s: String| AttributionError::Unavailable(s);
         let readout = model.readout().map_err(|Unavailable(s)| un(s))?;
         let components = model.components().map_err(|e| un(e.to_string()))?.clone();
@@ -152,11 +179,17 @@ impl<'m> Attributor<'m> {
             rows: vec![Vec::new(); widths.len()],
             slots,
             widths,
+            limit: usize::MAX,
         };
-        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
-        let ctx = Hooked::new(model, n_ctx, rows).map_err(un)?;
+        let limit = model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize;
+        {
+            let mut p = probe.get_mut();
+            p.readers_mut().attribution = Some(rows);
+            p.join(Which::Attribution, limit);
+        }
         Ok(Self {
-            ctx,
+            probe: probe.clone(),
+            limit,
             readout,
             plan,
             components,
@@ -164,6 +197,7 @@ impl<'m> Attributor<'m> {
             threads: model.options().threads.max(1) as usize,
             projections: None,
             path: model.options().path.clone(),
+            asked: Vec::new(),
             tokens: Vec::new(),
             rounding: HashMap::new(),
         })
@@ -171,7 +205,7 @@ impl<'m> Attributor<'m> {
 
     /// Tokens one run covers.
     pub fn max_tokens(&self) -> usize {
-        self.ctx.n_ctx()
+        self.limit
     }
 
     /// The tokens of the last run.
@@ -180,23 +214,23 @@ impl<'m> Attributor<'m> {
     }
 
     /// Decode `tokens` (the first [`Self::max_tokens`]) and keep every part's rows at every
-    /// position. Returns the positions covered.
+    /// position (the shared decode is made once for all its readers). Returns the positions
+    /// covered.
     pub fn run(&mut self, tokens: &[u32]) -> Result<usize, AttributionError> {
         if tokens.is_empty() {
             return Err(ModelError::Empty.into());
         }
-        let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
-        if self.tokens == tokens {
-            return Ok(tokens.len());
+        if self.asked == tokens && self.held().is_ok() {
+            return Ok(self.tokens.len());
         }
+        self.asked.clear();
         self.tokens.clear();
         self.rounding.clear();
-        for r in &mut self.ctx.tap_mut().rows {
-            r.clear();
-        }
-        self.ctx.decode(tokens)?;
-        let n = tokens.len();
-        let tap = self.ctx.tap();
+        self.probe.get_mut().serve(Which::Attribution, tokens)?;
+        let n = self.probe.get().covers(Which::Attribution, tokens);
+        self.asked = tokens.to_vec();
+        let held = self.held()?;
+        let tap = held.rows();
         for (i, r) in tap.rows.iter().enumerate() {
             if r.len() != n * tap.widths[i] {
                 return Err(AttributionError::Unavailable(format!(
@@ -208,13 +242,14 @@ impl<'m> Attributor<'m> {
                 )));
             }
         }
-        self.tokens = tokens.to_vec();
+        drop(held);
+        self.tokens = tokens[..n].to_vec();
         Ok(n)
     }
 
-    fn row(&self, slot: usize, position: usize) -> &[f32] {
-        let w = self.ctx.tap().widths[slot];
-        &self.ctx.tap().rows[slot][position * w..(position + 1) * w]
+    /// The shared decode, while it holds the parts of the text last run.
+    fn held(&self) -> Result<Held<'_, 'm>, AttributionError> {
+        held_of(&self.probe, &self.asked)
     }
 
     /// The output projections of every layer, dequantized, or why heads cannot be split.
@@ -255,16 +290,19 @@ impl<'m> Attributor<'m> {
         if todo.is_empty() {
             return;
         }
+        let Ok(held) = held_of(&self.probe, &self.asked) else {
+            return; // The split says why.
+        };
         let ys: Vec<Vec<f32>> = todo
             .iter()
-            .map(|&p| self.readout.normed(self.row(self.plan.last, p)))
+            .map(|&p| self.readout.normed(held.row(self.plan.last, p)))
             .collect();
         let refs: Vec<&[f32]> = ys.iter().map(Vec::as_slice).collect();
         let exact = self.readout.exact_logits(&refs, self.threads);
         for (&p, z) in todo.iter().zip(exact) {
-            let theirs = self.ctx.logits(p);
+            let theirs = held.logits(p);
             let d = max_abs_delta(&z, theirs);
-            let ours = self.readout.logits(self.row(self.plan.last, p));
+            let ours = self.readout.logits(held.row(self.plan.last, p));
             self.rounding.insert(p, (d, max_abs_dp(&ours, theirs, 1.0)));
         }
     }
@@ -282,7 +320,8 @@ impl<'m> Attributor<'m> {
             )));
         }
         let r = Arc::clone(&self.readout);
-        let residual = self.row(self.plan.last, position).to_vec();
+        let held = self.held()?;
+        let residual = held.row(self.plan.last, position).to_vec();
         let frozen = r.frozen(&residual);
         let post = r.post();
         let factor = f64::from(post.scale.unwrap_or(1.0)) / f64::from(post.divide.unwrap_or(1.0));
@@ -292,22 +331,22 @@ impl<'m> Attributor<'m> {
         let mut parts = vec![Part::new(
             Kind::Embed,
             None,
-            share(self.row(self.plan.embedding, position), &g, centred),
+            share(held.row(self.plan.embedding, position), &g, centred),
         )];
-        let mut named: Vec<&[f32]> = vec![self.row(self.plan.embedding, position)];
+        let mut named: Vec<&[f32]> = vec![held.row(self.plan.embedding, position)];
         for (l, &(a, f, _)) in self.plan.layers.iter().enumerate() {
             parts.push(Part::new(
                 Kind::Attn,
                 Some(l),
-                share(self.row(a, position), &g, centred),
+                share(held.row(a, position), &g, centred),
             ));
             parts.push(Part::new(
                 Kind::Ffn,
                 Some(l),
-                share(self.row(f, position), &g, centred),
+                share(held.row(f, position), &g, centred),
             ));
-            named.push(self.row(a, position));
-            named.push(self.row(f, position));
+            named.push(held.row(a, position));
+            named.push(held.row(f, position));
         }
         let rest = remainder(&residual, &named);
         parts.push(Part::new(Kind::Rest, None, share(&rest, &g, centred)));
@@ -327,7 +366,7 @@ impl<'m> Attributor<'m> {
             .map(|(&y, &w)| f64::from(y) * f64::from(w))
             .sum();
         let logit_f64 = post.apply_f64(exact);
-        let llama = self.ctx.logits(position)[target as usize];
+        let llama = held.logits(position)[target as usize];
         let (rounding, dp) = self
             .rounding
             .get(&position)
@@ -362,11 +401,12 @@ impl<'m> Attributor<'m> {
                 .map(|(l, &(_, _, h))| {
                     (
                         l,
-                        h.map(|h| self.row(h, position).to_vec()),
+                        h.map(|h| held.row(h, position).to_vec()),
                         parts[1 + 2 * l].value,
                     )
                 })
                 .collect();
+            drop(held);
             let n_head = self.n_head;
             match self.projections() {
                 Err(why) => (None, Some(why)),
@@ -400,6 +440,46 @@ impl<'m> Attributor<'m> {
             heads,
             heads_unavailable,
         })
+    }
+}
+
+/// Attribution's rows of a shared decode that holds its text.
+struct Held<'a, 'm> {
+    probe: Ref<'a, Probe<'m>>,
+}
+
+/// `probe` while it holds the parts of `asked` (the text attribution last ran on).
+fn held_of<'a, 'm>(probe: &'a Shared<'m>, asked: &[u32]) -> Result<Held<'a, 'm>, AttributionError> {
+    let probe = probe.get();
+    if asked.is_empty()
+        || !probe.holds(Which::Attribution, asked)
+        || probe.readers().attribution.is_none()
+    {
+        return Err(ModelError::Decode(
+            "attribution's decode holds another text now: run it on this one again".into(),
+        )
+        .into());
+    }
+    Ok(Held { probe })
+}
+
+impl Held<'_, '_> {
+    fn rows(&self) -> &Rows {
+        self.probe
+            .readers()
+            .attribution
+            .as_ref()
+            .expect("checked by held_of")
+    }
+
+    fn row(&self, slot: usize, position: usize) -> &[f32] {
+        let tap = self.rows();
+        let w = tap.widths[slot];
+        &tap.rows[slot][position * w..(position + 1) * w]
+    }
+
+    fn logits(&self, position: usize) -> &[f32] {
+        self.probe.logits(position)
     }
 }
 

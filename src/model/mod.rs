@@ -35,6 +35,7 @@ mod plan;
 pub mod probe;
 pub mod probe_cache;
 pub mod quantize;
+pub mod readers;
 pub mod rpc;
 mod session;
 pub mod side_by_side;

@@ -116,6 +116,21 @@ impl Model {
     }
 }
 
+/// One position's row summary from its logits, with the watched tokens' statistics: how
+/// every evaluation summarises a row.
+pub(super) fn summarize_logits(
+    logits: &[f32],
+    view: ViewOptions,
+    target: Option<u32>,
+    watch: &[u32],
+) -> Result<RowSummary, ModelError> {
+    let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
+    if !watch.is_empty() {
+        row.watched = watch_stats(logits, &row, watch)?;
+    }
+    Ok(row)
+}
+
 /// The result of evaluating one text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -191,12 +206,7 @@ impl<'m> Session<'m> {
         view: ViewOptions,
         target: Option<u32>,
     ) -> Result<RowSummary, ModelError> {
-        let logits = self.ctx.get_logits_ith(i as i32);
-        let mut row = summarize_row(logits, view.temp, view.n_probs, target)?;
-        if !self.watch.is_empty() {
-            row.watched = watch_stats(logits, &row, &self.watch)?;
-        }
-        Ok(row)
+        summarize_logits(self.ctx.get_logits_ith(i as i32), view, target, &self.watch)
     }
 
     pub fn model(&self) -> &'m Model {

@@ -13,7 +13,8 @@
 //! 9. a model split across two RPC servers on this host against the local CPU;
 //! 10. `pairs` against `score` on the same 2,000 sentences;
 //! 11. `score --attention` and the attention panel;
-//! 12. ablated and steered evaluations against intact ones, and the attribution panel.
+//! 12. ablated and steered evaluations against intact ones, and the attribution panel;
+//! 14. `score` with the lens, attention and attribution, alone and together (one decode).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ mod intervene;
 mod lens;
 mod overhead;
 mod pairs;
+mod readers;
 mod rpc;
 mod search;
 mod timing;
@@ -116,6 +118,10 @@ pub fn run(
         }
         Some(BenchTable::Pairs) => {
             pairs::table(settings, &model)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(BenchTable::Readers) => {
+            readers::table(settings, &model)?;
             return Ok(ExitCode::SUCCESS);
         }
         Some(BenchTable::Trace) => {

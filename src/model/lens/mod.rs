@@ -16,8 +16,9 @@
 
 pub(super) mod readout;
 
-use super::hook::{Hooked, NodeName, Tap, Tensor};
+use super::hook::{NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
+use super::readers::{Shared, Which};
 use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
@@ -29,17 +30,28 @@ pub use readout::{Frozen, Norm, Post, Readout, Unavailable};
 pub const MAX_TOKENS: usize = 512;
 
 /// The residual stream of every layer at every position of the last text decoded.
-pub(super) struct Capture {
+pub(in crate::model) struct Capture {
     n_embd: usize,
+    /// Positions read (the first of the decode).
+    limit: usize,
     /// `layers[ℓ]` = rows of `l_out-ℓ`, n_embd floats per position, in position order.
-    pub(super) layers: Vec<Vec<f32>>,
+    pub(in crate::model) layers: Vec<Vec<f32>>,
 }
 
 impl Capture {
-    pub(super) fn new(n_layer: usize, n_embd: usize) -> Self {
+    pub(in crate::model) fn new(n_layer: usize, n_embd: usize) -> Self {
         Self {
             n_embd,
+            limit: usize::MAX,
             layers: vec![Vec::new(); n_layer],
+        }
+    }
+
+    /// Read the first `positions` rows of the next decode.
+    pub(in crate::model) fn prepare(&mut self, positions: usize) {
+        self.limit = positions;
+        for l in &mut self.layers {
+            l.clear();
         }
     }
 }
@@ -55,18 +67,20 @@ impl Tap for Capture {
         if n_embd != self.n_embd {
             return;
         }
-        t.read_rows(0, rows, 0, 0, &mut self.layers[node.layer]);
+        t.read_rows(0, rows.min(self.limit), 0, 0, &mut self.layers[node.layer]);
     }
 }
 
-/// A lens on a loaded model: its own llama.cpp context with the eval callback, and W.
+/// A lens on a loaded model: W, and the residual streams of a shared hooked decode.
 pub struct Lens<'m> {
-    ctx: Hooked<'m, Capture>,
+    probe: Shared<'m>,
     readout: std::sync::Arc<Readout>,
     /// Threads for the lens rows (the model's `-t`).
     threads: usize,
-    /// The tokens whose residuals `capture` holds (llama.cpp's logits of each are still in
-    /// its buffer: the text is one decode).
+    /// The text last run, as asked.
+    asked: Vec<u32>,
+    /// Its tokens the lens covers, whose residuals the decode holds (llama.cpp's logits of
+    /// each are still in its buffer: the text is one decode).
     tokens: Vec<u32>,
     /// The temperature the check was made at.
     temp: f32,
@@ -78,17 +92,30 @@ pub struct Lens<'m> {
 pub const CHECK_TOLERANCE: f64 = 1e-4;
 
 impl<'m> Lens<'m> {
-    /// Set up a lens for `model`: read the final norm and W from its GGUF, make the context.
+    /// Set up a lens for `model` with a decode of its own: read the final norm and W from
+    /// its GGUF.
     pub fn new(model: &'m Model) -> Result<Self, Unavailable> {
+        Self::on(&Shared::new(model))
+    }
+
+    /// A lens reading from the shared decode `probe` (it joins every later decode there).
+    pub fn on(probe: &Shared<'m>) -> Result<Self, Unavailable> {
+        let model = probe.model();
         let readout = model.readout()?;
         let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
-        let capture = Capture::new(n_layer, n_embd);
-        let n_ctx = model.options().ctx_size.clamp(16, MAX_TOKENS as u32);
-        let ctx = Hooked::new(model, n_ctx, capture).map_err(Unavailable)?;
+        {
+            let mut p = probe.get_mut();
+            p.readers_mut().lens = Some(Capture::new(n_layer, n_embd));
+            p.join(
+                Which::Lens,
+                model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize,
+            );
+        }
         Ok(Self {
-            ctx,
+            probe: probe.clone(),
             readout,
             threads: model.options().threads.max(1) as usize,
+            asked: Vec::new(),
             tokens: Vec::new(),
             temp: 1.0,
             check: None,
@@ -102,39 +129,38 @@ impl<'m> Lens<'m> {
     /// Decode `tokens` (the first [`MAX_TOKENS`] of them, at most the context) and keep every
     /// layer's residual stream at every position; check the last layer against llama.cpp's
     /// own rows at temperature `temp`. Returns the positions covered, or why the lens is
-    /// unavailable for this text.
+    /// unavailable for this text. The shared decode is made once for all its readers.
     pub fn run(&mut self, tokens: &[u32], temp: f32) -> Result<usize, LensError> {
         if tokens.is_empty() {
             return Err(LensError::Model(ModelError::Empty));
         }
-        let tokens = &tokens[..tokens.len().min(self.ctx.n_ctx())];
-        if self.tokens == tokens && self.temp == temp {
+        let n = self.probe.get().covers(Which::Lens, tokens);
+        if self.asked == tokens && self.temp == temp && self.held().is_ok() {
             return match self.check {
-                Some(worst) if worst <= CHECK_TOLERANCE => Ok(tokens.len()),
+                Some(worst) if worst <= CHECK_TOLERANCE => Ok(n),
                 Some(worst) => Err(LensError::Unavailable(mismatch(worst))),
                 None => Err(LensError::Unavailable(self.missing_layers())),
             };
         }
+        self.asked.clear();
         self.tokens.clear();
         self.check = None;
-        for l in &mut self.ctx.tap_mut().layers {
-            l.clear();
-        }
-        let n = tokens.len();
-        self.ctx.decode(tokens).map_err(LensError::Model)?;
-        self.tokens = tokens.to_vec();
+        self.probe
+            .get_mut()
+            .serve(Which::Lens, tokens)
+            .map_err(LensError::Model)?;
+        self.asked = tokens.to_vec();
+        self.tokens = tokens[..n].to_vec();
         self.temp = temp;
+        let held = self.held()?;
         let want = n * self.readout.facts.n_embd;
-        if self.ctx.tap().layers.iter().any(|l| l.len() != want) {
+        if held.capture().layers.iter().any(|l| l.len() != want) {
             return Err(LensError::Unavailable(self.missing_layers()));
         }
         // The check: the last layer through our norm and W against llama.cpp's own row.
         let last = self.readout.facts.n_layer - 1;
         let rows: Vec<(&[f32], &[f32])> = (0..n)
-            .map(|i| {
-                let h = self.hidden(last, i).unwrap_or_default();
-                (h, self.llama_logits(i))
-            })
+            .map(|i| (held.hidden(last, i).unwrap_or_default(), held.logits(i)))
             .collect();
         let readout = &self.readout;
         let worst = parallel(self.threads, &rows, |(h, theirs)| {
@@ -142,6 +168,8 @@ impl<'m> Lens<'m> {
         })
         .into_iter()
         .fold(0f64, f64::max);
+        drop(rows);
+        drop(held);
         self.check = Some(worst);
         if worst > CHECK_TOLERANCE {
             return Err(LensError::Unavailable(mismatch(worst)));
@@ -157,9 +185,18 @@ impl<'m> Lens<'m> {
         ))
     }
 
-    /// llama.cpp's logits of `position` of the text last run (one decode: all still there).
-    fn llama_logits(&self, position: usize) -> &[f32] {
-        self.ctx.logits(position)
+    /// The shared decode, while it holds the residuals of the text last run.
+    fn held(&self) -> Result<Held<'_, 'm>, LensError> {
+        let probe = self.probe.get();
+        if self.asked.is_empty() || !probe.holds(Which::Lens, &self.asked) {
+            return Err(LensError::Model(ModelError::Decode(
+                "the lens's decode holds another text now: run the lens on this one again".into(),
+            )));
+        }
+        Ok(Held {
+            probe,
+            n_embd: self.readout.facts.n_embd,
+        })
     }
 
     /// The largest |Δp| of the self-check over the last text run.
@@ -168,18 +205,17 @@ impl<'m> Lens<'m> {
     }
 
     /// The residual stream after `layer` at `position` (of the last text run).
-    pub fn hidden(&self, layer: usize, position: usize) -> Option<&[f32]> {
-        let n = self.readout.facts.n_embd;
-        self.ctx
-            .tap()
-            .layers
-            .get(layer)?
-            .get(position * n..(position + 1) * n)
+    pub fn hidden(&self, layer: usize, position: usize) -> Option<Vec<f32>> {
+        self.held()
+            .ok()?
+            .hidden(layer, position)
+            .map(<[f32]>::to_vec)
     }
 
     /// The lens logits of `layer` at `position` (see [`Readout::logits`]).
     pub fn logits(&self, layer: usize, position: usize) -> Result<Vec<f32>, LensError> {
-        let h = self
+        let held = self.held()?;
+        let h = held
             .hidden(layer, position)
             .ok_or(LensError::Model(ModelError::Empty))?;
         Ok(self.readout.logits(h))
@@ -196,8 +232,9 @@ impl<'m> Lens<'m> {
     /// Every layer's lens row at `position` (`[ℓ]` = layer ℓ).
     /// The layers' rows are computed on the model's threads side by side.
     pub fn column(&self, position: usize, k: usize) -> Result<Vec<RowSummary>, LensError> {
+        let held = self.held()?;
         let layers = (0..self.readout.facts.n_layer)
-            .map(|l| self.hidden(l, position))
+            .map(|l| held.hidden(l, position))
             .collect::<Option<Vec<&[f32]>>>()
             .ok_or(LensError::Model(ModelError::Empty))?;
         let target = self.tokens.get(position + 1).copied();
@@ -214,12 +251,16 @@ impl<'m> Lens<'m> {
     /// our f64 logit beside llama.cpp's.
     pub fn hw(&self, position: usize, k: usize) -> Result<HwReport, LensError> {
         let last = self.readout.facts.n_layer - 1;
-        let residual = self
+        let held = self.held()?;
+        let residual = held
             .hidden(last, position)
             .ok_or(LensError::Model(ModelError::Empty))?;
+        if position >= self.tokens.len() {
+            return Err(LensError::Model(ModelError::Empty));
+        }
         let r = &self.readout;
         let y = r.normed(residual);
-        let theirs = self.llama_logits(position);
+        let theirs = held.logits(position);
         // Our product of h, and of h rounded as llama.cpp's dot product rounds it.
         let q = r.rounded(&y);
         let ys: Vec<&[f32]> = std::iter::once(y.as_slice()).chain(q.as_deref()).collect();
@@ -246,6 +287,36 @@ impl<'m> Lens<'m> {
             max_abs_delta_rounded: rounded,
             dot_type: r.dot_type_name(),
         })
+    }
+}
+
+/// The lens's rows of a shared decode that holds its text.
+struct Held<'a, 'm> {
+    probe: std::cell::Ref<'a, super::readers::Probe<'m>>,
+    n_embd: usize,
+}
+
+impl Held<'_, '_> {
+    fn capture(&self) -> &Capture {
+        static NONE: Capture = Capture {
+            n_embd: 0,
+            limit: 0,
+            layers: Vec::new(),
+        };
+        self.probe.readers().lens.as_ref().unwrap_or(&NONE)
+    }
+
+    fn hidden(&self, layer: usize, position: usize) -> Option<&[f32]> {
+        let n = self.n_embd;
+        self.capture()
+            .layers
+            .get(layer)?
+            .get(position * n..(position + 1) * n)
+    }
+
+    /// llama.cpp's logits of `position` (one decode of the text: all still there).
+    fn logits(&self, position: usize) -> &[f32] {
+        self.probe.logits(position)
     }
 }
 

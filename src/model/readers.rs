@@ -1,0 +1,348 @@
+//! One hooked decode, many readers: the logit lens's residual streams, the attention rows and
+//! attribution's parts are read by one composite [`Tap`] from one decode of a text, as
+//! llama.cpp's imatrix tool collects its statistics with `cb_eval` in the decode that scores.
+//!
+//! A reader ([`Lens`](super::lens::Lens), [`Attention`](super::attention::Attention),
+//! [`Attributor`](super::attribution::Attributor)) made [`on`](Shared) a shared decode joins
+//! it for good: every later decode of that context reads for it too, so a front end that asks
+//! a text's lens, attention and attribution decodes it once. Each reader keeps its own
+//! analysis (the lens's self-check, attention's digest, attribution's split) and reads its
+//! rows and llama.cpp's logits from the shared decode, after checking that the decode is of
+//! its text.
+//!
+//! Each reader covers the first tokens of a text up to its own limit (a decode covers the
+//! largest limit among its readers): a row depends on its position's tokens only (the pinned
+//! kernels, `model::kernels`), so a reader's numbers are those of a decode of its own.
+
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
+
+use super::attention::Reader as AttentionReader;
+use super::attribution::Rows;
+use super::hook::{Hooked, NodeName, Tap, Tensor};
+use super::lens::Capture;
+use super::loader::{Model, ModelError};
+use super::session::{summarize_logits, Evaluation};
+use crate::analysis::stats::ViewOptions;
+
+/// The readers one decode can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Which {
+    Lens = 0,
+    Attention = 1,
+    Attribution = 2,
+}
+
+/// The composite tap: each reader that has joined, and whether the decode under way reads
+/// for it.
+#[derive(Default)]
+pub(super) struct Readers {
+    pub(super) lens: Option<Capture>,
+    pub(super) attention: Option<AttentionReader>,
+    pub(super) attribution: Option<Rows>,
+    /// Per [`Which`]: read in this decode.
+    on: [bool; 3],
+}
+
+impl Readers {
+    /// Ready `which` to read the rows of `tokens` (the first ones of the decode).
+    fn prepare(&mut self, which: Which, tokens: &[u32]) {
+        match which {
+            Which::Lens => {
+                if let Some(c) = &mut self.lens {
+                    c.prepare(tokens.len());
+                }
+            }
+            Which::Attention => {
+                if let Some(r) = &mut self.attention {
+                    r.prepare(tokens);
+                }
+            }
+            Which::Attribution => {
+                if let Some(r) = &mut self.attribution {
+                    r.prepare(tokens.len());
+                }
+            }
+        }
+    }
+
+    /// The taps this decode reads for.
+    fn active(&mut self) -> impl Iterator<Item = &mut dyn Tap> {
+        let on = self.on;
+        let lens = self
+            .lens
+            .as_mut()
+            .filter(|_| on[0])
+            .map(|t| t as &mut dyn Tap);
+        let attention = self
+            .attention
+            .as_mut()
+            .filter(|_| on[1])
+            .map(|t| t as &mut dyn Tap);
+        let attribution = self
+            .attribution
+            .as_mut()
+            .filter(|_| on[2])
+            .map(|t| t as &mut dyn Tap);
+        lens.into_iter().chain(attention).chain(attribution)
+    }
+}
+
+impl Tap for Readers {
+    fn wants(&mut self, node: NodeName<'_>) -> bool {
+        self.active().any(|t| t.wants(node))
+    }
+
+    fn read(&mut self, node: NodeName<'_>, tensor: &Tensor<'_>) {
+        for t in self.active() {
+            if t.wants(node) {
+                t.read(node, tensor);
+            }
+        }
+    }
+
+    fn wants_named(&mut self, name: &str) -> bool {
+        self.active().any(|t| t.wants_named(name))
+    }
+
+    fn read_named(&mut self, name: &str, tensor: &Tensor<'_>) {
+        for t in self.active() {
+            if t.wants_named(name) {
+                t.read_named(name, tensor);
+            }
+        }
+    }
+}
+
+/// A shared hooked decode: its context (made on the first decode, and again larger when a
+/// reader with a larger limit joins), the readers, and what the last decode was.
+pub(super) struct Probe<'m> {
+    model: &'m Model,
+    ctx: Option<Hooked<'m, Readers>>,
+    /// The readers while there is no context.
+    idle: Readers,
+    /// Per [`Which`]: joined, its token limit.
+    joined: [Option<usize>; 3],
+    /// The tokens of the last decode (empty: none, or it failed).
+    decoded: Vec<u32>,
+    /// Per [`Which`]: whether its reader's rows are of `decoded`.
+    fresh: [bool; 3],
+    /// Decodes made so far.
+    decodes: usize,
+}
+
+impl<'m> Probe<'m> {
+    pub(super) fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    pub(super) fn readers(&self) -> &Readers {
+        match &self.ctx {
+            Some(c) => c.tap(),
+            None => &self.idle,
+        }
+    }
+
+    pub(super) fn readers_mut(&mut self) -> &mut Readers {
+        match &mut self.ctx {
+            Some(c) => c.tap_mut(),
+            None => &mut self.idle,
+        }
+    }
+
+    /// `which` joins with `limit` tokens (its rows are read from every later decode).
+    pub(super) fn join(&mut self, which: Which, limit: usize) {
+        self.joined[which as usize] = Some(limit.max(1));
+        self.fresh[which as usize] = false;
+    }
+
+    /// The tokens `which` covers of a text of `tokens`.
+    pub(super) fn covers(&self, which: Which, tokens: &[u32]) -> usize {
+        tokens.len().min(self.joined[which as usize].unwrap_or(0))
+    }
+
+    /// Tokens a decode of `tokens` takes: as many as the largest limit among the readers.
+    fn span(&self, tokens: &[u32]) -> usize {
+        let most = self.joined.iter().flatten().copied().max().unwrap_or(0);
+        tokens.len().min(most)
+    }
+
+    /// Whether `which`'s rows are of `tokens` (its covered prefix, from a decode of them).
+    pub(super) fn holds(&self, which: Which, tokens: &[u32]) -> bool {
+        self.fresh[which as usize] && !self.decoded.is_empty() && {
+            let n = self.span(tokens);
+            self.decoded == tokens[..n]
+        }
+    }
+
+    /// `which`'s rows are no longer wanted as they are (taken, or asked for differently).
+    pub(super) fn spend(&mut self, which: Which) {
+        self.fresh[which as usize] = false;
+    }
+
+    /// Make sure `which`'s rows are of `tokens`: decode them once for every reader that has
+    /// joined, unless the last decode already served it.
+    pub(super) fn serve(&mut self, which: Which, tokens: &[u32]) -> Result<(), ModelError> {
+        if self.joined[which as usize].is_none() {
+            return Err(ModelError::Decode(
+                "a reader asked a decode it never joined".into(),
+            ));
+        }
+        if self.holds(which, tokens) {
+            return Ok(());
+        }
+        self.decode(tokens)
+    }
+
+    /// Make sure the last decode is of `tokens` and served every reader that has joined.
+    fn serve_every(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        let all = [Which::Lens, Which::Attention, Which::Attribution];
+        let joined = self.joined;
+        if all
+            .into_iter()
+            .filter(|w| joined[*w as usize].is_some())
+            .all(|w| self.holds(w, tokens))
+        {
+            return Ok(());
+        }
+        self.decode(tokens)
+    }
+
+    /// One decode of `tokens` (as many as [`Probe::span`] says) for every reader that has
+    /// joined.
+    fn decode(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
+        if tokens.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let n = self.span(tokens);
+        self.ensure_context(n)?;
+        let all = [Which::Lens, Which::Attention, Which::Attribution];
+        let joined = self.joined;
+        let readers = self.readers_mut();
+        readers.on = joined.map(|j| j.is_some());
+        for w in all.into_iter().filter(|w| joined[*w as usize].is_some()) {
+            let covered = n.min(joined[w as usize].unwrap_or(0));
+            readers.prepare(w, &tokens[..covered]);
+        }
+        self.decoded.clear();
+        self.fresh = [false; 3];
+        let ctx = self.ctx.as_mut().ok_or(ModelError::Empty)?;
+        self.decodes += 1;
+        tracing::debug!("one hooked decode of {n} tokens for {:?}", self.joined);
+        ctx.decode(&tokens[..n])?;
+        self.decoded = tokens[..n].to_vec();
+        self.fresh = joined.map(|j| j.is_some());
+        Ok(())
+    }
+
+    /// A context of at least `n` tokens, the readers moved into it from a smaller one.
+    fn ensure_context(&mut self, n: usize) -> Result<(), ModelError> {
+        if self.ctx.as_ref().is_some_and(|c| c.n_ctx() >= n) {
+            return Ok(());
+        }
+        let most = self
+            .joined
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(n)
+            .max(n);
+        let readers = match self.ctx.take() {
+            Some(mut old) => std::mem::take(old.tap_mut()),
+            None => std::mem::take(&mut self.idle),
+        };
+        // The readers come back to `idle` if the context cannot be made.
+        let n_ctx = u32::try_from(most).unwrap_or(u32::MAX);
+        match Hooked::new(self.model, n_ctx, Readers::default()) {
+            Ok(mut ctx) => {
+                *ctx.tap_mut() = readers;
+                self.ctx = Some(ctx);
+                Ok(())
+            }
+            Err(e) => {
+                self.idle = readers;
+                Err(ModelError::Decode(e))
+            }
+        }
+    }
+
+    /// llama.cpp's logits of `position` of the last decode.
+    ///
+    /// # Panics
+    /// Without a decode covering `position` (the readers check [`Probe::holds`] first).
+    pub(super) fn logits(&self, position: usize) -> &[f32] {
+        self.ctx
+            .as_ref()
+            .expect("a reader reads logits only after its decode")
+            .logits(position)
+    }
+}
+
+/// A handle on a shared decode: readers made on one handle (or its clones) share it.
+#[derive(Clone)]
+pub struct Shared<'m>(Rc<RefCell<Probe<'m>>>);
+
+impl<'m> Shared<'m> {
+    /// A shared decode of `model` (its context is made on the first decode).
+    pub fn new(model: &'m Model) -> Self {
+        Self(Rc::new(RefCell::new(Probe {
+            model,
+            ctx: None,
+            idle: Readers::default(),
+            joined: [None; 3],
+            decoded: Vec::new(),
+            fresh: [false; 3],
+            decodes: 0,
+        })))
+    }
+
+    pub(super) fn get(&self) -> Ref<'_, Probe<'m>> {
+        self.0.borrow()
+    }
+
+    pub(super) fn get_mut(&self) -> RefMut<'_, Probe<'m>> {
+        self.0.borrow_mut()
+    }
+
+    /// The model it decodes.
+    pub fn model(&self) -> &'m Model {
+        self.get().model()
+    }
+
+    /// `tokens` evaluated from the decode the readers read, as a [`Session`](super::Session)
+    /// evaluates them (the rows summarised the same way, with `watch`'s statistics), so a
+    /// front end that asks readers of a text needs no decode of its own. `None` where this
+    /// decode is not the one a session makes: texts longer than one of its decodes
+    /// ([`MAX_DECODE`](super::MAX_DECODE)) or than the readers cover. Every position of a
+    /// one-decode text is decoded in one batch from an empty cache either way (a session's
+    /// reuse of a cached prefix is the layout self-check's to prove equal).
+    pub fn evaluate(
+        &self,
+        tokens: &[u32],
+        view: ViewOptions,
+        watch: &[u32],
+    ) -> Result<Option<Evaluation>, ModelError> {
+        let n = tokens.len();
+        let mut p = self.get_mut();
+        if n == 0 || n > super::MAX_DECODE || p.span(tokens) < n {
+            return Ok(None);
+        }
+        p.serve_every(tokens)?;
+        let rows = (0..n)
+            .map(|i| summarize_logits(p.logits(i), view, tokens.get(i + 1).copied(), watch))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Evaluation {
+            tokens: tokens.to_vec(),
+            rows,
+            n_tokens_total: n,
+            decoded: n,
+            cancelled: false,
+        }))
+    }
+
+    /// How many decodes it has made (each serving every reader that had joined).
+    pub fn decodes(&self) -> usize {
+        self.get().decodes
+    }
+}
