@@ -15,7 +15,7 @@ use llama_cpp_sys_2 as sys;
 use super::gguf::GgufInfo;
 use super::hook::{NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
-use super::readers::{Shared, Which};
+use super::readers::{Reader, Shared, Which};
 use crate::analysis::attention::{digest, AttentionFacts, AttentionMap, HeadRow};
 
 /// The tokens of a text the attention view covers: one decode of at most this many.
@@ -38,7 +38,7 @@ impl Keep {
 }
 
 /// The tap: every `kq_soft_max-ℓ` of the decode, digested.
-pub(super) struct Reader {
+pub(super) struct Digest {
     tokens: Vec<u32>,
     windows: Vec<Option<u32>>,
     k: usize,
@@ -52,9 +52,8 @@ pub(super) struct Reader {
     fault: Option<String>,
 }
 
-impl Reader {
-    /// Read the rows of `tokens` (the first positions of the next decode) as configured.
-    pub(super) fn prepare(&mut self, tokens: &[u32]) {
+impl Reader for Digest {
+    fn prepare(&mut self, tokens: &[u32]) {
         self.tokens = tokens.to_vec();
         self.n_head = None;
         self.full.clear();
@@ -65,7 +64,7 @@ impl Reader {
     }
 }
 
-impl Tap for Reader {
+impl Tap for Digest {
     fn wants(&mut self, node: NodeName<'_>) -> bool {
         node.kind == "kq_soft_max" && node.layer < self.rows.len()
     }
@@ -159,7 +158,7 @@ impl<'m> Attention<'m> {
             .arch_value("attention.head_count_kv")
             .and_then(|v| v.ints().first().copied())
             .and_then(|v| usize::try_from(v).ok());
-        let reader = Reader {
+        let reader = Digest {
             tokens: Vec::new(),
             rows: vec![Vec::new(); n_layer],
             windows,
@@ -172,9 +171,9 @@ impl<'m> Attention<'m> {
         };
         let limit = model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize;
         {
-            let mut p = probe.get_mut();
-            p.readers_mut().attention = Some(reader);
-            p.join(Which::Attention, limit);
+            probe
+                .get_mut()
+                .join(Which::Attention, Box::new(reader), limit);
         }
         Ok(Self {
             probe: probe.clone(),
@@ -192,7 +191,7 @@ impl<'m> Attention<'m> {
     /// shared decodes to come (those another reader asks for, too), until asked otherwise.
     pub fn expect(&mut self, k: usize, keep: Keep) {
         let mut p = self.probe.get_mut();
-        if let Some(r) = p.readers_mut().attention.as_mut() {
+        if let Some(r) = p.readers_mut().get_mut::<Digest>(Which::Attention) {
             if r.k != k || r.keep != keep {
                 r.k = k;
                 r.keep = keep;
@@ -217,8 +216,7 @@ impl<'m> Attention<'m> {
         p.spend(Which::Attention);
         let reader = p
             .readers_mut()
-            .attention
-            .as_mut()
+            .get_mut::<Digest>(Which::Attention)
             .ok_or(ModelError::Empty)?;
         if let Some(fault) = reader.fault.take() {
             return Err(AttentionError::Unavailable(fault));

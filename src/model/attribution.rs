@@ -18,7 +18,7 @@ use super::lens::{
     max_abs_dp, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
 };
 use super::loader::{Model, ModelError};
-use super::readers::{Probe, Shared, Which};
+use super::readers::{Probe, Reader, Shared, Which};
 use crate::analysis::attribution::{
     direction, head_shares, remainder, share, Attribution, Kind, LayerHeads, Part,
 };
@@ -43,10 +43,9 @@ pub(super) struct Rows {
     limit: usize,
 }
 
-impl Rows {
-    /// Read the first `positions` rows of the next decode.
-    pub(super) fn prepare(&mut self, positions: usize) {
-        self.limit = positions;
+impl Reader for Rows {
+    fn prepare(&mut self, tokens: &[u32]) {
+        self.limit = tokens.len();
         for r in &mut self.rows {
             r.clear();
         }
@@ -183,9 +182,9 @@ impl<'m> Attributor<'m> {
         };
         let limit = model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize;
         {
-            let mut p = probe.get_mut();
-            p.readers_mut().attribution = Some(rows);
-            p.join(Which::Attribution, limit);
+            probe
+                .get_mut()
+                .join(Which::Attribution, Box::new(rows), limit);
         }
         Ok(Self {
             probe: probe.clone(),
@@ -453,7 +452,7 @@ fn held_of<'a, 'm>(probe: &'a Shared<'m>, asked: &[u32]) -> Result<Held<'a, 'm>,
     let probe = probe.get();
     if asked.is_empty()
         || !probe.holds(Which::Attribution, asked)
-        || probe.readers().attribution.is_none()
+        || probe.readers().get::<Rows>(Which::Attribution).is_none()
     {
         return Err(ModelError::Decode(
             "attribution's decode holds another text now: run it on this one again".into(),
@@ -467,8 +466,7 @@ impl Held<'_, '_> {
     fn rows(&self) -> &Rows {
         self.probe
             .readers()
-            .attribution
-            .as_ref()
+            .get(Which::Attribution)
             .expect("checked by held_of")
     }
 

@@ -14,14 +14,13 @@
 //! largest limit among its readers): a row depends on its position's tokens only (the pinned
 //! kernels, `model::kernels`), so a reader's numbers are those of a decode of its own.
 
+use std::any::Any;
 use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
 
-use super::attention::Reader as AttentionReader;
-use super::attribution::Rows;
 use super::hook::{Hooked, NodeName, Tap, Tensor};
-use super::lens::Capture;
 use super::loader::{Model, ModelError};
+use super::plan::MAX_DECODE;
 use super::session::{summarize_logits, Evaluation};
 use crate::analysis::stats::ViewOptions;
 
@@ -33,58 +32,46 @@ pub(super) enum Which {
     Attribution = 2,
 }
 
+/// A reader's tap: what it reads of a decode, readied before each.
+pub(super) trait Reader: Tap + Any {
+    /// Read the rows of `tokens` (the first positions of the next decode), forgetting the
+    /// last decode's.
+    fn prepare(&mut self, tokens: &[u32]);
+}
+
 /// The composite tap: each reader that has joined, and whether the decode under way reads
 /// for it.
 #[derive(Default)]
 pub(super) struct Readers {
-    pub(super) lens: Option<Capture>,
-    pub(super) attention: Option<AttentionReader>,
-    pub(super) attribution: Option<Rows>,
+    slots: [Option<Box<dyn Reader>>; 3],
     /// Per [`Which`]: read in this decode.
     on: [bool; 3],
 }
 
 impl Readers {
-    /// Ready `which` to read the rows of `tokens` (the first ones of the decode).
-    fn prepare(&mut self, which: Which, tokens: &[u32]) {
-        match which {
-            Which::Lens => {
-                if let Some(c) = &mut self.lens {
-                    c.prepare(tokens.len());
-                }
-            }
-            Which::Attention => {
-                if let Some(r) = &mut self.attention {
-                    r.prepare(tokens);
-                }
-            }
-            Which::Attribution => {
-                if let Some(r) = &mut self.attribution {
-                    r.prepare(tokens.len());
-                }
-            }
-        }
+    /// `which`'s tap, of the type its reader put there.
+    pub(super) fn get<T: Reader>(&self, which: Which) -> Option<&T> {
+        let r: &dyn Any = self.slots[which as usize].as_deref()?;
+        r.downcast_ref()
+    }
+
+    pub(super) fn get_mut<T: Reader>(&mut self, which: Which) -> Option<&mut T> {
+        let r: &mut dyn Any = self.slots[which as usize].as_deref_mut()?;
+        r.downcast_mut()
+    }
+
+    fn set(&mut self, which: Which, tap: Box<dyn Reader>) {
+        self.slots[which as usize] = Some(tap);
     }
 
     /// The taps this decode reads for.
-    fn active(&mut self) -> impl Iterator<Item = &mut dyn Tap> {
+    fn active(&mut self) -> impl Iterator<Item = &mut dyn Reader> {
         let on = self.on;
-        let lens = self
-            .lens
-            .as_mut()
-            .filter(|_| on[0])
-            .map(|t| t as &mut dyn Tap);
-        let attention = self
-            .attention
-            .as_mut()
-            .filter(|_| on[1])
-            .map(|t| t as &mut dyn Tap);
-        let attribution = self
-            .attribution
-            .as_mut()
-            .filter(|_| on[2])
-            .map(|t| t as &mut dyn Tap);
-        lens.into_iter().chain(attention).chain(attribution)
+        self.slots
+            .iter_mut()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .filter_map(|(s, _)| s.as_deref_mut())
     }
 }
 
@@ -150,8 +137,10 @@ impl<'m> Probe<'m> {
         }
     }
 
-    /// `which` joins with `limit` tokens (its rows are read from every later decode).
-    pub(super) fn join(&mut self, which: Which, limit: usize) {
+    /// `which` joins with its tap and `limit` tokens (its rows are read from every later
+    /// decode).
+    pub(super) fn join(&mut self, which: Which, tap: Box<dyn Reader>, limit: usize) {
+        self.readers_mut().set(which, tap);
         self.joined[which as usize] = Some(limit.max(1));
         self.fresh[which as usize] = false;
     }
@@ -222,7 +211,9 @@ impl<'m> Probe<'m> {
         readers.on = joined.map(|j| j.is_some());
         for w in all.into_iter().filter(|w| joined[*w as usize].is_some()) {
             let covered = n.min(joined[w as usize].unwrap_or(0));
-            readers.prepare(w, &tokens[..covered]);
+            if let Some(t) = readers.slots[w as usize].as_deref_mut() {
+                t.prepare(&tokens[..covered]);
+            }
         }
         self.decoded.clear();
         self.fresh = [false; 3];
@@ -314,7 +305,7 @@ impl<'m> Shared<'m> {
     /// evaluates them (the rows summarised the same way, with `watch`'s statistics), so a
     /// front end that asks readers of a text needs no decode of its own. `None` where this
     /// decode is not the one a session makes: texts longer than one of its decodes
-    /// ([`MAX_DECODE`](super::MAX_DECODE)) or than the readers cover. Every position of a
+    /// ([`MAX_DECODE`]) or than the readers cover. Every position of a
     /// one-decode text is decoded in one batch from an empty cache either way (a session's
     /// reuse of a cached prefix is the layout self-check's to prove equal).
     pub fn evaluate(
@@ -325,7 +316,7 @@ impl<'m> Shared<'m> {
     ) -> Result<Option<Evaluation>, ModelError> {
         let n = tokens.len();
         let mut p = self.get_mut();
-        if n == 0 || n > super::MAX_DECODE || p.span(tokens) < n {
+        if n == 0 || n > MAX_DECODE || p.span(tokens) < n {
             return Ok(None);
         }
         p.serve_every(tokens)?;

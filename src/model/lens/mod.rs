@@ -18,7 +18,7 @@ pub(super) mod readout;
 
 use super::hook::{NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
-use super::readers::{Shared, Which};
+use super::readers::{Reader, Shared, Which};
 use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
@@ -46,10 +46,11 @@ impl Capture {
             layers: vec![Vec::new(); n_layer],
         }
     }
+}
 
-    /// Read the first `positions` rows of the next decode.
-    pub(in crate::model) fn prepare(&mut self, positions: usize) {
-        self.limit = positions;
+impl Reader for Capture {
+    fn prepare(&mut self, tokens: &[u32]) {
+        self.limit = tokens.len();
         for l in &mut self.layers {
             l.clear();
         }
@@ -103,14 +104,9 @@ impl<'m> Lens<'m> {
         let model = probe.model();
         let readout = model.readout()?;
         let (n_layer, n_embd) = (readout.facts.n_layer, readout.facts.n_embd);
-        {
-            let mut p = probe.get_mut();
-            p.readers_mut().lens = Some(Capture::new(n_layer, n_embd));
-            p.join(
-                Which::Lens,
-                model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize,
-            );
-        }
+        let limit = model.options().ctx_size.clamp(16, MAX_TOKENS as u32) as usize;
+        let capture = Box::new(Capture::new(n_layer, n_embd));
+        probe.get_mut().join(Which::Lens, capture, limit);
         Ok(Self {
             probe: probe.clone(),
             readout,
@@ -303,7 +299,7 @@ impl Held<'_, '_> {
             limit: 0,
             layers: Vec::new(),
         };
-        self.probe.readers().lens.as_ref().unwrap_or(&NONE)
+        self.probe.readers().get(Which::Lens).unwrap_or(&NONE)
     }
 
     fn hidden(&self, layer: usize, position: usize) -> Option<&[f32]> {
