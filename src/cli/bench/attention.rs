@@ -4,12 +4,11 @@
 //! with every `kq_soft_max` read and digested), and then of the position before it (whole rows
 //! kept around the selection), median of 5, at 12, 256 and 1,024 tokens.
 
-use std::process::Command;
 use std::time::Instant;
 
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
-use super::timing::{median, ms, text_of, timed};
+use super::timing::{median, ms, score_rounds, text_of};
 use crate::engine::attention::Attentions;
 use crate::model::Model;
 
@@ -17,34 +16,13 @@ const RUNS: usize = 3;
 
 pub fn table(settings: &Settings, model: &Model) -> Result<(), Fatal> {
     let fail = |e: String| Fatal::other(e);
-    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-    let texts = dir.path().join("texts.txt");
-    let lines: String = super::pairs::agreement_pairs()
-        .into_iter()
-        .take(50)
-        .map(|(a, _)| format!("{a}\n"))
-        .collect();
-    std::fs::write(&texts, lines).map_err(|e| fail(e.to_string()))?;
-    let path = model.options().path.display().to_string();
-    let (t, c) = (settings.threads.to_string(), settings.ctx_size.to_string());
-    let run = |extra: &[&str]| {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["score", "-m", &path, "-t", &t, "-c", &c])
-            .args(extra);
-        cmd
-    };
     let variants: [(&str, &[&str]); 3] = [
         ("score", &[]),
         ("score --attention", &["--attention"]),
         ("score --attention-full", &["--attention-full"]),
     ];
-    let mut times = vec![Vec::new(); variants.len()];
-    for _ in 0..RUNS {
-        for (i, (_, extra)) in variants.iter().enumerate() {
-            times[i].push(timed(run(extra), &texts)?);
-        }
-    }
+    let flags: Vec<&[&str]> = variants.iter().map(|(_, f)| *f).collect();
+    let times = score_rounds(settings, model, 50, &flags, RUNS)?;
     println!(
         "11. attention: 50 sentences (≈ 9 tokens) on stdin, a fresh process each, wall time \
          (median of {RUNS}, interleaved)"

@@ -5,34 +5,14 @@
 //! lens's pass over W per layer and position, attribution's f64 pass over W per position
 //! (the `rounding` field) and its shares, attention's digest of every row, and the JSON.
 
-use std::process::Command;
-
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
-use super::timing::{median, ms, timed};
+use super::timing::{median, ms, score_rounds};
 
 const ROUNDS: usize = 5;
 const SENTENCES: usize = 20;
 
 pub fn table(settings: &Settings, model: &crate::model::Model) -> Result<(), Fatal> {
-    let fail = |e: String| Fatal::other(e);
-    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
-    let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-    let texts = dir.path().join("texts.txt");
-    let lines: String = super::pairs::agreement_pairs()
-        .into_iter()
-        .take(SENTENCES)
-        .map(|(a, _)| format!("{a}\n"))
-        .collect();
-    std::fs::write(&texts, lines).map_err(|e| fail(e.to_string()))?;
-    let path = model.options().path.display().to_string();
-    let (t, c) = (settings.threads.to_string(), settings.ctx_size.to_string());
-    let run = |extra: &[&str]| {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["score", "-m", &path, "-t", &t, "-c", &c])
-            .args(extra);
-        cmd
-    };
     let variants: [(&str, &[&str]); 5] = [
         ("score", &[]),
         ("score --attention", &["--attention"]),
@@ -43,12 +23,8 @@ pub fn table(settings: &Settings, model: &crate::model::Model) -> Result<(), Fat
             &["--layers", "--attention", "--attribution"],
         ),
     ];
-    let mut times = vec![Vec::new(); variants.len()];
-    for _ in 0..ROUNDS {
-        for (i, (_, extra)) in variants.iter().enumerate() {
-            times[i].push(timed(run(extra), &texts)?);
-        }
-    }
+    let flags: Vec<&[&str]> = variants.iter().map(|(_, f)| *f).collect();
+    let times = score_rounds(settings, model, SENTENCES, &flags, ROUNDS)?;
     println!(
         "14. one decode, many readers: {SENTENCES} sentences on stdin, a fresh process each, \
          wall time (median of {ROUNDS} interleaved rounds)"

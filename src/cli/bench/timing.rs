@@ -75,3 +75,37 @@ pub fn timed(
     }
     Ok(t.elapsed())
 }
+
+/// `score` of the first `sentences` agreement sentences on stdin with each variant's extra
+/// flags, a fresh process each run, `rounds` interleaved rounds: `[variant][round]`.
+pub fn score_rounds(
+    settings: &super::super::settings::Settings,
+    model: &crate::model::Model,
+    sentences: usize,
+    variants: &[&[&str]],
+    rounds: usize,
+) -> Result<Vec<Vec<Duration>>, super::super::fatal::Fatal> {
+    use super::super::fatal::Fatal;
+    let fail = |e: String| Fatal::other(e);
+    let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
+    let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+    let texts = dir.path().join("texts.txt");
+    let lines: String = super::pairs::agreement_pairs()
+        .into_iter()
+        .take(sentences)
+        .map(|(a, _)| format!("{a}\n"))
+        .collect();
+    std::fs::write(&texts, lines).map_err(|e| fail(e.to_string()))?;
+    let path = model.options().path.display().to_string();
+    let (t, c) = (settings.threads.to_string(), settings.ctx_size.to_string());
+    let mut times = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for (i, extra) in variants.iter().enumerate() {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["score", "-m", &path, "-t", &t, "-c", &c])
+                .args(*extra);
+            times[i].push(timed(cmd, &texts)?);
+        }
+    }
+    Ok(times)
+}
