@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
+use super::pairs::agreement_sentences;
 use super::timing::{median, ms, score_rounds, text_of};
 use crate::engine::attention::Attentions;
 use crate::model::Model;
@@ -22,7 +23,7 @@ pub fn table(settings: &Settings, model: &Model) -> Result<(), Fatal> {
         ("score --attention-full", &["--attention-full"]),
     ];
     let flags: Vec<&[&str]> = variants.iter().map(|(_, f)| *f).collect();
-    let times = score_rounds(settings, model, 50, &flags, RUNS)?;
+    let times = score_rounds(settings, model, &agreement_sentences(50), &flags, RUNS)?;
     println!(
         "11. attention: 50 sentences (≈ 9 tokens) on stdin, a fresh process each, wall time \
          (median of {RUNS}, interleaved)"

@@ -13,6 +13,15 @@ use crate::model::Model;
 
 const RUNS: usize = 3;
 
+/// The first sentence of each of the first `n` agreement pairs.
+pub fn agreement_sentences(n: usize) -> Vec<String> {
+    agreement_pairs()
+        .into_iter()
+        .take(n)
+        .map(|(a, _)| a)
+        .collect()
+}
+
 /// 1,000 distinct agreement pairs: `good<TAB>bad`.
 pub fn agreement_pairs() -> Vec<(String, String)> {
     const NOUNS: [&str; 20] = [

@@ -7,6 +7,7 @@
 
 use super::super::fatal::Fatal;
 use super::super::settings::Settings;
+use super::pairs::agreement_sentences;
 use super::timing::{median, ms, score_rounds};
 
 const ROUNDS: usize = 5;
@@ -24,7 +25,13 @@ pub fn table(settings: &Settings, model: &crate::model::Model) -> Result<(), Fat
         ),
     ];
     let flags: Vec<&[&str]> = variants.iter().map(|(_, f)| *f).collect();
-    let times = score_rounds(settings, model, SENTENCES, &flags, ROUNDS)?;
+    let times = score_rounds(
+        settings,
+        model,
+        &agreement_sentences(SENTENCES),
+        &flags,
+        ROUNDS,
+    )?;
     println!(
         "14. one decode, many readers: {SENTENCES} sentences on stdin, a fresh process each, \
          wall time (median of {ROUNDS} interleaved rounds)"

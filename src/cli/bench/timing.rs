@@ -76,12 +76,12 @@ pub fn timed(
     Ok(t.elapsed())
 }
 
-/// `score` of the first `sentences` agreement sentences on stdin with each variant's extra
-/// flags, a fresh process each run, `rounds` interleaved rounds: `[variant][round]`.
+/// `score` of `sentences` (one per line) on stdin with each variant's extra flags, a fresh
+/// process each run, `rounds` interleaved rounds: `[variant][round]`.
 pub fn score_rounds(
     settings: &super::super::settings::Settings,
     model: &crate::model::Model,
-    sentences: usize,
+    sentences: &[String],
     variants: &[&[&str]],
     rounds: usize,
 ) -> Result<Vec<Vec<Duration>>, super::super::fatal::Fatal> {
@@ -90,11 +90,7 @@ pub fn score_rounds(
     let exe = std::env::current_exe().map_err(|e| fail(e.to_string()))?;
     let dir = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     let texts = dir.path().join("texts.txt");
-    let lines: String = super::pairs::agreement_pairs()
-        .into_iter()
-        .take(sentences)
-        .map(|(a, _)| format!("{a}\n"))
-        .collect();
+    let lines: String = sentences.iter().map(|a| format!("{a}\n")).collect();
     std::fs::write(&texts, lines).map_err(|e| fail(e.to_string()))?;
     let path = model.options().path.display().to_string();
     let (t, c) = (settings.threads.to_string(), settings.ctx_size.to_string());
