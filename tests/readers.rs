@@ -199,3 +199,65 @@ fn a_reader_joining_later_shares_the_next_decode() {
     attentions.view(&t2, 1).unwrap().unwrap();
     assert_eq!(probe.decodes(), 3);
 }
+
+/// The explorer with its lens, attention and attribution panels asked once: each later
+/// keystroke (a new text, evaluated with `readers`) is one decode, which answers the
+/// distributions and every panel, and the distributions are the session's bit for bit.
+#[test]
+fn a_keystroke_with_the_panels_open_is_one_decode() {
+    use logitscope::analysis::stats::ViewOptions;
+    use logitscope::engine::workbench::{LensAsk, LensUpdate, Workbench};
+    let never = || false;
+    for (name, path) in common::models::both() {
+        let model = common::models::load(&path, 2048);
+        let mut bench = Workbench::new(&model, None).unwrap();
+        let view = ViewOptions::default();
+        let texts = common::sentences();
+        let panels = |bench: &mut Workbench<'_>, text: &str, n: usize| {
+            let mut columns = 0;
+            let ask = LensAsk {
+                first: n - 1,
+                hw: true,
+                skip: &[],
+            };
+            bench.lens(text, view, &ask, &never, &never, &mut |u| match u {
+                LensUpdate::Column { .. } => columns += 1,
+                LensUpdate::Failed(e) => panic!("{e}"),
+                LensUpdate::Status(s) => assert!(s.available, "{s:?}"),
+                _ => {}
+            });
+            assert_eq!(columns, n, "{text}: every column of the lens");
+            bench.attention(text, n - 1).unwrap();
+            bench.attribution(text, n - 2, None).unwrap();
+        };
+        // The panels are opened on the first text: each reader joins when first asked.
+        let first = &texts[0];
+        bench.evaluate(0, first, view, &[], false, &never).unwrap();
+        panels(&mut bench, first, model.tokenize(first).len());
+        for text in &texts[1..4] {
+            let n = model.tokenize(text).len();
+            let before = bench.decodes();
+            let shown = bench
+                .evaluate(0, text, view, &[], true, &never)
+                .unwrap()
+                .unwrap();
+            panels(&mut bench, text, n);
+            assert_eq!(
+                bench.decodes(),
+                before + 1,
+                "{name}: {text}: the keystroke and its panels are one decode"
+            );
+            let mut alone = Workbench::new(&model, None).unwrap();
+            let own = alone
+                .evaluate(0, text, view, &[], false, &never)
+                .unwrap()
+                .unwrap();
+            assert_eq!(shown.ev.tokens, own.ev.tokens);
+            assert_eq!(
+                format!("{:?}", shown.ev.rows),
+                format!("{:?}", own.ev.rows),
+                "{name}: {text}: the readers' decode shows the session's numbers"
+            );
+        }
+    }
+}

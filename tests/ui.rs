@@ -11,10 +11,11 @@ use logitscope::analysis::blanks::{BlankReport, CandidateReport, FillReport};
 use logitscope::analysis::report::TopLogprob;
 use logitscope::analysis::search::{Budget, SearchCoverage};
 use logitscope::analysis::stats::ViewOptions;
+use logitscope::engine::EngineError;
 use logitscope::explorer::state::App;
 use logitscope::explorer::update::{update, Command, Msg};
-use logitscope::explorer::worker::protocol::EngineMsg;
 use logitscope::explorer::worker::protocol::Job;
+use logitscope::explorer::worker::protocol::{EngineMsg, Epoch, TextGen};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -171,7 +172,7 @@ fn snapshot_pair_view() {
         &mut app,
         Msg::Engine(EngineMsg::Evaluated {
             sentence: 1,
-            generation: 99,
+            generation: TextGen(99),
             result: Ok(scored(SENTENCE)),
         }),
     );
@@ -317,7 +318,7 @@ fn lens_update(rng: &mut Rng) -> logitscope::explorer::worker::protocol::LensUpd
             max_abs_delta_rounded: None,
             dot_type: "F32".into(),
         })),
-        4 => LensUpdate::Failed("decode failed".into()),
+        4 => LensUpdate::Failed(EngineError::Refused("decode failed".into())),
         _ => LensUpdate::Paused,
     }
 }
@@ -513,12 +514,14 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 let position = rng.below(12) as usize;
                 let target = (rng.below(2) == 0).then(|| rng.below(12) as u32);
                 let result = if rng.below(5) == 0 {
-                    Err("attribution unavailable: a test".to_owned())
+                    Err(EngineError::Unavailable(
+                        "attribution unavailable: a test".to_owned(),
+                    ))
                 } else {
                     Ok(attribution_of(position, target.unwrap_or(1)))
                 };
                 Msg::Engine(EngineMsg::Attribution {
-                    epoch: app.attribution.epoch.saturating_sub(rng.below(2)),
+                    epoch: Epoch(app.attribution.slot.epoch().0.saturating_sub(rng.below(2))),
                     position,
                     target,
                     result,
@@ -537,7 +540,9 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 let update = match rng.below(4) {
                     0 => TraceUpdate::Done(r),
                     1 => TraceUpdate::Stopped,
-                    2 => TraceUpdate::Failed("trace unavailable: a test".into()),
+                    2 => TraceUpdate::Failed(EngineError::Unavailable(
+                        "trace unavailable: a test".into(),
+                    )),
                     _ => TraceUpdate::Progress {
                         report: r,
                         done: rng.below(400) as usize,
@@ -545,7 +550,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     },
                 };
                 Msg::Engine(EngineMsg::Trace {
-                    epoch: app.trace.epoch.saturating_sub(rng.below(2)),
+                    epoch: Epoch(app.trace.epoch.0.saturating_sub(rng.below(2))),
                     update,
                 })
             }
@@ -553,11 +558,11 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 // The attention panel's answer, for any position, of this text or an old one.
                 let position = rng.below(12) as usize;
                 let tokens = scored(SENTENCE).tokens;
-                let result = attention_map(&tokens)
-                    .view(position, 0.5)
-                    .ok_or_else(|| "attention unavailable: a test".to_owned());
+                let result = attention_map(&tokens).view(position, 0.5).ok_or_else(|| {
+                    EngineError::Unavailable("attention unavailable: a test".to_owned())
+                });
                 Msg::Engine(EngineMsg::Attention {
-                    epoch: app.attention.epoch.saturating_sub(rng.below(2)),
+                    epoch: Epoch(app.attention.slot.epoch().0.saturating_sub(rng.below(2))),
                     position,
                     result,
                 })
@@ -566,20 +571,26 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 // The engine answers, sometimes late, sometimes for text long gone, sometimes
                 // for a pair's second line that was closed since.
                 let n = rng.below(3) as usize;
-                let g = app.sentences.get(n).map_or(7, |s| s.generation);
+                let g = app.sentences.get(n).map_or(7, |s| s.generation.0);
                 Msg::Engine(EngineMsg::Evaluated {
                     sentence: n,
-                    generation: g.saturating_sub(rng.below(3)),
+                    generation: TextGen(g.saturating_sub(rng.below(3))),
                     result: Ok(scored(SENTENCE)),
                 })
             }
             9 => Msg::Engine(EngineMsg::Evaluated {
                 sentence: app.active,
                 generation: app.sentence().generation,
-                result: Err("context full".into()),
+                result: Err(EngineError::Unavailable("context full".into())),
             }),
             10 => Msg::Engine(EngineMsg::FillProgress {
-                generation: app.sentence().fill.generation.saturating_sub(rng.below(2)),
+                generation: TextGen(
+                    app.sentence()
+                        .fill
+                        .generation
+                        .0
+                        .saturating_sub(rng.below(2)),
+                ),
                 blank: rng.below(3) as usize,
                 done: rng.below(500) as usize,
                 total: rng.below(500) as usize,
@@ -589,17 +600,23 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
             11 => {
                 fills += 1;
                 let result = if rng.below(5) == 0 {
-                    Err("blank 1 has no candidates".into())
+                    Err(EngineError::Refused("blank 1 has no candidates".into()))
                 } else {
                     Ok(Box::new(fill_report(&app, &mut rng)))
                 };
                 Msg::Engine(EngineMsg::Filled {
-                    generation: app.sentence().fill.generation.saturating_sub(rng.below(2)),
+                    generation: TextGen(
+                        app.sentence()
+                            .fill
+                            .generation
+                            .0
+                            .saturating_sub(rng.below(2)),
+                    ),
                     result,
                 })
             }
             13 => Msg::Engine(EngineMsg::Lens {
-                epoch: app.lens.epoch.saturating_sub(rng.below(2)),
+                epoch: Epoch(app.lens.epoch.0.saturating_sub(rng.below(2))),
                 update: lens_update(&mut rng),
             }),
             12 => Msg::Engine(EngineMsg::Loaded {
@@ -718,7 +735,7 @@ fn chef_fill_report(app: &App, coverage: Option<SearchCoverage>) -> FillReport {
 
 /// A scored 100×30 explorer whose line was replaced by the chef sentence with a blank, and
 /// the generation of the fill it asked for.
-fn chef_blank_app() -> (App, u64) {
+fn chef_blank_app() -> (App, TextGen) {
     let mut app = scored_app(100, 30);
     update(&mut app, key_mod(KeyCode::Char('u'), KeyModifiers::CONTROL));
     update(
@@ -1103,7 +1120,7 @@ fn snapshot_attention_panel() {
     update(
         &mut app,
         Msg::Engine(EngineMsg::Attention {
-            epoch: epoch + 1,
+            epoch: epoch.next(),
             position,
             result: Ok(view.clone()),
         }),
@@ -1213,7 +1230,7 @@ fn snapshot_attribution_panel() {
     update(
         &mut app,
         answer(
-            epoch + 1,
+            epoch.next(),
             position,
             target,
             Ok(attribution_of(position, top1)),
@@ -1259,7 +1276,12 @@ fn snapshot_attribution_panel() {
     // An unavailable answer says why.
     update(
         &mut app,
-        answer(epoch, next.1, next.2, Err("no graph".into())),
+        answer(
+            epoch,
+            next.1,
+            next.2,
+            Err(EngineError::Unavailable("no graph".into())),
+        ),
     );
     assert!(screen(&app).contains("Attribution unavailable: no graph"));
     // Closed again: Alt-↓ is the history key once more.
@@ -1291,7 +1313,7 @@ fn snapshot_ablated_view() {
         &mut app,
         Msg::Engine(EngineMsg::Intervened {
             ablate: "head:1.0".into(),
-            result: Err(refused.into()),
+            result: Err(EngineError::Refused(refused.into())),
         }),
     );
     let s = screen(&app);
@@ -1463,8 +1485,8 @@ fn snapshot_trace_view() {
     update(
         &mut app,
         Msg::Engine(EngineMsg::Trace {
-            epoch: epoch - 1,
-            update: TraceUpdate::Failed("old".into()),
+            epoch: Epoch(epoch.0 - 1),
+            update: TraceUpdate::Failed(EngineError::Refused("old".into())),
         }),
     );
     assert!(!screen(&app).contains("Trace unavailable"));

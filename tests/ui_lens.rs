@@ -196,7 +196,7 @@ fn the_lens_follows_a_new_text_and_drops_the_old_one() {
     let text = app.editor().text().to_owned();
     let cmds = deliver(&mut app, scored(&text));
     assert!(asked(&cmds).is_some(), "the new text's lens is asked for");
-    assert_eq!(app.lens.epoch, old + 1);
+    assert_eq!(app.lens.epoch, old.next());
     assert!(app.lens.columns.is_empty());
     update(
         &mut app,

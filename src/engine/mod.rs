@@ -8,6 +8,9 @@ mod candidates;
 pub mod compare;
 pub mod complete;
 pub mod corpus;
+mod error;
+
+pub use error::EngineError;
 
 pub use candidates::sequence_logprobs;
 pub mod fill;

@@ -15,6 +15,7 @@ use crate::model::{Evaluation, Intervention, Model, ModelError, Session};
 use super::attention::Attentions;
 use super::attribution::{Attributions, Target};
 use super::compare::{evaluate_compared, PairCache};
+use super::error::EngineError;
 use super::fill::{FillError, FillRequest, FillUpdate, Filler};
 use super::lens::Lenses;
 use super::watch::{resolve, single_ids};
@@ -32,7 +33,7 @@ pub enum LensUpdate {
     },
     Hw(Box<HwReport>),
     /// The lens could not be computed (a failed decode).
-    Failed(String),
+    Failed(EngineError),
     /// The engine left the rest for more urgent work; ask again for what is missing.
     Paused,
 }
@@ -64,6 +65,9 @@ pub struct Workbench<'m> {
     sentences: Vec<Session<'m>>,
     filler: Filler<'m>,
     second: Option<(Session<'m>, PairCache)>,
+    /// The one hooked decode the lens, attention and attribution read (and, while one of
+    /// their panels is open, the text's distributions: one decode a keystroke).
+    probe: Shared<'m>,
     lenses: Lenses<'m>,
     attentions: Attentions<'m>,
     attributions: Attributions<'m>,
@@ -89,6 +93,7 @@ impl<'m> Workbench<'m> {
             lenses: Lenses::on(&probe),
             attentions: Attentions::on(&probe),
             attributions: Attributions::on(&probe),
+            probe,
             intact: false,
             steering: Intervention::default(),
         })
@@ -103,7 +108,7 @@ impl<'m> Workbench<'m> {
         &mut self,
         ablate: &str,
         steering: Option<&Intervention>,
-    ) -> Result<(Option<String>, Option<crate::model::ModelInfo>), String> {
+    ) -> Result<(Option<String>, Option<crate::model::ModelInfo>), EngineError> {
         let model = self.model;
         if let Some(s) = steering {
             self.steering = Intervention {
@@ -115,19 +120,20 @@ impl<'m> Workbench<'m> {
         let parts = if ablate.trim().is_empty() {
             Vec::new()
         } else {
-            crate::analysis::intervention::parse_ablation(ablate.trim(), n_head)?
+            crate::analysis::intervention::parse_ablation(ablate.trim(), n_head)
+                .map_err(EngineError::Refused)?
         };
         let intervention = Intervention {
             ablate: parts,
             ..self.steering.clone()
         };
         if !intervention.is_empty() && self.second.is_some() && !self.intact {
-            return Err(
+            return Err(EngineError::Refused(
                 "an ablation or control vector is compared with the intact model: leave out --vs"
                     .into(),
-            );
+            ));
         }
-        let edits = model.edits(&intervention).map_err(|e| e.to_string())?;
+        let edits = model.edits(&intervention)?;
         model.set_edits(edits.clone());
         for s in &mut self.sentences {
             s.set_edits(edits.clone());
@@ -137,9 +143,10 @@ impl<'m> Workbench<'m> {
         self.lenses = Lenses::on(&probe);
         self.attentions = Attentions::on(&probe);
         self.attributions = Attributions::on(&probe);
+        self.probe = probe;
         if edits.is_some() {
             if !self.intact {
-                let mut s = model.session().map_err(|e| e.to_string())?;
+                let mut s = model.session()?;
                 s.set_edits(None);
                 self.second = Some((s, PairCache::default()));
                 self.intact = true;
@@ -171,18 +178,34 @@ impl<'m> Workbench<'m> {
         Ok(&mut self.sentences[n])
     }
 
+    /// Decodes made so far, by the sessions and the readers' shared decode together.
+    pub fn decodes(&self) -> usize {
+        let sessions: usize = self.sentences.iter().map(Session::decodes).sum();
+        sessions + self.probe.decodes() + self.second.as_ref().map_or(0, |(s, _)| s.decodes())
+    }
+
     /// Every position's distribution of `text`, sentence `sentence` of the explorer (and
     /// model B's, compared), watching the one-token words of `watch`. `None` when cancelled.
+    /// With `readers` (a lens, attention or attribution panel will ask about this text), a
+    /// text of one decode is evaluated by the readers' decode, which then answers the panel
+    /// too: one decode a keystroke instead of the session's and the readers' (the same
+    /// numbers, bit for bit: `tests/readers.rs`).
     pub fn evaluate(
         &mut self,
         sentence: usize,
         text: &str,
         view: ViewOptions,
         watch: &[String],
+        readers: bool,
         cancel: &dyn Fn() -> bool,
     ) -> Result<Option<Evaluated>, ModelError> {
         let ids = single_ids(&resolve(self.model, watch));
         let tokens = self.model.tokenize(text);
+        if readers && self.second.is_none() {
+            if let Some(ev) = self.probe.evaluate(&tokens, view, &ids)? {
+                return Ok(Some(Evaluated { ev, compare: None }));
+            }
+        }
         self.session(sentence)?;
         let main = &mut self.sentences[sentence];
         main.set_watch(&ids);
@@ -216,9 +239,16 @@ impl<'m> Workbench<'m> {
     ) -> Result<Option<Vec<WatchValue>>, ModelError> {
         let list = resolve(self.model, words);
         let tokens = self.model.tokenize(text);
-        let main = self.session(sentence)?;
-        main.set_watch(&single_ids(&list));
-        let ev = main.evaluate(&tokens, view, cancel)?;
+        let ids = single_ids(&list);
+        let ev = match self.probe.evaluate_held(&tokens, view, &ids)? {
+            // The text was evaluated by the readers' decode: its logits are still there.
+            Some(ev) if self.second.is_none() => ev,
+            _ => {
+                let main = self.session(sentence)?;
+                main.set_watch(&ids);
+                main.evaluate(&tokens, view, cancel)?
+            }
+        };
         if ev.cancelled {
             return Ok(None);
         }
@@ -261,12 +291,11 @@ impl<'m> Workbench<'m> {
 
     /// The attention panel's data at `position` of `text` (one decode of the text, reused
     /// while the text stays), or why there is none.
-    pub fn attention(&mut self, text: &str, position: usize) -> Result<AttentionView, String> {
+    pub fn attention(&mut self, text: &str, position: usize) -> Result<AttentionView, EngineError> {
         let tokens = self.model.tokenize(text);
-        match self.attentions.view(&tokens, position) {
-            Ok(view) => view,
-            Err(e) => Err(e.to_string()),
-        }
+        self.attentions
+            .view(&tokens, position)?
+            .map_err(EngineError::Unavailable)
     }
 
     /// The logit of `target` (the token that follows when `None`) at `position` of `text`
@@ -277,7 +306,7 @@ impl<'m> Workbench<'m> {
         text: &str,
         position: usize,
         target: Option<u32>,
-    ) -> Result<crate::analysis::attribution::Attribution, String> {
+    ) -> Result<crate::analysis::attribution::Attribution, EngineError> {
         let tokens = self.model.tokenize(text);
         let target = target.map_or(Target::Actual, Target::Token);
         // At the last position there is no token that follows: the panel names its target.
@@ -287,14 +316,16 @@ impl<'m> Workbench<'m> {
         {
             Ok((status, mut parts)) => match parts.pop().flatten() {
                 Some(a) => Ok(a),
-                None => Err(status.reason.unwrap_or_else(|| {
-                    format!(
-                        "attribution covers the first {} tokens of the text (one decode)",
-                        status.positions.unwrap_or(0)
-                    )
-                })),
+                None => Err(EngineError::Unavailable(status.reason.unwrap_or_else(
+                    || {
+                        format!(
+                            "attribution covers the first {} tokens of the text (one decode)",
+                            status.positions.unwrap_or(0)
+                        )
+                    },
+                ))),
             },
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -309,7 +340,7 @@ impl<'m> Workbench<'m> {
         temp: f32,
         stop: &dyn Fn() -> bool,
         progress: &mut dyn FnMut(&crate::analysis::trace::TraceReport, usize, usize),
-    ) -> Result<Option<crate::analysis::trace::TraceReport>, String> {
+    ) -> Result<Option<crate::analysis::trace::TraceReport>, EngineError> {
         let opts = crate::engine::trace::TraceOptions {
             temp,
             ..Default::default()
@@ -322,7 +353,7 @@ impl<'m> Workbench<'m> {
             &mut |r, p| progress(r, p.done, p.total),
             stop,
         )
-        .map_err(|e| e.to_string())
+        .map_err(EngineError::from)
     }
 
     /// The lens of `text`: its status, the column asked for first (with its H·W panel), then
@@ -346,17 +377,25 @@ impl<'m> Workbench<'m> {
         let started = std::time::Instant::now();
         let run = match self.lenses.run(&tokens, view.temp) {
             Ok(run) => run,
-            Err(e) => return say(LensUpdate::Failed(e.to_string())),
+            Err(e) => return say(LensUpdate::Failed(e.into())),
         };
         if !run.status.available {
             return say(LensUpdate::Status(run.status.clone()));
         }
-        // The rows shown for this text (the main session has them cached).
-        let held = holding(&self.sentences, &tokens);
-        let shown = match self.sentences[held].evaluate(&tokens, view, cancel) {
+        // The rows shown for this text: from the readers' decode when it evaluated the text,
+        // else the session that has them cached.
+        let shown = match self.probe.evaluate_held(&tokens, view, &[]) {
+            Ok(Some(ev)) => Ok(ev),
+            Ok(None) => {
+                let held = holding(&self.sentences, &tokens);
+                self.sentences[held].evaluate(&tokens, view, cancel)
+            }
+            Err(e) => Err(e),
+        };
+        let shown = match shown {
             Ok(ev) if !ev.cancelled => ev.rows,
             Ok(_) => return,
-            Err(e) => return say(LensUpdate::Failed(e.to_string())),
+            Err(e) => return say(LensUpdate::Failed(e.into())),
         };
         say(LensUpdate::Status(run.status.clone()));
         let mut order: Vec<usize> = (0..tokens.len())
@@ -390,14 +429,14 @@ impl<'m> Workbench<'m> {
                         say(LensUpdate::Column { position: p, rows })
                     }
                     Ok(None) => {}
-                    Err(e) => return say(LensUpdate::Failed(e.to_string())),
+                    Err(e) => return say(LensUpdate::Failed(e.into())),
                 }
             }
             if asked_first && ask.hw {
                 match run.hw(p, HW_TOKENS) {
                     Ok(Some(hw)) => say(LensUpdate::Hw(Box::new(hw))),
                     Ok(None) => {}
-                    Err(e) => return say(LensUpdate::Failed(e.to_string())),
+                    Err(e) => return say(LensUpdate::Failed(e.into())),
                 }
             }
             if asked_first {

@@ -5,9 +5,10 @@
 //! the status bar says what is off. A spec the model refuses leaves it as it was, with the
 //! reason in the status bar. Pure, like the rest of `update`.
 
+use crate::engine::EngineError;
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Focus, LensState};
-use crate::explorer::worker::protocol::{Job, LensRequest};
+use crate::explorer::worker::protocol::Job;
 use crate::model::ModelInfo;
 
 /// Ctrl-K: open the line with the spec in force.
@@ -29,10 +30,10 @@ pub fn apply(app: &mut App) -> Vec<Command> {
     if spec == app.ablation.spec && app.ablation.pending.is_none() {
         return Vec::new();
     }
-    app.ablation.requests += 1;
+    app.ablation.requests = app.ablation.requests.next();
     app.ablation.pending = Some(spec.clone());
     vec![Command::Run(Job::Intervene {
-        request: LensRequest(app.ablation.requests),
+        request: app.ablation.requests,
         ablate: spec,
     })]
 }
@@ -42,7 +43,7 @@ pub fn apply(app: &mut App) -> Vec<Command> {
 pub fn on_applied(
     app: &mut App,
     ablate: String,
-    result: Result<(Option<String>, Option<ModelInfo>), String>,
+    result: Result<(Option<String>, Option<ModelInfo>), EngineError>,
 ) -> bool {
     if app.ablation.pending.as_deref() == Some(ablate.as_str()) {
         app.ablation.pending = None;
@@ -66,24 +67,15 @@ pub fn on_applied(
         s.watch_at = None;
     }
     app.lens = LensState {
-        epoch: app.lens.epoch + 1,
+        epoch: app.lens.epoch.next(),
         requests: app.lens.requests,
         ..LensState::default()
     };
-    for (epoch, text) in [
-        (&mut app.attention.epoch, &mut app.attention.text),
-        (&mut app.attribution.epoch, &mut app.attribution.text),
-    ] {
-        *epoch += 1;
-        text.clear();
-    }
-    app.attention.answer = None;
-    app.attention.asked = None;
-    app.attribution.answer = None;
-    app.attribution.asked = None;
+    app.attention.slot.forget();
+    app.attribution.slot.forget();
     // The trace too: asked again on the changed model (its running job is superseded).
     app.trace = crate::explorer::trace::TracePanel {
-        epoch: app.trace.epoch + 1,
+        epoch: app.trace.epoch.next(),
         requests: app.trace.requests,
         layer: app.trace.layer,
         ..Default::default()
@@ -96,6 +88,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::explorer::inspect::tests::app_with;
+    use crate::explorer::worker::protocol::LensRequest;
 
     #[test]
     fn a_spec_is_sent_applied_and_everything_is_evaluated_again() {
@@ -113,13 +106,13 @@ mod tests {
         assert!(!on_applied(
             &mut app,
             "ffn:2".into(),
-            Err("layer 2 of 1".into())
+            Err(EngineError::Refused("layer 2 of 1".into()))
         ));
         assert_eq!(app.ablation.spec, "");
         assert!(app.sentences[0].scored.is_some());
         assert!(app.notice.as_deref().unwrap().contains("layer 2 of 1"));
         // Applied: the old numbers go.
-        let before = app.attribution.epoch;
+        let before = app.attribution.slot.epoch();
         on_applied(
             &mut app,
             "ffn:2".into(),
@@ -127,7 +120,7 @@ mod tests {
         );
         assert_eq!(app.ablation.spec, "ffn:2");
         assert!(app.sentences[0].scored.is_none());
-        assert_eq!(app.attribution.epoch, before + 1);
+        assert_eq!(app.attribution.slot.epoch(), before.next());
         // The same spec again asks nothing.
         edit(&mut app);
         assert_eq!(app.watch_input.text(), "ffn:2");

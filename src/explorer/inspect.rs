@@ -4,7 +4,7 @@
 
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect, LensState};
-use crate::explorer::worker::protocol::{Job, LensRequest, LensUpdate};
+use crate::explorer::worker::protocol::{Epoch, Job, LensUpdate};
 
 /// F9 / F10: open `mode`, or close it when it is open.
 pub fn toggle(app: &mut App, mode: Inspect) {
@@ -28,7 +28,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
     let lens = &mut app.lens;
     if lens.text != scored.text || lens.view != Some(scored.view) {
         *lens = LensState {
-            epoch: lens.epoch + 1,
+            epoch: lens.epoch.next(),
             text: scored.text.clone(),
             view: Some(scored.view),
             requests: lens.requests,
@@ -50,10 +50,10 @@ pub fn request(app: &mut App) -> Vec<Command> {
     if !wanted || lens.asked == Some((first, want_hw)) {
         return Vec::new();
     }
-    lens.requests += 1;
+    lens.requests = lens.requests.next();
     lens.asked = Some((first, want_hw));
     vec![Command::Run(Job::Lens {
-        request: LensRequest(lens.requests),
+        request: lens.requests,
         epoch: lens.epoch,
         text: lens.text.clone(),
         view: scored.view,
@@ -64,7 +64,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
 }
 
 /// Take a piece of the lens from the engine (pieces of another text's lens are dropped).
-pub fn on_update(app: &mut App, epoch: u64, update: LensUpdate) {
+pub fn on_update(app: &mut App, epoch: Epoch, update: LensUpdate) {
     let lens = &mut app.lens;
     if epoch != lens.epoch {
         return;
@@ -89,6 +89,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::analysis::lens::LensStatus;
     use crate::analysis::stats::{summarize_row, ViewOptions};
+    use crate::explorer::worker::protocol::LensRequest;
     use crate::explorer::worker::protocol::Scored;
 
     /// An app with a scored text of `tokens` tokens, the last selected (shared by the
@@ -190,7 +191,7 @@ pub(crate) mod tests {
         app.sentence_mut().editor.set_text("a b d");
         app.sentence_mut().scored = Some(scored);
         assert!(asked(&request(&mut app)).is_some());
-        assert_eq!(app.lens.epoch, old + 1);
+        assert_eq!(app.lens.epoch, old.next());
         on_update(&mut app, old, LensUpdate::Status(status(3)));
         assert!(app.lens.status.is_none(), "an answer for the old text");
     }

@@ -27,6 +27,7 @@ pub mod layout;
 pub mod message;
 pub mod reading;
 pub mod report;
+pub mod slot;
 pub mod state;
 pub mod terminal;
 pub mod trace;

@@ -3,7 +3,7 @@
 
 use crate::explorer::message::Command;
 use crate::explorer::state::App;
-use crate::explorer::worker::protocol::{Job, TextGen};
+use crate::explorer::worker::protocol::Job;
 
 /// Ask for the watched words' probability at the selected position (words of several tokens
 /// need extra decodes; one-token words come with every evaluation).
@@ -13,7 +13,7 @@ pub fn watch_at_selection(app: &App) -> Vec<Command> {
             let position = app.selected_token().saturating_sub(1);
             vec![Command::Run(Job::Watch {
                 sentence: app.active,
-                generation: TextGen(app.sentence().shown_generation),
+                generation: app.sentence().shown_generation,
                 text: s.text.clone(),
                 position,
                 words: app.watch.clone(),

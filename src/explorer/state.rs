@@ -9,8 +9,9 @@ use crate::analysis::lens::{HwReport, LensStatus};
 use crate::analysis::search::Budget;
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
+use crate::engine::EngineError;
 use crate::explorer::editor::{History, LineEditor};
-use crate::explorer::worker::protocol::Scored;
+use crate::explorer::worker::protocol::{Epoch, LensRequest, Scored, TextGen};
 use crate::model::ModelInfo;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +49,7 @@ pub struct AblationState {
     pub spec: String,
     /// A spec sent to the engine and not yet applied.
     pub pending: Option<String>,
-    pub requests: u64,
+    pub requests: LensRequest,
 }
 
 /// What the right-hand (or lower) panel shows.
@@ -79,11 +80,22 @@ pub enum Inspect {
     Report,
 }
 
+impl Inspect {
+    /// Whether the panel reads the text's hooked decode (the lens, H·W, attention and
+    /// attribution do; the trace and the report do not).
+    pub fn reads_the_decode(self) -> bool {
+        matches!(
+            self,
+            Inspect::Lens | Inspect::Hw | Inspect::Attention | Inspect::Attribution
+        )
+    }
+}
+
 /// The logit lens of the text shown, as it arrives from the engine.
 #[derive(Debug, Clone, Default)]
 pub struct LensState {
     /// Names the text and view below; answers for another epoch are dropped.
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub text: String,
     pub view: Option<ViewOptions>,
     /// Available or why not (with the self-check's result).
@@ -91,9 +103,9 @@ pub struct LensState {
     /// Every layer at a position: `columns[&i][ℓ]` = layer ℓ of p_i.
     pub columns: BTreeMap<usize, Vec<RowSummary>>,
     pub hw: Option<Box<HwReport>>,
-    pub error: Option<String>,
+    pub error: Option<EngineError>,
     /// Lens requests made (their job generation).
-    pub requests: u64,
+    pub requests: LensRequest,
     /// The running request: (first position, H·W asked); `None` once it paused or failed.
     pub asked: Option<(usize, bool)>,
 }
@@ -111,13 +123,13 @@ impl LensState {
 /// The fill panel's state.
 #[derive(Debug, Clone, Default)]
 pub struct FillState {
-    pub generation: u64,
+    pub generation: TextGen,
     /// (blank, settled, planned) while a fill runs.
     pub progress: Option<(usize, usize, usize)>,
     /// Vocabulary words searched so far by the running fill.
     pub searched: usize,
     pub report: Option<Box<FillReport>>,
-    pub error: Option<String>,
+    pub error: Option<EngineError>,
     pub candidates: Vec<String>,
     pub input: LineEditor,
     pub input_scroll: usize,
@@ -150,17 +162,17 @@ pub struct Sentence {
     pub input_scroll: usize,
     /// Generation of the newest evaluation asked for (from the app's one clock, so that
     /// tickets of different sentences never collide).
-    pub generation: u64,
+    pub generation: TextGen,
     /// Results of generations below this are dropped: the generation shown, or the one at
     /// which the line was cleared.
-    pub shown_generation: u64,
+    pub shown_generation: TextGen,
     /// The newest evaluation received (possibly of an older text: then the view is stale).
     pub scored: Option<Scored>,
-    pub eval_error: Option<String>,
+    pub eval_error: Option<EngineError>,
     pub fill: FillState,
     /// Words of several tokens: their probability as the continuation at one position
     /// (generation, position, values), computed on request for the selected position.
-    pub watch_at: Option<(u64, usize, Vec<crate::analysis::watch::WatchValue>)>,
+    pub watch_at: Option<(TextGen, usize, Vec<crate::analysis::watch::WatchValue>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +184,7 @@ pub struct App {
     /// The sentence being edited; the strip, panels, lens, watch and words are about it.
     pub active: usize,
     /// The one clock every sentence's generations come from.
-    pub clock: u64,
+    pub clock: TextGen,
     pub history: History,
     pub view: ViewOptions,
     /// How much of the vocabulary a fill searches.
@@ -220,7 +232,7 @@ impl App {
             model: None,
             sentences: vec![Sentence::default()],
             active: 0,
-            clock: 0,
+            clock: TextGen::default(),
             history: History::new(history, 1000),
             view,
             search: crate::engine::search::explorer_budget(),

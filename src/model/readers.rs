@@ -197,6 +197,12 @@ impl<'m> Probe<'m> {
         self.decode(tokens)
     }
 
+    /// Whether the last decode was of all of `tokens`: llama.cpp's logits are still their
+    /// rows (whether or not a reader has taken its own since).
+    fn decoded_all(&self, tokens: &[u32]) -> bool {
+        !self.decoded.is_empty() && self.decoded == tokens
+    }
+
     /// One decode of `tokens` (as many as [`Probe::span`] says) for every reader that has
     /// joined.
     fn decode(&mut self, tokens: &[u32]) -> Result<(), ModelError> {
@@ -319,7 +325,9 @@ impl<'m> Shared<'m> {
         if n == 0 || n > MAX_DECODE || p.span(tokens) < n {
             return Ok(None);
         }
-        p.serve_every(tokens)?;
+        if !p.decoded_all(tokens) {
+            p.serve_every(tokens)?;
+        }
         let rows = (0..n)
             .map(|i| summarize_logits(p.logits(i), view, tokens.get(i + 1).copied(), watch))
             .collect::<Result<Vec<_>, _>>()?;
@@ -330,6 +338,20 @@ impl<'m> Shared<'m> {
             decoded: n,
             cancelled: false,
         }))
+    }
+
+    /// [`Shared::evaluate`] when it costs no decode: the last decode was of `tokens`.
+    /// `None` otherwise.
+    pub fn evaluate_held(
+        &self,
+        tokens: &[u32],
+        view: ViewOptions,
+        watch: &[u32],
+    ) -> Result<Option<Evaluation>, ModelError> {
+        if !self.get().decoded_all(tokens) {
+            return Ok(None);
+        }
+        self.evaluate(tokens, view, watch)
     }
 
     /// How many decodes it has made (each serving every reader that had joined).

@@ -112,6 +112,7 @@ impl Model {
             watch: Vec::new(),
             checked: true,
             drafted: 0,
+            decodes: 0,
         })
     }
 }
@@ -183,6 +184,8 @@ pub struct Session<'m> {
     /// Draft tokens ([`Session::draft`]) whose cells follow the cached tokens in the KV
     /// cache: never part of an evaluation, removed before the next one.
     pub(super) drafted: usize,
+    /// llama.cpp decodes made so far.
+    pub(super) decodes: usize,
 }
 
 impl Drop for Session<'_> {
@@ -211,6 +214,11 @@ impl<'m> Session<'m> {
 
     pub fn model(&self) -> &'m Model {
         self.model
+    }
+
+    /// How many decodes this session has made.
+    pub fn decodes(&self) -> usize {
+        self.decodes
     }
 
     /// Tokens one sequence may hold.
@@ -452,6 +460,7 @@ impl<'m> Session<'m> {
     /// may run on after the call), under the watchdog; the hook's edits are checked after it.
     pub(super) fn decode_batch(&mut self) -> Result<(), ModelError> {
         self.hook_mut().arm();
+        self.decodes += 1;
         let busy = super::rpc::Busy::start();
         self.ctx
             .decode(&mut self.batch)

@@ -10,9 +10,10 @@ pub mod panel;
 pub use panel::AttentionPanel;
 
 use crate::analysis::attention::AttentionView;
+use crate::engine::EngineError;
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
-use crate::explorer::worker::protocol::{Job, LensRequest};
+use crate::explorer::worker::protocol::{Epoch, Job};
 
 /// F11: open the panel, or close it when open.
 pub fn toggle(app: &mut App) {
@@ -26,7 +27,7 @@ pub fn step(app: &mut App, dl: isize, dh: isize) -> bool {
         return false;
     }
     let panel = &mut app.attention;
-    let (n_layer, n_head) = match &panel.answer {
+    let (n_layer, n_head) = match panel.slot.answer() {
         Some((_, Ok(v))) => (v.facts.n_layer, v.facts.n_head),
         _ => return true,
     };
@@ -50,27 +51,16 @@ pub fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     };
     let text = app.scored().map(|s| s.text.clone()).unwrap_or_default();
-    let panel = &mut app.attention;
-    if panel.text != text {
-        panel.epoch += 1;
-        panel.text = text;
-        panel.answer = None;
-        panel.asked = None;
-    }
-    let answered = match &panel.answer {
-        Some((_, Err(_))) => true,
-        Some((p, Ok(_))) => *p == position,
-        None => false,
-    };
-    if answered || panel.asked == Some(position) {
+    let slot = &mut app.attention.slot;
+    // Unavailable is for every position of the text.
+    let Some((request, epoch)) = slot.ask(&text, position, |p, a| a.is_err() || *p == position)
+    else {
         return Vec::new();
-    }
-    panel.requests += 1;
-    panel.asked = Some(position);
+    };
     vec![Command::Run(Job::Attention {
-        request: LensRequest(panel.requests),
-        epoch: panel.epoch,
-        text: panel.text.clone(),
+        request,
+        epoch,
+        text,
         position,
     })]
 }
@@ -78,22 +68,21 @@ pub fn request(app: &mut App) -> Vec<Command> {
 /// Take the engine's answer (an answer for another text is dropped).
 pub fn on_answer(
     app: &mut App,
-    epoch: u64,
+    epoch: Epoch,
     position: usize,
-    result: Result<AttentionView, String>,
+    result: Result<AttentionView, EngineError>,
 ) {
     let panel = &mut app.attention;
-    if epoch != panel.epoch {
-        return;
+    let shape = result
+        .as_ref()
+        .ok()
+        .map(|v| (v.facts.n_layer, v.facts.n_head));
+    if panel.slot.take(epoch, position, result.map(Box::new)) {
+        if let Some((n_layer, n_head)) = shape {
+            panel.layer = panel.layer.min(n_layer.saturating_sub(1));
+            panel.head = panel.head.min(n_head.saturating_sub(1));
+        }
     }
-    if panel.asked == Some(position) {
-        panel.asked = None;
-    }
-    if let Ok(v) = &result {
-        panel.layer = panel.layer.min(v.facts.n_layer.saturating_sub(1));
-        panel.head = panel.head.min(v.facts.n_head.saturating_sub(1));
-    }
-    panel.answer = Some((position, result.map(Box::new)));
 }
 
 #[cfg(test)]
@@ -102,6 +91,7 @@ mod tests {
     use super::*;
     use crate::analysis::attention::{digest, AttentionFacts, AttentionMap};
     use crate::explorer::inspect::tests::app_with;
+    use crate::explorer::worker::protocol::LensRequest;
 
     fn view(position: usize) -> AttentionView {
         let tokens = vec![1, 2, 3];
@@ -142,14 +132,14 @@ mod tests {
         toggle(&mut app);
         assert_eq!(asked(&request(&mut app)), Some((1, 2)));
         assert!(request(&mut app).is_empty(), "asked already");
-        let epoch = app.attention.epoch;
+        let epoch = app.attention.slot.epoch();
         on_answer(&mut app, epoch, 2, Ok(view(2)));
         assert!(app.attention.view_at(2).is_some());
         assert!(request(&mut app).is_empty(), "answered");
         app.selected = 1;
         assert_eq!(asked(&request(&mut app)), Some((2, 0)));
         // An answer for an older text is dropped.
-        on_answer(&mut app, epoch + 7, 0, Ok(view(0)));
+        on_answer(&mut app, Epoch(epoch.0 + 7), 0, Ok(view(0)));
         assert!(app.attention.view_at(0).is_none());
     }
 
@@ -159,7 +149,7 @@ mod tests {
         assert!(!step(&mut app, 1, 0), "closed: the key is not ours");
         toggle(&mut app);
         request(&mut app);
-        let epoch = app.attention.epoch;
+        let epoch = app.attention.slot.epoch();
         on_answer(&mut app, epoch, 2, Ok(view(2)));
         assert!(step(&mut app, 5, 1));
         assert_eq!((app.attention.layer, app.attention.head), (1, 1));
@@ -172,10 +162,18 @@ mod tests {
         let mut app = app_with(3);
         toggle(&mut app);
         request(&mut app);
-        let epoch = app.attention.epoch;
-        on_answer(&mut app, epoch, 2, Err("flash attention".into()));
+        let epoch = app.attention.slot.epoch();
+        on_answer(
+            &mut app,
+            epoch,
+            2,
+            Err(EngineError::Unavailable("flash attention".into())),
+        );
         app.selected = 1;
         assert!(request(&mut app).is_empty());
-        assert_eq!(app.attention.unavailable(), Some("flash attention"));
+        assert_eq!(
+            app.attention.unavailable().map(ToString::to_string),
+            Some("flash attention".to_string())
+        );
     }
 }

@@ -11,9 +11,10 @@ pub mod panel;
 pub use panel::AttributionPanel;
 
 use crate::analysis::attribution::Attribution;
+use crate::engine::EngineError;
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
-use crate::explorer::worker::protocol::{Job, LensRequest};
+use crate::explorer::worker::protocol::{Epoch, Job};
 
 /// F12: open the panel, or close it when open.
 pub fn toggle(app: &mut App) {
@@ -77,23 +78,14 @@ pub fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     };
     let text = app.scored().map(|s| s.text.clone()).unwrap_or_default();
-    let panel = &mut app.attribution;
-    if panel.text != text {
-        panel.epoch += 1;
-        panel.text = text;
-        panel.answer = None;
-        panel.asked = None;
-    }
-    let answered = matches!(&panel.answer, Some((p, t, _)) if (*p, *t) == (position, target));
-    if answered || panel.asked == Some((position, target)) {
+    let key = (position, target);
+    let Some((request, epoch)) = app.attribution.slot.ask(&text, key, |k, _| *k == key) else {
         return Vec::new();
-    }
-    panel.requests += 1;
-    panel.asked = Some((position, target));
+    };
     vec![Command::Run(Job::Attribution {
-        request: LensRequest(panel.requests),
-        epoch: panel.epoch,
-        text: panel.text.clone(),
+        request,
+        epoch,
+        text,
         position,
         target,
     })]
@@ -102,19 +94,14 @@ pub fn request(app: &mut App) -> Vec<Command> {
 /// Take the engine's answer (an answer for another text is dropped).
 pub fn on_answer(
     app: &mut App,
-    epoch: u64,
+    epoch: Epoch,
     position: usize,
     target: Option<u32>,
-    result: Result<Attribution, String>,
+    result: Result<Attribution, EngineError>,
 ) {
-    let panel = &mut app.attribution;
-    if epoch != panel.epoch {
-        return;
-    }
-    if panel.asked == Some((position, target)) {
-        panel.asked = None;
-    }
-    panel.answer = Some((position, target, result.map(Box::new)));
+    app.attribution
+        .slot
+        .take(epoch, (position, target), result.map(Box::new));
 }
 
 #[cfg(test)]
@@ -123,6 +110,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::analysis::attribution::{Kind, LayerHeads, Part};
     use crate::explorer::inspect::tests::app_with;
+    use crate::explorer::worker::protocol::LensRequest;
 
     /// A split of 2 layers of 3 heads at `position` for `target`.
     pub(crate) fn split(position: usize, target: u32) -> Attribution {
@@ -181,7 +169,7 @@ pub(crate) mod tests {
         toggle(&mut app);
         assert_eq!(asked(&request(&mut app)), Some((1, 2, Some(2))));
         assert!(request(&mut app).is_empty(), "asked already");
-        let epoch = app.attribution.epoch;
+        let epoch = app.attribution.slot.epoch();
         on_answer(&mut app, epoch, 2, Some(2), Ok(split(2, 2)));
         assert!(app.attribution.at(2, Some(2)).is_some());
         assert!(request(&mut app).is_empty(), "answered");
@@ -193,7 +181,7 @@ pub(crate) mod tests {
         assert!(step(&mut app, 9), "clamped to the choices there are");
         assert_eq!(app.attribution.choice, 1);
         // An answer for an older text is dropped.
-        on_answer(&mut app, epoch + 7, 0, None, Ok(split(0, 1)));
+        on_answer(&mut app, Epoch(epoch.0 + 7), 0, None, Ok(split(0, 1)));
         assert!(app.attribution.at(0, None).is_none());
     }
 
@@ -203,9 +191,18 @@ pub(crate) mod tests {
         assert!(!step(&mut app, 1), "closed: the key is not ours");
         toggle(&mut app);
         request(&mut app);
-        let epoch = app.attribution.epoch;
-        on_answer(&mut app, epoch, 2, Some(2), Err("no graph".into()));
-        assert_eq!(app.attribution.unavailable(), Some("no graph"));
+        let epoch = app.attribution.slot.epoch();
+        on_answer(
+            &mut app,
+            epoch,
+            2,
+            Some(2),
+            Err(EngineError::Unavailable("no graph".into())),
+        );
+        assert_eq!(
+            app.attribution.unavailable().map(ToString::to_string),
+            Some("no graph".to_string())
+        );
         assert!(
             request(&mut app).is_empty(),
             "not asked again for the same logit"

@@ -13,7 +13,7 @@ pub use panel::TracePanel;
 
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
-use crate::explorer::worker::protocol::{Cancel, Job, LensRequest, TraceUpdate};
+use crate::explorer::worker::protocol::{Cancel, Epoch, Job, TraceUpdate};
 
 /// Ctrl-Y: open the view, or close it when open (a running trace is stopped: it is asked
 /// for again when the view opens).
@@ -29,8 +29,8 @@ pub fn toggle(app: &mut App) -> Vec<Command> {
 fn stop(app: &mut App) -> Vec<Command> {
     let panel = &mut app.trace;
     panel.running = false;
-    panel.requests += 1;
-    vec![Command::Cancel(Cancel::Trace(LensRequest(panel.requests)))]
+    panel.requests = panel.requests.next();
+    vec![Command::Cancel(Cancel::Trace(panel.requests))]
 }
 
 /// The (clean, corrupt) texts to trace: both sentences of the pair, each scored as it reads
@@ -70,7 +70,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     }
     if panel.texts.as_ref() != Some(&texts) {
-        panel.epoch += 1;
+        panel.epoch = panel.epoch.next();
         panel.report = None;
         panel.done = false;
         panel.error = None;
@@ -78,9 +78,9 @@ pub fn request(app: &mut App) -> Vec<Command> {
     }
     panel.texts = Some(texts.clone());
     panel.running = true;
-    panel.requests += 1;
+    panel.requests = panel.requests.next();
     vec![Command::Run(Job::Trace {
-        request: LensRequest(panel.requests),
+        request: panel.requests,
         epoch: panel.epoch,
         clean: texts.0,
         corrupt: texts.1,
@@ -88,7 +88,7 @@ pub fn request(app: &mut App) -> Vec<Command> {
     })]
 }
 
-pub fn on_update(app: &mut App, epoch: u64, update: TraceUpdate) {
+pub fn on_update(app: &mut App, epoch: Epoch, update: TraceUpdate) {
     let panel = &mut app.trace;
     if epoch != panel.epoch {
         return;
@@ -137,7 +137,9 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::analysis::trace::{Baselines, Grid, Outcome, TokenRef, TraceReport, What, Work};
+    use crate::engine::EngineError;
     use crate::explorer::inspect::tests::app_with;
+    use crate::explorer::worker::protocol::LensRequest;
     use crate::explorer::worker::protocol::Scored;
 
     /// A report of `n_layer` layers over the corrupt tokens `tokens`, its grid empty (the
@@ -243,7 +245,11 @@ pub(crate) mod tests {
         app.sentences[1].scored.as_mut().unwrap().text = "a b e".into();
         assert_eq!(asked(&request(&mut app)).map(|a| a.2), Some("a b e".into()));
         assert!(app.trace.report.is_none());
-        on_update(&mut app, epoch, TraceUpdate::Failed("old".into()));
+        on_update(
+            &mut app,
+            epoch,
+            TraceUpdate::Failed(EngineError::Refused("old".into())),
+        );
         assert!(app.trace.error.is_none());
         // Closing the view stops the running trace.
         assert!(matches!(

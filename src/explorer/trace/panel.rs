@@ -2,11 +2,13 @@
 //! (kept apart from its `update`, which needs the whole [`App`](crate::explorer::state::App)).
 
 use crate::analysis::trace::{Cell, TraceReport};
+use crate::engine::EngineError;
+use crate::explorer::worker::protocol::{Epoch, LensRequest};
 
 #[derive(Debug, Clone, Default)]
 pub struct TracePanel {
     /// Names the pair below; answers for another epoch are dropped.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// The clean (A) and corrupt (B) texts traced.
     pub texts: Option<(String, String)>,
     /// The grid so far (cells in the order computed), or complete when `done`.
@@ -14,10 +16,10 @@ pub struct TracePanel {
     /// Patched runs done of all.
     pub progress: (usize, usize),
     pub done: bool,
-    pub error: Option<String>,
+    pub error: Option<EngineError>,
     /// A trace is asked for and has not finished (nor been stopped).
     pub running: bool,
-    pub requests: u64,
+    pub requests: LensRequest,
     /// The selected layer (the position is the selected chip's).
     pub layer: usize,
 }

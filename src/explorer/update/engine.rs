@@ -37,8 +37,8 @@ pub(super) fn on_engine(app: &mut App, e: EngineMsg) -> Vec<Command> {
             // Text typed while loading is evaluated now.
             request_all(app)
         }
-        EngineMsg::LoadFailed(msg) => {
-            app.phase = Phase::Failed(msg);
+        EngineMsg::LoadFailed(e) => {
+            app.phase = Phase::Failed(e.to_string());
             Vec::new()
         }
         EngineMsg::Lost(line) => {

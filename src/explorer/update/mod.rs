@@ -348,7 +348,7 @@ mod tests {
 
     const SENTENCE: &str = "The chef seasoned the soup with a pinch of";
 
-    fn evaluated(app: &mut App, generation: u64, text: &str) {
+    fn evaluated(app: &mut App, generation: TextGen, text: &str) {
         update(
             app,
             Msg::Engine(EngineMsg::Evaluated {
@@ -372,6 +372,7 @@ mod tests {
                     text: "a".into(),
                     view: ViewOptions::default(),
                     watch: vec![],
+                    readers: false,
                 }),
                 Command::Run(Job::Evaluate {
                     sentence: 0,
@@ -379,6 +380,7 @@ mod tests {
                     text: "ab".into(),
                     view: ViewOptions::default(),
                     watch: vec![],
+                    readers: false,
                 }),
             ]
         );
@@ -411,19 +413,19 @@ mod tests {
         evaluated(&mut app, newest, SENTENCE);
         assert!(!app.stale());
         // An older result arriving late is dropped.
-        evaluated(&mut app, newest - 3, "The chef");
+        evaluated(&mut app, TextGen(newest.0 - 3), "The chef");
         assert_eq!(app.sentence().scored.as_ref().unwrap().text, SENTENCE);
         // An intermediate result is shown (marked stale) while the newest is computed.
         type_text(&mut app, " salt");
-        evaluated(&mut app, newest + 2, &format!("{SENTENCE} sa"));
+        evaluated(&mut app, TextGen(newest.0 + 2), &format!("{SENTENCE} sa"));
         assert!(app.stale());
         // An error for an old generation does not hide the shown result.
         update(
             &mut app,
             Msg::Engine(EngineMsg::Evaluated {
                 sentence: 0,
-                generation: newest + 1,
-                result: Err("boom".into()),
+                generation: TextGen(newest.0 + 1),
+                result: Err(crate::engine::EngineError::Unavailable("boom".into())),
             }),
         );
         assert!(app.sentence().eval_error.is_none());
@@ -611,7 +613,7 @@ mod tests {
         update(
             &mut app,
             Msg::Engine(EngineMsg::FillProgress {
-                generation: g - 1,
+                generation: TextGen(g.0 - 1),
                 blank: 0,
                 done: 1,
                 total: 9,
@@ -638,7 +640,9 @@ mod tests {
         let mut app = App::new(ViewOptions::default(), vec![], false);
         update(
             &mut app,
-            Msg::Engine(EngineMsg::LoadFailed("model file 'x' is empty".into())),
+            Msg::Engine(EngineMsg::LoadFailed(crate::engine::EngineError::Refused(
+                "model file 'x' is empty".into(),
+            ))),
         );
         assert!(matches!(app.phase, Phase::Failed(_)));
         type_text(&mut app, "abc");
@@ -685,7 +689,7 @@ mod tests {
         }
         assert!(!app.has_blank());
         let cancel = cmds.iter().find_map(|c| match c {
-            Command::Cancel(Cancel::Fill(TextGen(g))) => Some(*g),
+            Command::Cancel(Cancel::Fill(g)) => Some(*g),
             _ => None,
         });
         assert!(

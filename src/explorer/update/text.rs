@@ -4,7 +4,7 @@
 
 use crate::engine::fill::{FillRequest, DEFAULT_CANDIDATES};
 use crate::explorer::state::{App, FillState, Focus, LensState, Phase, Sentence, MAX_K, TEMPS};
-use crate::explorer::worker::protocol::{Cancel, Job, LensRequest, TextGen};
+use crate::explorer::worker::protocol::{Cancel, Job, TextGen};
 
 use crate::explorer::message::Command;
 
@@ -19,8 +19,8 @@ pub(super) fn text_changed(app: &mut App) -> Vec<Command> {
 }
 
 /// The next tick of the app's one clock.
-fn tick(app: &mut App) -> u64 {
-    app.clock += 1;
+fn tick(app: &mut App) -> TextGen {
+    app.clock = app.clock.next();
     app.clock
 }
 
@@ -41,7 +41,7 @@ fn clear(app: &mut App) -> Vec<Command> {
     };
     app.selected = 0;
     app.follow_end = true;
-    let mut cmds = vec![Command::Cancel(Cancel::Texts(n, TextGen(g)))];
+    let mut cmds = vec![Command::Cancel(Cancel::Texts(n, g))];
     cmds.extend(forget_lens(app));
     cmds
 }
@@ -49,15 +49,13 @@ fn clear(app: &mut App) -> Vec<Command> {
 /// The lens of the old text: forgotten, and its requests so far cancelled on the lens's own
 /// counter (the next request is newer than the cancel).
 fn forget_lens(app: &mut App) -> Vec<Command> {
-    app.lens.requests += 1;
+    app.lens.requests = app.lens.requests.next();
     app.lens = LensState {
-        epoch: app.lens.epoch + 1,
+        epoch: app.lens.epoch.next(),
         requests: app.lens.requests,
         ..LensState::default()
     };
-    vec![Command::Cancel(Cancel::Lens(LensRequest(
-        app.lens.requests,
-    )))]
+    vec![Command::Cancel(Cancel::Lens(app.lens.requests))]
 }
 
 /// Ask for the active sentence to be evaluated, and filled when it has a blank; cancel a fill
@@ -76,7 +74,7 @@ pub(super) fn request(app: &mut App) -> Vec<Command> {
         s.fill.progress = Some((0, 0, 0));
         s.fill.searched = 0;
         cmds.push(Command::Run(Job::Fill {
-            generation: TextGen(g),
+            generation: g,
             request: FillRequest {
                 text: s.editor.text().to_owned(),
                 user_candidates: s.fill.candidates.clone(),
@@ -93,7 +91,7 @@ pub(super) fn request(app: &mut App) -> Vec<Command> {
         if s.fill.progress.is_some() {
             // The blank is gone while its fill is still running: stop it, so the engine is
             // free for the evaluations of what is typed now.
-            cmds.push(Command::Cancel(Cancel::Fill(TextGen(g))));
+            cmds.push(Command::Cancel(Cancel::Fill(g)));
         }
         s.fill.report = None;
         s.fill.progress = None;
@@ -124,10 +122,11 @@ pub(super) fn evaluate(app: &mut App, n: usize) -> Vec<Command> {
     app.sentences[n].generation = g;
     vec![Command::Run(Job::Evaluate {
         sentence: n,
-        generation: TextGen(g),
+        generation: g,
         text: app.display_text_of(n),
         view: app.view,
         watch: app.watch.clone(),
+        readers: n == app.active && app.inspect.reads_the_decode(),
     })]
 }
 
@@ -140,7 +139,7 @@ pub(super) fn toggle_pair(app: &mut App) -> Vec<Command> {
         let was = std::mem::replace(&mut app.active, 0);
         app.focus = Focus::Text;
         follow(app);
-        let mut cmds = vec![Command::Cancel(Cancel::Texts(1, TextGen(g)))];
+        let mut cmds = vec![Command::Cancel(Cancel::Texts(1, g))];
         if was != 0 {
             cmds.extend(forget_lens(app));
         }

@@ -36,8 +36,8 @@ fn answer(app: &App) -> Result<&Attribution, (String, bool)> {
     if let Some(a) = app.attribution.at(position, target) {
         return Ok(a);
     }
-    match &app.attribution.answer {
-        Some((p, t, Err(why))) if (*p, *t) == (position, target) => {
+    match app.attribution.slot.answer() {
+        Some(((p, t), Err(why))) if (*p, *t) == (position, target) => {
             Err((format!("Attribution unavailable: {why}"), true))
         }
         _ => Err((

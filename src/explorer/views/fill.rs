@@ -30,7 +30,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let [body, input] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let mut lines = Vec::new();
     if let Some(err) = &app.fill().error {
-        lines.push(Line::from(crate::analysis::vocab::sanitize_for_terminal(err)).red());
+        lines.push(
+            Line::from(crate::analysis::vocab::sanitize_for_terminal(
+                &err.to_string(),
+            ))
+            .red(),
+        );
     }
     if let Some(report) = &app.fill().report {
         let Some(vocab) = app.vocab() else {

@@ -48,7 +48,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(block, area);
     if let Some(err) = &app.sentence().eval_error {
         frame.render_widget(
-            Paragraph::new(crate::analysis::vocab::sanitize_for_terminal(err)).red(),
+            Paragraph::new(crate::analysis::vocab::sanitize_for_terminal(
+                &err.to_string(),
+            ))
+            .red(),
             inner,
         );
         return;

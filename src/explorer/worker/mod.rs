@@ -15,9 +15,10 @@ use std::time::Instant;
 use crate::engine::compare::check_same_vocabulary;
 use crate::engine::fill::{FillError, FillRequest};
 use crate::engine::workbench::{LensAsk, Workbench};
+use crate::engine::EngineError;
 use crate::explorer::update::Msg;
 use crate::model::{Model, ModelOptions};
-use protocol::{EngineMsg, Job, JobKind, Scored, ScoredCompare, TraceUpdate};
+use protocol::{EngineMsg, Job, JobKind, Scored, ScoredCompare, TextGen, TraceUpdate};
 use queue::JobQueue;
 
 /// The engine thread's name (the panic hook recognises it).
@@ -62,7 +63,12 @@ pub fn guarded(tx: &Sender<Msg>, body: impl FnOnce()) {
 }
 
 /// Load a model, reporting progress as the part `[from, from + span)` of the whole load.
-fn load(options: &ModelOptions, tx: &Sender<Msg>, from: f32, span: f32) -> Result<Model, String> {
+fn load(
+    options: &ModelOptions,
+    tx: &Sender<Msg>,
+    from: f32,
+    span: f32,
+) -> Result<Model, EngineError> {
     let progress_tx = tx.clone();
     // Test hook: stretch the load so a test can act while it is in progress.
     let slow_ms: u64 = std::env::var("LOGITSCOPE_TEST_SLOW_LOAD_MS")
@@ -76,7 +82,7 @@ fn load(options: &ModelOptions, tx: &Sender<Msg>, from: f32, span: f32) -> Resul
         }
         true
     })
-    .map_err(|e| e.to_string())
+    .map_err(EngineError::from)
 }
 
 fn serve(
@@ -97,12 +103,12 @@ fn serve(
     };
     if let Some(b) = &model_b {
         if let Err(why) = check_same_vocabulary(&model, b) {
-            return send(tx, EngineMsg::LoadFailed(why));
+            return send(tx, EngineMsg::LoadFailed(EngineError::Refused(why)));
         }
     }
     let mut bench = match Workbench::new(&model, model_b.as_ref()) {
         Ok(w) => w,
-        Err(e) => return send(tx, EngineMsg::LoadFailed(e.to_string())),
+        Err(e) => return send(tx, EngineMsg::LoadFailed(e.into())),
     };
     // The flags' intervention, before anything is evaluated (a bad one fails the start).
     let (label, intact) = match bench.intervene(&start.ablate, Some(&start.steering)) {
@@ -139,11 +145,12 @@ fn serve(
                 text,
                 view,
                 watch,
+                readers,
             } => evaluate(
                 &mut bench,
-                (*sentence, generation.0),
+                (*sentence, *generation),
                 text,
-                *view,
+                (*view, *readers),
                 watch,
                 &cancel,
                 tx,
@@ -160,7 +167,7 @@ fn serve(
                     tx,
                     EngineMsg::WatchedAt {
                         sentence: *sentence,
-                        generation: generation.0,
+                        generation: *generation,
                         position: *position,
                         values,
                     },
@@ -171,7 +178,7 @@ fn serve(
             Job::Fill {
                 generation,
                 request,
-            } => fill(&mut bench, generation.0, request, &cancel, tx),
+            } => fill(&mut bench, *generation, request, &cancel, tx),
             Job::Lens {
                 epoch,
                 text,
@@ -292,9 +299,9 @@ const TEST_PANIC_MARKER: &str = "\u{1F4A5}panic-the-engine\u{1F4A5}";
 
 fn evaluate(
     bench: &mut Workbench<'_>,
-    (sentence, generation): (usize, u64),
+    (sentence, generation): (usize, TextGen),
     text: &str,
-    view: crate::analysis::stats::ViewOptions,
+    (view, readers): (crate::analysis::stats::ViewOptions, bool),
     watch: &[String],
     cancel: &dyn Fn() -> bool,
     tx: &Sender<Msg>,
@@ -305,7 +312,7 @@ fn evaluate(
         panic!("test hook: the engine was asked to panic");
     }
     let started = Instant::now();
-    let result = match bench.evaluate(sentence, text, view, watch, cancel) {
+    let result = match bench.evaluate(sentence, text, view, watch, readers, cancel) {
         Ok(None) => return,
         Ok(Some(done)) => Ok(Scored {
             text: text.to_owned(),
@@ -319,7 +326,7 @@ fn evaluate(
                 .compare
                 .map(|(b_rows, rows)| ScoredCompare { b_rows, rows }),
         }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     };
     send(
         tx,
@@ -333,7 +340,7 @@ fn evaluate(
 
 fn fill(
     bench: &mut Workbench<'_>,
-    generation: u64,
+    generation: TextGen,
     request: &FillRequest,
     cancel: &dyn Fn() -> bool,
     tx: &Sender<Msg>,
@@ -358,13 +365,15 @@ fn fill(
     let ms = started.elapsed().as_millis();
     match &result {
         Err(FillError::Cancelled) => tracing::info!(
-            "fill {generation} cancelled by newer input after {ms} ms ({}/{} candidates)",
+            "fill {} cancelled by newer input after {ms} ms ({}/{} candidates)",
+            generation.0,
             last.0,
             last.1
         ),
-        Err(e) => tracing::info!("fill {generation} failed after {ms} ms: {e}"),
+        Err(e) => tracing::info!("fill {} failed after {ms} ms: {e}", generation.0),
         Ok(r) => tracing::info!(
-            "fill {generation} done in {ms} ms: {} blank(s), {} candidates, searched {}",
+            "fill {} done in {ms} ms: {} blank(s), {} candidates, searched {}",
+            generation.0,
             r.blanks.len(),
             r.blanks.iter().map(|b| b.candidates.len()).sum::<usize>(),
             r.blanks
@@ -378,7 +387,7 @@ fn fill(
             tx,
             EngineMsg::Filled {
                 generation,
-                result: result.map(Box::new).map_err(|e| e.to_string()),
+                result: result.map(Box::new).map_err(EngineError::from),
             },
         );
     }

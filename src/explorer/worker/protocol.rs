@@ -9,6 +9,7 @@ use crate::analysis::compare::RowCompare;
 use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::engine::fill::FillRequest;
+use crate::engine::EngineError;
 use crate::model::ModelInfo;
 
 /// The kinds of engine work. The order is the priority: when several kinds wait, the first
@@ -34,6 +35,29 @@ pub enum JobKind {
 /// fills count it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct TextGen(pub u64);
+
+/// Names the text (and view, and model) a panel's answers are about: each panel counts its
+/// own, and an answer carrying another epoch than the panel's is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Epoch(pub u64);
+
+impl TextGen {
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl LensRequest {
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl Epoch {
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
 
 /// The lens's own request counter (one request per text, view and panel state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -111,6 +135,9 @@ pub enum Job {
         view: ViewOptions,
         /// Words watched at every position.
         watch: Vec<String>,
+        /// A lens, H·W, attention or attribution panel is open on this sentence: the
+        /// evaluation reads for it in the same decode.
+        readers: bool,
     },
     /// Fill the blanks of the text.
     Fill {
@@ -132,7 +159,7 @@ pub enum Job {
     /// `request` counts lens requests; `epoch` names the text and view they are for.
     Lens {
         request: LensRequest,
-        epoch: u64,
+        epoch: Epoch,
         text: String,
         view: ViewOptions,
         first: usize,
@@ -143,7 +170,7 @@ pub enum Job {
     /// names the text).
     Attention {
         request: LensRequest,
-        epoch: u64,
+        epoch: Epoch,
         text: String,
         position: usize,
     },
@@ -151,7 +178,7 @@ pub enum Job {
     /// shown, split into its parts (the attribution panel counts its requests).
     Attribution {
         request: LensRequest,
-        epoch: u64,
+        epoch: Epoch,
         text: String,
         position: usize,
         target: Option<u32>,
@@ -159,7 +186,7 @@ pub enum Job {
     /// Causal tracing of `clean` (sentence A) against `corrupt` (B); `epoch` names the pair.
     Trace {
         request: LensRequest,
-        epoch: u64,
+        epoch: Epoch,
         clean: String,
         corrupt: String,
         /// The view's temperature.
@@ -231,16 +258,16 @@ pub enum EngineMsg {
         /// The second model, when comparing.
         second: Option<ModelInfo>,
     },
-    LoadFailed(String),
+    LoadFailed(EngineError),
     Evaluated {
         sentence: usize,
-        generation: u64,
-        result: Result<Scored, String>,
+        generation: TextGen,
+        result: Result<Scored, EngineError>,
     },
     /// A fill is under way: candidates settled (`done` of `total`) for `blank`, vocabulary
     /// words searched, and now and then the ranking so far.
     FillProgress {
-        generation: u64,
+        generation: TextGen,
         blank: usize,
         done: usize,
         total: usize,
@@ -248,45 +275,45 @@ pub enum EngineMsg {
         partial: Option<Box<FillReport>>,
     },
     Filled {
-        generation: u64,
-        result: Result<Box<FillReport>, String>,
+        generation: TextGen,
+        result: Result<Box<FillReport>, EngineError>,
     },
     /// The watched words at a position of the text of evaluation `generation`.
     WatchedAt {
         sentence: usize,
-        generation: u64,
+        generation: TextGen,
         position: usize,
         values: Vec<crate::analysis::watch::WatchValue>,
     },
     /// Part of the lens of the text and view of `epoch`.
     Lens {
-        epoch: u64,
+        epoch: Epoch,
         update: LensUpdate,
     },
     /// The attention at `position` of the text of `epoch`, or why there is none.
     Attention {
-        epoch: u64,
+        epoch: Epoch,
         position: usize,
-        result: Result<crate::analysis::attention::AttentionView, String>,
+        result: Result<crate::analysis::attention::AttentionView, EngineError>,
     },
     /// The model now has `ablate` switched off: the intervention's label (`None`: intact)
     /// and the model compared with (the intact one while something is switched off); or
     /// why not, the model left as it was.
     Intervened {
         ablate: String,
-        result: Result<(Option<String>, Option<ModelInfo>), String>,
+        result: Result<(Option<String>, Option<ModelInfo>), EngineError>,
     },
     /// The split logit at `position` of the text of `epoch` (`target` as asked), or why
     /// there is none.
     Attribution {
-        epoch: u64,
+        epoch: Epoch,
         position: usize,
         target: Option<u32>,
-        result: Result<crate::analysis::attribution::Attribution, String>,
+        result: Result<crate::analysis::attribution::Attribution, EngineError>,
     },
     /// Causal tracing of the pair of `epoch`.
     Trace {
-        epoch: u64,
+        epoch: Epoch,
         update: TraceUpdate,
     },
     /// An RPC server holding the model's layers was lost: nothing more will come from the
@@ -309,5 +336,5 @@ pub enum TraceUpdate {
     },
     Done(Box<crate::analysis::trace::TraceReport>),
     Stopped,
-    Failed(String),
+    Failed(EngineError),
 }

@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use crate::analysis::stats::ViewOptions;
     use crate::engine::fill::FillRequest;
-    use crate::explorer::worker::protocol::{LensRequest, TextGen};
+    use crate::explorer::worker::protocol::{Epoch, LensRequest, TextGen};
 
     fn eval(g: u64) -> Job {
         eval_of(0, g)
@@ -142,6 +142,7 @@ mod tests {
             text: format!("t{g}"),
             view: ViewOptions::default(),
             watch: vec![],
+            readers: false,
         }
     }
 
@@ -222,7 +223,7 @@ mod tests {
     fn lens(r: u64) -> Job {
         Job::Lens {
             request: LensRequest(r),
-            epoch: 1,
+            epoch: Epoch(1),
             text: "The cat".into(),
             view: ViewOptions::default(),
             first: 0,
