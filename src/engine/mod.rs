@@ -16,6 +16,7 @@ pub use candidates::sequence_logprobs;
 pub mod fill;
 pub mod lens;
 pub mod score;
+pub mod scorer;
 pub mod search;
 pub mod trace;
 pub mod watch;
