@@ -803,6 +803,74 @@ fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
     t.assert_restored();
 }
 
+/// Issue 40: with the lens open, a keystroke is one decode (the readers' decode evaluates the
+/// text and answers the lens), read from the engine's debug log in a real terminal.
+#[test]
+fn with_the_lens_open_a_keystroke_is_one_decode() {
+    let t = Tmux::start_env("one-decode", "LOGITSCOPE_LOG=debug", &model_flag(), 120, 50);
+    t.wait_for("the input line", Duration::from_secs(30), |s| {
+        s.contains("type a sentence")
+    });
+    t.literal("The cat sat on the");
+    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
+        s.contains("5 tokens")
+    });
+    t.keys(&["F9"]);
+    t.wait_for("the first lens", Duration::from_secs(30), |s| {
+        s.contains("logit lens · top token · 30 layers") && !s.contains("Computing the lens")
+    });
+    // Each word waited for: its lens drawn, with the self-check line that comes with it.
+    for (word, tokens) in [
+        (" mat", "6 tokens"),
+        (" and", "7 tokens"),
+        (" slept", "8 tokens"),
+    ] {
+        t.literal(word);
+        t.wait_for(word, Duration::from_secs(60), |s| {
+            s.contains(tokens)
+                && !s.contains("Computing the lens")
+                && s.contains("last layer = output: max |Δp|")
+        });
+    }
+    t.keys(&["Escape"]);
+    assert_eq!(t.exit_status(), 0);
+    let log = t.file("logitscope.log").unwrap();
+    let jobs: Vec<(&str, usize)> = log
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("worker: ")?;
+            let (kind, rest) = rest.split_once(" job: ")?;
+            let n = rest.split_once(' ')?.0.parse().ok()?;
+            Some((kind, n))
+        })
+        .collect();
+    let first_lens = jobs
+        .iter()
+        .position(|(k, _)| *k == "Lens")
+        .expect("a lens job");
+    let after = &jobs[first_lens + 1..];
+    let evaluations = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("Evaluate"))
+        .count();
+    assert!(
+        evaluations >= 3,
+        "one evaluation per word at least: {jobs:?}"
+    );
+    for (kind, n) in after {
+        match *kind {
+            k if k.starts_with("Evaluate") => assert!(*n <= 1, "{jobs:?}"),
+            "Lens" => assert_eq!(*n, 0, "the lens reads the keystroke's decode: {jobs:?}"),
+            _ => {}
+        }
+    }
+    let decodes: usize = after.iter().map(|(_, n)| n).sum();
+    assert!(
+        decodes <= evaluations,
+        "{decodes} decodes for {evaluations} evaluations: {jobs:?}"
+    );
+}
+
 /// A model whose lens fails its self-check: the explorer says so and stays usable.
 #[test]
 fn a_lens_that_fails_its_check_is_shown_as_unavailable() {

@@ -138,6 +138,7 @@ fn serve(
             continue;
         }
         let cancel = || jobs.superseded(&job);
+        let decodes = bench.decodes();
         match &job {
             Job::Evaluate {
                 sentence,
@@ -290,6 +291,11 @@ fn serve(
                 )
             }
         }
+        tracing::debug!(
+            "{:?} job: {} decode(s) of the sentences and the readers (fills not counted)",
+            job.kind(),
+            bench.decodes() - decodes
+        );
     }
 }
 
