@@ -44,7 +44,12 @@ pub fn score_on_readers(
 }
 
 /// The `score` report of `text`, evaluated by `model` as `ev`.
-fn report_of(model: &Model, text: &str, view: ViewOptions, ev: &Evaluation) -> ScoreReport {
+pub(super) fn report_of(
+    model: &Model,
+    text: &str,
+    view: ViewOptions,
+    ev: &Evaluation,
+) -> ScoreReport {
     score_report(
         text,
         &model.info().facts(),
@@ -115,6 +120,8 @@ pub struct Batcher<'m> {
     pub(crate) main: Session<'m>,
     batch: Option<Session<'m>>,
     parallel: usize,
+    /// Tokens whose statistics every row keeps (a watch-list), on both sessions.
+    watch: Vec<u32>,
 }
 
 impl<'m> Batcher<'m> {
@@ -125,7 +132,17 @@ impl<'m> Batcher<'m> {
             main: model.session()?,
             batch: None,
             parallel: parallel.max(1),
+            watch: Vec::new(),
         })
+    }
+
+    /// Keep the statistics of `ids` in every row from now on (see [`Session::set_watch`]).
+    pub fn set_watch(&mut self, ids: &[u32]) {
+        self.watch = ids.to_vec();
+        self.main.set_watch(ids);
+        if let Some(b) = &mut self.batch {
+            b.set_watch(ids);
+        }
     }
 
     pub fn model(&self) -> &'m Model {
@@ -157,6 +174,9 @@ impl<'m> Batcher<'m> {
                     .batch_session(self.parallel as u32, SIDE_BY_SIDE_TOKENS as u32)
                     .map_err(|e| tracing::warn!("texts one at a time: {e}"))
                     .ok();
+                if let Some(b) = &mut self.batch {
+                    b.set_watch(&self.watch);
+                }
             }
             if let Some(batch) = &mut self.batch {
                 match evaluate_side_by_side(batch, texts, view) {

@@ -14,9 +14,7 @@ use super::attribution::{Attributions, Target};
 use super::compare::{score_pair, Pair};
 use super::error::EngineError;
 use super::lens::{lens_columns, Lenses};
-use super::score::{
-    add_extras, score_on_readers, score_side_by_side, score_text, Extras, SIDE_BY_SIDE_TOKENS,
-};
+use super::score::{add_extras, report_of, Batcher, Extras};
 use super::watch::{resolve, single_ids};
 
 /// `--attention`: the top `k` attended positions per head, with `full` whole rows too.
@@ -47,10 +45,10 @@ pub struct ScoreAsk {
     pub view: ViewOptions,
 }
 
-/// What scores the texts: one model (its session made on first use), or two compared.
+/// What scores the texts: one model (alone or side by side), or two compared.
 #[allow(clippy::large_enum_variant)]
 enum Scoring<'m> {
-    One(Option<Session<'m>>),
+    One(Batcher<'m>),
     Two(Pair<'m, 'm>),
 }
 
@@ -72,8 +70,6 @@ pub struct Scorer<'m> {
     view: ViewOptions,
     /// Texts side by side at most.
     parallel: usize,
-    /// The session of texts side by side, made when a group of several first arrives.
-    side: Option<Session<'m>>,
     /// The watched words' continuation batch (made on first use).
     batch: Option<Session<'m>>,
     /// The hooked decode the readers share.
@@ -119,14 +115,11 @@ impl<'m> Scorer<'m> {
                 intact.set_edits(None);
                 Scoring::Two(Pair::new(model.session()?, intact))
             }
-            // Side by side, made when a text is first scored alone; one at a time, now, so a
-            // context that cannot be made stops before the first line.
-            None if parallel > 1 => Scoring::One(None),
-            None => Scoring::One(Some(model.session()?)),
+            // A context that cannot be made stops before the first line.
+            None => Scoring::One(Batcher::new(model, parallel)?),
         };
         match &mut scoring {
-            Scoring::One(Some(s)) => s.set_watch(&singles),
-            Scoring::One(None) => {}
+            Scoring::One(b) => b.set_watch(&singles),
             Scoring::Two(p) => p.a.set_watch(&singles),
         }
         let b_name = match second {
@@ -178,7 +171,6 @@ impl<'m> Scorer<'m> {
             singles,
             view: ask.view,
             parallel,
-            side: None,
             batch: None,
             probe,
             lenses,
@@ -197,70 +189,58 @@ impl<'m> Scorer<'m> {
         &self.extras
     }
 
-    /// Each text's report (or why there is none): side by side when the group has several
-    /// and the model allows it, each alone otherwise, each with everything asked attached.
+    /// Each text's report (or why there is none): from the readers' decode when they are
+    /// asked and the text is one decode, else side by side when the group has several and
+    /// the model allows it, else alone; each with everything asked attached.
     pub fn score_group(&mut self, texts: &[String]) -> Vec<Result<ScoreReport, EngineError>> {
-        let mut ready: Vec<Option<(ScoreReport, Evaluation)>> =
-            texts.iter().map(|_| None).collect();
-        if texts.len() > 1 {
-            if self.side.is_none() {
-                self.side = self
-                    .model
-                    .batch_session(self.parallel as u32, SIDE_BY_SIDE_TOKENS as u32)
-                    .map_err(|e| tracing::warn!("scoring one text at a time: {e}"))
-                    .ok();
-                if let Some(s) = &mut self.side {
-                    s.set_watch(&self.singles);
-                }
+        let (model, view) = (self.model, self.view);
+        let readers =
+            self.lenses.is_some() || self.attentions.is_some() || self.attributing.is_some();
+        let evaluated: Vec<Result<(ScoreReport, Evaluation), EngineError>> = match &mut self.scoring
+        {
+            Scoring::Two(pair) => texts
+                .iter()
+                .map(|t| Ok(score_pair(pair, &self.b_name, t, view)?))
+                .collect(),
+            Scoring::One(batcher) => {
+                let tokens: Vec<Vec<u32>> = texts.iter().map(|t| model.tokenize(t)).collect();
+                // With readers, a text of one decode is evaluated by their decode.
+                let from_readers: Vec<Option<Result<Evaluation, EngineError>>> = tokens
+                    .iter()
+                    .map(|t| match readers {
+                        true => self.probe.evaluate(t, view, &self.singles).transpose(),
+                        false => None,
+                    })
+                    .map(|ev| ev.map(|ev| ev.map_err(EngineError::from)))
+                    .collect();
+                let rest: Vec<Vec<u32>> = tokens
+                    .iter()
+                    .zip(&from_readers)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                let mut rest = batcher.evaluate_all(&rest, view).into_iter();
+                texts
+                    .iter()
+                    .zip(from_readers)
+                    .map(|(text, ev)| {
+                        let ev = match ev {
+                            Some(ev) => ev?,
+                            // evaluate_all answers every text it is given, in order.
+                            None => rest.next().ok_or(crate::model::ModelError::Empty)??,
+                        };
+                        Ok((report_of(model, text, view, &ev), ev))
+                    })
+                    .collect()
             }
-            if let Some(s) = &mut self.side {
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                match score_side_by_side(s, &refs, self.view) {
-                    Ok(r) => ready = r,
-                    // Each text then gets its own result (or error) alone.
-                    Err(e) => tracing::warn!("side by side failed, one at a time: {e}"),
-                }
-            }
-        }
-        texts
-            .iter()
-            .zip(ready)
-            .map(|(text, ready)| {
-                let (report, ev) = match ready {
-                    Some(done) => done,
-                    None => self.score_one(text)?,
-                };
+        };
+        evaluated
+            .into_iter()
+            .map(|done| {
+                let (report, ev) = done?;
                 self.finish(report, &ev)
             })
             .collect()
-    }
-
-    /// `text` alone: from the readers' decode when they are asked and it is one decode,
-    /// else on the session (or the pair).
-    fn score_one(&mut self, text: &str) -> Result<(ScoreReport, Evaluation), EngineError> {
-        let readers =
-            self.lenses.is_some() || self.attentions.is_some() || self.attributing.is_some();
-        match &mut self.scoring {
-            Scoring::One(alone) => {
-                if readers {
-                    if let Some(done) =
-                        score_on_readers(&self.probe, text, self.view, &self.singles)?
-                    {
-                        return Ok(done);
-                    }
-                }
-                let session = match alone {
-                    Some(s) => s,
-                    None => {
-                        let mut s = self.model.session()?;
-                        s.set_watch(&self.singles);
-                        alone.insert(s)
-                    }
-                };
-                Ok(score_text(session, text, self.view)?)
-            }
-            Scoring::Two(pair) => Ok(score_pair(pair, &self.b_name, text, self.view)?),
-        }
     }
 
     /// The extras, the lens, attention and attribution of one evaluated text.
