@@ -153,8 +153,11 @@ impl<'m> Completer<'m> {
             // Drafts decode after the text's cached keys and values; a prompt scored side by
             // side with others is not in this session yet.
             let head = g.all.len() - 1;
-            if common_prefix(self.batcher.main.cached(), &g.all[..head]) < head {
-                let ev = self.batcher.main.evaluate(&g.all[..head], view, cancel)?;
+            if common_prefix(self.batcher.main()?.cached(), &g.all[..head]) < head {
+                let ev = self
+                    .batcher
+                    .main()?
+                    .evaluate(&g.all[..head], view, cancel)?;
                 if ev.cancelled {
                     return Ok(None);
                 }
@@ -166,7 +169,7 @@ impl<'m> Completer<'m> {
                     return Ok(None);
                 }
                 let pos = head + drafts.len();
-                token = argmax(self.batcher.main.draft(token, pos)?);
+                token = argmax(self.batcher.main()?.draft(token, pos)?);
                 drafts.push(token);
                 if self.model().is_end_of_generation(token) {
                     break;
@@ -174,7 +177,7 @@ impl<'m> Completer<'m> {
             }
             let mut text = g.all.clone();
             text.extend_from_slice(&drafts);
-            let ev = self.batcher.main.evaluate(&text, view, cancel)?;
+            let ev = self.batcher.main()?.evaluate(&text, view, cancel)?;
             if ev.cancelled {
                 return Ok(None);
             }
@@ -215,7 +218,7 @@ impl<'m> Completer<'m> {
         };
         let mut g = Growing::new(self.model(), prompt, self.n_ctx());
         loop {
-            let Some((ev, logits)) = self.batcher.main.next_logits(&g.all, view, cancel)? else {
+            let Some((ev, logits)) = self.batcher.main()?.next_logits(&g.all, view, cancel)? else {
                 return Ok(None);
             };
             let Some(row) = ev.rows.last().cloned() else {

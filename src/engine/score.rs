@@ -117,7 +117,8 @@ pub fn evaluate_side_by_side(
 /// (made on first use) for texts side by side.
 pub struct Batcher<'m> {
     model: &'m Model,
-    pub(crate) main: Session<'m>,
+    /// Texts alone (made at once by [`Batcher::new`], on first use by [`Batcher::deferred`]).
+    main: Option<Session<'m>>,
     batch: Option<Session<'m>>,
     parallel: usize,
     /// Tokens whose statistics every row keeps (a watch-list), on both sessions.
@@ -129,17 +130,44 @@ impl<'m> Batcher<'m> {
     pub fn new(model: &'m Model, parallel: usize) -> Result<Self, ModelError> {
         Ok(Self {
             model,
-            main: model.session()?,
+            main: Some(model.session()?),
             batch: None,
             parallel: parallel.max(1),
             watch: Vec::new(),
         })
     }
 
+    /// As [`Batcher::new`], the session for texts alone made only when one is scored alone
+    /// (texts that all go side by side need none).
+    pub fn deferred(model: &'m Model, parallel: usize) -> Self {
+        Self {
+            model,
+            main: None,
+            batch: None,
+            parallel: parallel.max(1),
+            watch: Vec::new(),
+        }
+    }
+
+    /// The session for texts alone.
+    pub fn main(&mut self) -> Result<&mut Session<'m>, ModelError> {
+        let session = match self.main.take() {
+            Some(s) => s,
+            None => {
+                let mut s = self.model.session()?;
+                s.set_watch(&self.watch);
+                s
+            }
+        };
+        Ok(self.main.insert(session))
+    }
+
     /// Keep the statistics of `ids` in every row from now on (see [`Session::set_watch`]).
     pub fn set_watch(&mut self, ids: &[u32]) {
         self.watch = ids.to_vec();
-        self.main.set_watch(ids);
+        if let Some(m) = &mut self.main {
+            m.set_watch(ids);
+        }
         if let Some(b) = &mut self.batch {
             b.set_watch(ids);
         }
@@ -151,7 +179,10 @@ impl<'m> Batcher<'m> {
 
     /// Tokens one text may have.
     pub fn n_ctx(&self) -> usize {
-        self.main.n_ctx()
+        self.main.as_ref().map_or_else(
+            || self.model.options().ctx_size.max(16) as usize,
+            Session::n_ctx,
+        )
     }
 
     /// Evaluate each token sequence: side by side where several fit, alone otherwise; the
@@ -190,7 +221,7 @@ impl<'m> Batcher<'m> {
             .zip(ready)
             .map(|(tokens, ready)| match ready {
                 Some(ev) => Ok(ev),
-                None => self.main.evaluate(tokens, view, &|| false),
+                None => self.main()?.evaluate(tokens, view, &|| false),
             })
             .collect()
     }

@@ -115,7 +115,9 @@ impl<'m> Scorer<'m> {
                 intact.set_edits(None);
                 Scoring::Two(Pair::new(model.session()?, intact))
             }
-            // A context that cannot be made stops before the first line.
+            // Side by side, the session for texts alone made when one is first scored alone;
+            // one at a time, now, so a context that cannot be made stops before the first line.
+            None if parallel > 1 => Scoring::One(Batcher::deferred(model, parallel)),
             None => Scoring::One(Batcher::new(model, parallel)?),
         };
         match &mut scoring {
