@@ -189,50 +189,130 @@ pub fn head_shares(
     g: &[f64],
     post: Option<(&[f32], f32)>,
 ) -> Vec<f64> {
-    let width = heads_out.len();
-    let n_embd = g.len();
-    if n_head == 0 || !width.is_multiple_of(n_head) || wo.len() != n_embd * width {
-        return Vec::new();
+    head_shares_many(&[(heads_out, g)], wo, n_head, post)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// One position's ask of [`head_shares_many`]: its heads' outputs and its direction g.
+pub type HeadsAsk<'a> = (&'a [f32], &'a [f64]);
+
+/// [`head_shares`] of one layer at several positions (`[i]` for `asks[i]`: its heads'
+/// outputs and its direction), each with the bits `head_shares` gives it alone: every sum
+/// runs in the same order, but each row of `wo` is read once for all of them, not once per
+/// position (the layer's projection no longer streams from memory for every position).
+pub fn head_shares_many(
+    asks: &[HeadsAsk<'_>],
+    wo: &[f32],
+    n_head: usize,
+    post: Option<(&[f32], f32)>,
+) -> Vec<Vec<f64>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { head_shares_avx2(asks, wo, n_head, post) };
+        }
     }
+    head_shares_body(asks, wo, n_head, post)
+}
+
+/// [`head_shares_body`] compiled for AVX2 (four f64 lanes; no fused multiply-add, which would
+/// round differently: each product is rounded, then added, as in the portable build).
+///
+/// # Safety
+/// The CPU must support AVX2 (checked with `is_x86_feature_detected!` by the caller).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn head_shares_avx2(
+    asks: &[HeadsAsk<'_>],
+    wo: &[f32],
+    n_head: usize,
+    post: Option<(&[f32], f32)>,
+) -> Vec<Vec<f64>> {
+    head_shares_body(asks, wo, n_head, post)
+}
+
+#[inline(always)]
+fn head_shares_body(
+    asks: &[HeadsAsk<'_>],
+    wo: &[f32],
+    n_head: usize,
+    post: Option<(&[f32], f32)>,
+) -> Vec<Vec<f64>> {
+    let fits = |&(heads_out, g): &HeadsAsk<'_>| {
+        let width = heads_out.len();
+        n_head != 0 && width.is_multiple_of(n_head) && wo.len() == g.len() * width
+    };
+    // Every ask that fits has the same width (wo.len() / n_embd) and n_embd; one that does
+    // not gets nothing rather than a wrong split.
+    let fitting: Vec<usize> = (0..asks.len()).filter(|&i| fits(&asks[i])).collect();
+    let Some(&first) = fitting.first() else {
+        return vec![Vec::new(); asks.len()];
+    };
+    let (width, n_embd) = (asks[first].0.len(), asks[first].1.len());
     let d = width / n_head;
+    let rows = || (0..n_embd).map(|r| &wo[r * width..(r + 1) * width]);
     // g as the projection's output sees it: through the frozen post-norm, if any.
-    let g_out: Vec<f64> = match post {
-        None => g.to_vec(),
+    let g_out: Vec<Vec<f64>> = match post {
+        None => fitting.iter().map(|&i| asks[i].1.to_vec()).collect(),
         Some((weight, eps)) => {
-            let x: Vec<f64> = (0..n_embd)
-                .map(|r| {
-                    let row = &wo[r * width..(r + 1) * width];
-                    row.iter()
-                        .zip(heads_out)
-                        .map(|(&w, &h)| f64::from(w) * f64::from(h))
-                        .sum()
+            let mut xs = vec![Vec::with_capacity(n_embd); fitting.len()];
+            for row in rows() {
+                for (x, &i) in xs.iter_mut().zip(&fitting) {
+                    x.push(
+                        row.iter()
+                            .zip(asks[i].0)
+                            .map(|(&w, &h)| f64::from(w) * f64::from(h))
+                            .sum::<f64>(),
+                    );
+                }
+            }
+            xs.iter()
+                .zip(&fitting)
+                .map(|(x, &i)| {
+                    let mean = x.iter().map(|v| v * v).sum::<f64>() / n_embd as f64;
+                    let scale = 1.0 / (mean + f64::from(eps)).sqrt();
+                    asks[i]
+                        .1
+                        .iter()
+                        .zip(weight)
+                        .map(|(&g, &w)| g * scale * f64::from(w))
+                        .collect()
                 })
-                .collect();
-            let mean = x.iter().map(|v| v * v).sum::<f64>() / n_embd as f64;
-            let scale = 1.0 / (mean + f64::from(eps)).sqrt();
-            g.iter()
-                .zip(weight)
-                .map(|(&g, &w)| g * scale * f64::from(w))
                 .collect()
         }
     };
     // u = Woᵀ g_out: what each head dimension is worth.
-    let mut u = vec![0f64; width];
-    for (r, &gr) in g_out.iter().enumerate() {
-        if gr == 0.0 {
-            continue;
+    // Each row widened once for all positions (exactly: f32 to f64 loses nothing).
+    let mut us = vec![vec![0f64; width]; fitting.len()];
+    let mut wide = vec![0f64; width];
+    for (r, row) in rows().enumerate() {
+        for (o, &w) in wide.iter_mut().zip(row) {
+            *o = f64::from(w);
         }
-        for (uj, &w) in u.iter_mut().zip(&wo[r * width..(r + 1) * width]) {
-            *uj += f64::from(w) * gr;
+        for (u, g) in us.iter_mut().zip(&g_out) {
+            let gr = g[r];
+            if gr == 0.0 {
+                continue;
+            }
+            for (uj, &w) in u.iter_mut().zip(&wide) {
+                *uj += w * gr;
+            }
         }
     }
-    (0..n_head)
-        .map(|h| {
-            (h * d..(h + 1) * d)
-                .map(|j| u[j] * f64::from(heads_out[j]))
-                .sum()
-        })
-        .collect()
+    let mut out = vec![Vec::new(); asks.len()];
+    for (u, &i) in us.iter().zip(&fitting) {
+        let heads_out = asks[i].0;
+        out[i] = (0..n_head)
+            .map(|h| {
+                (h * d..(h + 1) * d)
+                    .map(|j| u[j] * f64::from(heads_out[j]))
+                    .sum()
+            })
+            .collect();
+    }
+    out
 }
 
 /// The largest relative gap between the parts' sum and a logit: `|sum − z| / max(|z|, 1)`.
@@ -268,6 +348,80 @@ mod tests {
         let r = remainder(&[1.0, 2.0], &[&[0.25, 1.0], &[0.25, 0.5]]);
         assert_eq!(r, vec![0.5, 0.5]);
         assert!((share(&r, &[2.0, 4.0], false) - 3.0).abs() < 1e-12);
+    }
+
+    /// The heads' shares as they were first written: one position at a time, in plain loops.
+    fn head_shares_alone(
+        heads_out: &[f32],
+        wo: &[f32],
+        n_head: usize,
+        g: &[f64],
+        post: Option<(&[f32], f32)>,
+    ) -> Vec<f64> {
+        let width = heads_out.len();
+        let n_embd = g.len();
+        let d = width / n_head;
+        let g_out: Vec<f64> = match post {
+            None => g.to_vec(),
+            Some((weight, eps)) => {
+                let x: Vec<f64> = (0..n_embd)
+                    .map(|r| {
+                        let row = &wo[r * width..(r + 1) * width];
+                        row.iter()
+                            .zip(heads_out)
+                            .map(|(&w, &h)| f64::from(w) * f64::from(h))
+                            .sum()
+                    })
+                    .collect();
+                let mean = x.iter().map(|v| v * v).sum::<f64>() / n_embd as f64;
+                let scale = 1.0 / (mean + f64::from(eps)).sqrt();
+                g.iter()
+                    .zip(weight)
+                    .map(|(&g, &w)| g * scale * f64::from(w))
+                    .collect()
+            }
+        };
+        let mut u = vec![0f64; width];
+        for (r, &gr) in g_out.iter().enumerate() {
+            if gr == 0.0 {
+                continue;
+            }
+            for (uj, &w) in u.iter_mut().zip(&wo[r * width..(r + 1) * width]) {
+                *uj += f64::from(w) * gr;
+            }
+        }
+        (0..n_head)
+            .map(|h| {
+                (h * d..(h + 1) * d)
+                    .map(|j| u[j] * f64::from(heads_out[j]))
+                    .sum()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Several positions at once give each the bits it gets alone, with and without a
+        /// post-norm (3 heads of 4 dimensions, n_embd 5).
+        #[test]
+        fn heads_of_many_positions_are_each_position_alone(
+            wo in proptest::collection::vec(-2f32..2.0, 60),
+            asks in proptest::collection::vec(
+                (proptest::collection::vec(-3f32..3.0, 12), proptest::collection::vec(-1f64..1.0, 5)),
+                1..6,
+            ),
+            weight in proptest::collection::vec(0.1f32..2.0, 5),
+            normed in proptest::bool::ANY,
+        ) {
+            let post = normed.then_some((weight.as_slice(), 1e-6f32));
+            let refs: Vec<(&[f32], &[f64])> =
+                asks.iter().map(|(h, g)| (h.as_slice(), g.as_slice())).collect();
+            let many = head_shares_many(&refs, &wo, 3, post);
+            for ((h, g), got) in asks.iter().zip(&many) {
+                let alone = head_shares_alone(h, &wo, 3, g, post);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits(got), bits(&alone));
+            }
+        }
     }
 
     #[test]

@@ -74,24 +74,28 @@ impl<'m> Attributions<'m> {
             Err(AttributionError::Model(e)) => return Err(e),
             Err(e) => return Ok((unavailable(reason(e)), none)),
         };
-        let inside: Vec<usize> = positions.iter().copied().filter(|&p| p < covered).collect();
-        a.rounding_of(&inside);
         let vocab = model.vocab();
-        let mut out = Vec::with_capacity(positions.len());
-        for &p in positions {
+        let mut out = vec![None; positions.len()];
+        let mut asks = Vec::new();
+        let mut slots = Vec::new();
+        for (i, &p) in positions.iter().enumerate() {
             let id = match target {
                 Target::Token(t) => Some(t),
                 Target::Actual => tokens.get(p + 1).copied().or_else(|| top1(p)),
             };
-            let (Some(id), true) = (id, p < covered) else {
-                out.push(None);
-                continue;
-            };
-            match a.at(p, id, vocab.text(id)) {
-                Ok(x) => out.push(Some(x)),
-                Err(AttributionError::Model(e)) => return Err(e),
-                Err(e) => return Ok((unavailable(reason(e)), none)),
+            if let (Some(id), true) = (id, p < covered) {
+                asks.push((p, id, vocab.text(id)));
+                slots.push(i);
             }
+        }
+        match a.at_many(asks) {
+            Ok(splits) => {
+                for (i, x) in slots.into_iter().zip(splits) {
+                    out[i] = Some(x);
+                }
+            }
+            Err(AttributionError::Model(e)) => return Err(e),
+            Err(e) => return Ok((unavailable(reason(e)), none)),
         }
         let status = AttributionStatus {
             available: true,

@@ -15,12 +15,12 @@ use std::cell::Ref;
 
 use super::hook::{NodeName, Tap, Tensor};
 use super::lens::{
-    max_abs_dp, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
+    max_abs_dp, parallel, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
 };
 use super::loader::{Model, ModelError};
 use super::readers::{Probe, Reader, Shared, Which};
 use crate::analysis::attribution::{
-    direction, head_shares, remainder, share, Attribution, Kind, LayerHeads, Part,
+    direction, head_shares_many, remainder, share, Attribution, HeadsAsk, Kind, LayerHeads, Part,
 };
 use crate::analysis::intervention::Components;
 use crate::analysis::lens::max_abs_delta;
@@ -144,7 +144,8 @@ pub struct Attributor<'m> {
     tokens: Vec<u32>,
     /// Per position, once made: the H·W panel's rounding (largest |f64 − llama.cpp| over W)
     /// and the self-check (largest |Δp| of our final norm and W, with llama.cpp's dot
-    /// product, against llama.cpp's own distribution).
+    /// product, against llama.cpp's own distribution; or the lens's bound on it, when the
+    /// lens checked the same rows).
     rounding: HashMap<usize, (f64, f64)>,
 }
 
@@ -274,8 +275,25 @@ impl<'m> Attributor<'m> {
         target: u32,
         text: String,
     ) -> Result<Attribution, AttributionError> {
-        self.rounding_of(&[position]);
-        self.split(position, target, text)
+        let mut one = self.at_many(vec![(position, target, text)])?;
+        Ok(one.pop().expect("one split asked, one made"))
+    }
+
+    /// [`Self::at`] for each of `asks` (position, target, its text), `[i]` for `asks[i]`:
+    /// the rounding and the self-check in one pass over W for all, and the heads' shares of
+    /// every layer with its projection read once for all, on the model's threads. The first
+    /// ask that cannot be split (in order) is the error.
+    pub fn at_many(
+        &mut self,
+        asks: Vec<(usize, u32, String)>,
+    ) -> Result<Vec<Attribution>, AttributionError> {
+        let positions: Vec<usize> = asks.iter().map(|a| a.0).collect();
+        self.rounding_of(&positions);
+        let mut pending = Vec::with_capacity(asks.len());
+        for (position, target, text) in asks {
+            pending.push(self.split(position, target, text)?);
+        }
+        self.heads(pending)
     }
 
     /// The H·W panel's rounding and the self-check at each of `positions` (one pass over W
@@ -298,20 +316,45 @@ impl<'m> Attributor<'m> {
             .collect();
         let refs: Vec<&[f32]> = ys.iter().map(Vec::as_slice).collect();
         let exact = self.readout.exact_logits(&refs, self.threads);
-        for (&p, z) in todo.iter().zip(exact) {
-            let theirs = held.logits(p);
-            let d = max_abs_delta(&z, theirs);
-            let ours = self.readout.logits(held.row(self.plan.last, p));
-            self.rounding.insert(p, (d, max_abs_dp(&ours, theirs, 1.0)));
+        // The self-check: our norm and W with llama.cpp's dot product, position by position
+        // on the model's threads, unless the lens has just made it of these very rows (the
+        // same node of the same decode, at temperature 1) and found them all within the
+        // tolerance: its largest |Δp| then bounds each position's.
+        let lens = held.probe.checked().filter(|c| {
+            c.node == self.plan.names[self.plan.last]
+                && c.temp == 1.0
+                && c.worst <= CHECK_TOLERANCE
+                && todo.iter().all(|&p| p < c.covered)
+        });
+        let checks = match lens {
+            Some(c) => {
+                tracing::debug!("attribution's self-check: the lens's of the same rows");
+                vec![c.worst; todo.len()]
+            }
+            None => {
+                let rows: Vec<(&[f32], &[f32])> = todo
+                    .iter()
+                    .map(|&p| (held.row(self.plan.last, p), held.logits(p)))
+                    .collect();
+                let readout = &self.readout;
+                parallel(self.threads, &rows, |(h, theirs)| {
+                    max_abs_dp(&readout.logits(h), theirs, 1.0)
+                })
+            }
+        };
+        for ((&p, z), dp) in todo.iter().zip(exact).zip(checks) {
+            let d = max_abs_delta(&z, held.logits(p));
+            self.rounding.insert(p, (d, dp));
         }
     }
 
+    /// The split of `target`'s logit at `position`, but for the heads.
     fn split(
-        &mut self,
+        &self,
         position: usize,
         target: u32,
         text: String,
-    ) -> Result<Attribution, AttributionError> {
+    ) -> Result<Pending, AttributionError> {
         let n_vocab = self.readout.facts.n_vocab;
         if position >= self.tokens.len() || target as usize >= n_vocab {
             return Err(AttributionError::Unavailable(format!(
@@ -385,48 +428,21 @@ impl<'m> Attributor<'m> {
                  (final_logit_softcapping)"
             )
         });
-        // Heads: each layer's heads through the output projection (and a frozen post-norm).
-        let (heads, heads_unavailable) = if centred {
-            (
-                None,
-                Some("per-head shares are not made under a final layer norm".to_owned()),
-            )
-        } else {
-            let rows: Vec<(usize, Option<Vec<f32>>, f64)> = self
-                .plan
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(l, &(_, _, h))| {
-                    (
-                        l,
-                        h.map(|h| held.row(h, position).to_vec()),
-                        parts[1 + 2 * l].value,
-                    )
-                })
-                .collect();
-            drop(held);
-            let n_head = self.n_head;
-            match self.projections() {
-                Err(why) => (None, Some(why)),
-                Ok(projections) => {
-                    let mut v = Vec::with_capacity(rows.len());
-                    for ((l, out, whole), p) in rows.into_iter().zip(projections) {
-                        let Some(out) = out else { continue };
-                        let post = p.post.as_ref().map(|(w, eps)| (w.as_slice(), *eps));
-                        let heads = head_shares(&out, &p.wo, n_head, &g, post);
-                        let rest = whole - heads.iter().sum::<f64>();
-                        v.push(LayerHeads {
-                            layer: l,
-                            heads,
-                            rest,
-                        });
-                    }
-                    (Some(v), None)
-                }
-            }
-        };
-        Ok(Attribution {
+        // Heads: each layer's heads' outputs and the attention's whole share, for the step
+        // that splits them through the output projections (`Self::heads`).
+        let layers = self
+            .plan
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, &(_, _, h))| {
+                (
+                    h.map(|h| held.row(h, position).to_vec()),
+                    parts[1 + 2 * l].value,
+                )
+            })
+            .collect();
+        let attribution = Attribution {
             position,
             target,
             target_text: text,
@@ -436,10 +452,90 @@ impl<'m> Attributor<'m> {
             llama,
             rounding,
             post: post_note,
-            heads,
-            heads_unavailable,
+            heads: None,
+            heads_unavailable: None,
+        };
+        Ok(Pending {
+            attribution,
+            g,
+            layers,
+            centred,
         })
     }
+
+    /// The heads' shares of each pending split: every layer's heads through its output
+    /// projection (and a frozen post-norm), the splits shared out over the model's threads,
+    /// each thread reading each projection once for all of its splits.
+    fn heads(&mut self, pending: Vec<Pending>) -> Result<Vec<Attribution>, AttributionError> {
+        let done = |pending: Vec<Pending>, why: Option<String>| {
+            pending
+                .into_iter()
+                .map(|p| Attribution {
+                    heads_unavailable: why.clone(),
+                    ..p.attribution
+                })
+                .collect()
+        };
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        if pending.iter().any(|p| p.centred) {
+            let why = "per-head shares are not made under a final layer norm";
+            return Ok(done(pending, Some(why.to_owned())));
+        }
+        let (n_head, threads) = (self.n_head, self.threads);
+        let projections = match self.projections() {
+            Err(why) => return Ok(done(pending, Some(why))),
+            Ok(p) => p,
+        };
+        let per = pending.len().div_ceil(threads.max(1)).max(1);
+        let chunks: Vec<&[Pending]> = pending.chunks(per).collect();
+        let heads: Vec<Vec<LayerHeads>> = parallel(threads, &chunks, |chunk| {
+            let mut out: Vec<Vec<LayerHeads>> = vec![Vec::new(); chunk.len()];
+            for (l, p) in projections.iter().enumerate() {
+                let (which, asks): (Vec<usize>, Vec<HeadsAsk<'_>>) = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, s)| {
+                        let heads = s.layers.get(l)?.0.as_deref()?;
+                        Some((k, (heads, s.g.as_slice())))
+                    })
+                    .unzip();
+                let post = p.post.as_ref().map(|(w, eps)| (w.as_slice(), *eps));
+                let shares = head_shares_many(&asks, &p.wo, n_head, post);
+                for (k, heads) in which.into_iter().zip(shares) {
+                    let rest = chunk[k].layers[l].1 - heads.iter().sum::<f64>();
+                    out[k].push(LayerHeads {
+                        layer: l,
+                        heads,
+                        rest,
+                    });
+                }
+            }
+            out
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(pending
+            .into_iter()
+            .zip(heads)
+            .map(|(p, heads)| Attribution {
+                heads: Some(heads),
+                ..p.attribution
+            })
+            .collect())
+    }
+}
+
+/// A split made but for its heads: the direction g and, per layer, the heads' outputs (when
+/// the graph names them) and the attention's whole share.
+struct Pending {
+    attribution: Attribution,
+    g: Vec<f64>,
+    layers: Vec<(Option<Vec<f32>>, f64)>,
+    /// Under a final layer norm (no per-head shares then).
+    centred: bool,
 }
 
 /// Attribution's rows of a shared decode that holds its text.

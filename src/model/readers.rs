@@ -116,6 +116,19 @@ pub(super) struct Probe<'m> {
     fresh: [bool; 3],
     /// Decodes made so far.
     decodes: usize,
+    /// The last-layer self-check a reader made of the last decode, for the others.
+    checked: Option<Checked>,
+}
+
+/// A self-check of the last decode's rows of one node: our final norm and W, with
+/// llama.cpp's dot product, against llama.cpp's own distribution at `temp`, over the first
+/// `covered` positions. The largest |Δp| is `worst`: a bound on each position's.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Checked {
+    pub node: String,
+    pub temp: f32,
+    pub covered: usize,
+    pub worst: f64,
 }
 
 impl<'m> Probe<'m> {
@@ -223,6 +236,7 @@ impl<'m> Probe<'m> {
         }
         self.decoded.clear();
         self.fresh = [false; 3];
+        self.checked = None;
         let ctx = self.ctx.as_mut().ok_or(ModelError::Empty)?;
         self.decodes += 1;
         tracing::debug!("one hooked decode of {n} tokens for {:?}", self.joined);
@@ -264,6 +278,17 @@ impl<'m> Probe<'m> {
         }
     }
 
+    /// Note the self-check a reader made of the last decode's rows (forgotten at the next
+    /// decode), so that another reader of the same rows need not make it again.
+    pub(super) fn note_check(&mut self, check: Checked) {
+        self.checked = Some(check);
+    }
+
+    /// The self-check noted for the last decode, if any.
+    pub(super) fn checked(&self) -> Option<&Checked> {
+        self.checked.as_ref()
+    }
+
     /// llama.cpp's logits of `position` of the last decode.
     ///
     /// # Panics
@@ -291,6 +316,7 @@ impl<'m> Shared<'m> {
             decoded: Vec::new(),
             fresh: [false; 3],
             decodes: 0,
+            checked: None,
         })))
     }
 

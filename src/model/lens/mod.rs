@@ -18,7 +18,7 @@ pub(super) mod readout;
 
 use super::hook::{NodeName, Tap, Tensor};
 use super::loader::{Model, ModelError};
-use super::readers::{Reader, Shared, Which};
+use super::readers::{Checked, Reader, Shared, Which};
 use crate::analysis::lens::{
     l2_norm, largest_components, max_abs_delta, HwReport, HwToken, LensFacts,
 };
@@ -167,6 +167,12 @@ impl<'m> Lens<'m> {
         drop(rows);
         drop(held);
         self.check = Some(worst);
+        self.probe.get_mut().note_check(Checked {
+            node: format!("l_out-{last}"),
+            temp,
+            covered: n,
+            worst,
+        });
         if worst > CHECK_TOLERANCE {
             return Err(LensError::Unavailable(mismatch(worst)));
         }
@@ -338,7 +344,11 @@ pub enum LensError {
 }
 
 /// `f` of every item, in order, on up to `threads` threads.
-fn parallel<I: Sync, T: Send>(threads: usize, items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+pub(in crate::model) fn parallel<I: Sync, T: Send>(
+    threads: usize,
+    items: &[I],
+    f: impl Fn(&I) -> T + Sync,
+) -> Vec<T> {
     if threads <= 1 || items.len() <= 1 {
         return items.iter().map(f).collect();
     }
