@@ -550,7 +550,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                     },
                 };
                 Msg::Engine(EngineMsg::Trace {
-                    epoch: Epoch(app.trace.epoch.0.saturating_sub(rng.below(2))),
+                    epoch: Epoch(app.trace.epoch().0.saturating_sub(rng.below(2))),
                     update,
                 })
             }
@@ -616,7 +616,7 @@ fn ten_thousand_random_events_never_panic_and_80x24_is_sane_after() {
                 })
             }
             13 => Msg::Engine(EngineMsg::Lens {
-                epoch: Epoch(app.lens.epoch.0.saturating_sub(rng.below(2))),
+                epoch: Epoch(app.lens.epoch().0.saturating_sub(rng.below(2))),
                 update: lens_update(&mut rng),
             }),
             12 => Msg::Engine(EngineMsg::Loaded {

@@ -59,7 +59,7 @@ fn column(p: usize) -> Vec<RowSummary> {
 
 fn lens_msg(app: &App, update: LensUpdate) -> Msg {
     Msg::Engine(EngineMsg::Lens {
-        epoch: app.lens.epoch,
+        epoch: app.lens.epoch(),
         update,
     })
 }
@@ -191,13 +191,13 @@ fn snapshot_lens_unavailable() {
 #[test]
 fn the_lens_follows_a_new_text_and_drops_the_old_one() {
     let mut app = lens_app(100, 30);
-    let old = app.lens.epoch;
+    let old = app.lens.epoch();
     update(&mut app, key(KeyCode::Char('x')));
     let text = app.editor().text().to_owned();
     let cmds = deliver(&mut app, scored(&text));
     assert!(asked(&cmds).is_some(), "the new text's lens is asked for");
-    assert_eq!(app.lens.epoch, old.next());
-    assert!(app.lens.columns.is_empty());
+    assert_eq!(app.lens.epoch(), old.next());
+    assert!(app.lens.columns().is_empty());
     update(
         &mut app,
         Msg::Engine(EngineMsg::Lens {
@@ -209,7 +209,7 @@ fn the_lens_follows_a_new_text_and_drops_the_old_one() {
         }),
     );
     assert!(
-        app.lens.columns.is_empty(),
+        app.lens.columns().is_empty(),
         "the old text's column is dropped"
     );
     assert!(screen(&app).contains("Computing the lens"));

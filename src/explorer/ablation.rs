@@ -7,7 +7,7 @@
 
 use crate::engine::EngineError;
 use crate::explorer::message::Command;
-use crate::explorer::state::{App, Focus, LensState};
+use crate::explorer::state::{App, Focus};
 use crate::explorer::worker::protocol::Job;
 use crate::model::ModelInfo;
 
@@ -66,20 +66,11 @@ pub fn on_applied(
         s.scored = None;
         s.watch_at = None;
     }
-    app.lens = LensState {
-        epoch: app.lens.epoch.next(),
-        requests: app.lens.requests,
-        ..LensState::default()
-    };
+    app.lens.slot.forget();
     app.attention.slot.forget();
     app.attribution.slot.forget();
     // The trace too: asked again on the changed model (its running job is superseded).
-    app.trace = crate::explorer::trace::TracePanel {
-        epoch: app.trace.epoch.next(),
-        requests: app.trace.requests,
-        layer: app.trace.layer,
-        ..Default::default()
-    };
+    app.trace.slot.forget();
     true
 }
 

@@ -3,7 +3,7 @@
 //! answers. Pure, like the rest of `update`.
 
 use crate::explorer::message::Command;
-use crate::explorer::state::{App, Inspect, LensState};
+use crate::explorer::state::{App, Inspect, LensAnswer};
 use crate::explorer::worker::protocol::{Epoch, Job, LensUpdate};
 
 /// F9 / F10: open `mode`, or close it when it is open.
@@ -26,16 +26,9 @@ pub fn request(app: &mut App) -> Vec<Command> {
         return Vec::new();
     };
     let lens = &mut app.lens;
-    if lens.text != scored.text || lens.view != Some(scored.view) {
-        *lens = LensState {
-            epoch: lens.epoch.next(),
-            text: scored.text.clone(),
-            view: Some(scored.view),
-            requests: lens.requests,
-            ..LensState::default()
-        };
-    }
-    if lens.error.is_some() || lens.status.as_ref().is_some_and(|s| !s.available) {
+    let about = Some((scored.text.clone(), scored.view));
+    lens.slot.about(&about);
+    if lens.error().is_some() || lens.status().is_some_and(|s| !s.available) {
         return Vec::new();
     }
     let n = scored.tokens.len();
@@ -43,43 +36,61 @@ pub fn request(app: &mut App) -> Vec<Command> {
     let first = selected.unwrap_or(0).min(n.saturating_sub(1));
     let want_hw = app.inspect == Inspect::Hw
         && first < covered
-        && lens.hw.as_ref().is_none_or(|h| h.position != first);
-    let want_first = first < covered && !lens.columns.contains_key(&first);
-    let complete = lens.status.is_some() && (0..covered).all(|p| lens.columns.contains_key(&p));
-    let wanted = want_first || want_hw || (!complete && lens.asked.is_none());
-    if !wanted || lens.asked == Some((first, want_hw)) {
+        && lens.hw().is_none_or(|h| h.position != first);
+    let columns = lens.columns();
+    let want_first = first < covered && !columns.contains_key(&first);
+    let complete = lens.status().is_some() && (0..covered).all(|p| columns.contains_key(&p));
+    let wanted = want_first || want_hw || (!complete && !lens.slot.is_asked());
+    if !wanted {
         return Vec::new();
     }
-    lens.requests = lens.requests.next();
-    lens.asked = Some((first, want_hw));
+    let skip = columns.keys().copied().collect();
+    let Some((request, epoch)) = lens.slot.ask(&about, (first, want_hw), |_, _| false) else {
+        return Vec::new(); // asked already
+    };
     vec![Command::Run(Job::Lens {
-        request: lens.requests,
-        epoch: lens.epoch,
-        text: lens.text.clone(),
+        request,
+        epoch,
+        text: scored.text.clone(),
         view: scored.view,
         first,
         hw: want_hw,
-        skip: lens.columns.keys().copied().collect(),
+        skip,
     })]
 }
 
 /// Take a piece of the lens from the engine (pieces of another text's lens are dropped).
 pub fn on_update(app: &mut App, epoch: Epoch, update: LensUpdate) {
-    let lens = &mut app.lens;
-    if epoch != lens.epoch {
-        return;
-    }
+    let slot = &mut app.lens.slot;
+    let so_far = |held: Option<LensAnswer>| held.unwrap_or_default();
     match update {
-        LensUpdate::Status(s) => lens.status = Some(s),
+        LensUpdate::Status(s) => {
+            slot.update(epoch, |held| LensAnswer {
+                status: Some(s),
+                ..so_far(held)
+            });
+        }
         LensUpdate::Column { position, rows } => {
-            lens.columns.insert(position, rows);
+            slot.update(epoch, |held| {
+                let mut a = so_far(held);
+                a.columns.insert(position, rows);
+                a
+            });
         }
-        LensUpdate::Hw(h) => lens.hw = Some(h),
+        LensUpdate::Hw(h) => {
+            slot.update(epoch, |held| LensAnswer {
+                hw: Some(h),
+                ..so_far(held)
+            });
+        }
         LensUpdate::Failed(e) => {
-            lens.error = Some(e);
-            lens.asked = None;
+            slot.update(epoch, |held| LensAnswer {
+                error: Some(e),
+                ..so_far(held)
+            });
+            slot.settle(epoch);
         }
-        LensUpdate::Paused => lens.asked = None,
+        LensUpdate::Paused => slot.settle(epoch),
     }
 }
 
@@ -144,7 +155,7 @@ pub(crate) mod tests {
         let (g, first, hw, skip) = asked(&request(&mut app)).unwrap();
         assert_eq!((g, first, hw, skip), (1, 2, false, vec![]));
         assert!(request(&mut app).is_empty(), "asked once");
-        let epoch = app.lens.epoch;
+        let epoch = app.lens.epoch();
         on_update(&mut app, epoch, LensUpdate::Status(status(3)));
         let rows = app.scored().unwrap().rows.clone();
         on_update(
@@ -185,15 +196,15 @@ pub(crate) mod tests {
         let mut app = app_with(3);
         toggle(&mut app, Inspect::Lens);
         request(&mut app);
-        let old = app.lens.epoch;
+        let old = app.lens.epoch();
         let mut scored = app.scored().cloned().unwrap();
         scored.text = "a b d".into();
         app.sentence_mut().editor.set_text("a b d");
         app.sentence_mut().scored = Some(scored);
         assert!(asked(&request(&mut app)).is_some());
-        assert_eq!(app.lens.epoch, old.next());
+        assert_eq!(app.lens.epoch(), old.next());
         on_update(&mut app, old, LensUpdate::Status(status(3)));
-        assert!(app.lens.status.is_none(), "an answer for the old text");
+        assert!(app.lens.status().is_none(), "an answer for the old text");
     }
 
     #[test]
@@ -201,7 +212,7 @@ pub(crate) mod tests {
         let mut app = app_with(3);
         toggle(&mut app, Inspect::Lens);
         request(&mut app);
-        let epoch = app.lens.epoch;
+        let epoch = app.lens.epoch();
         on_update(
             &mut app,
             epoch,

@@ -52,9 +52,13 @@ pub fn export(app: &mut App) -> Vec<Command> {
     }
     // The lens of this text, as far as it has arrived.
     let lens = &app.lens;
-    if let Some(status) = lens.status.clone().filter(|_| lens.text == scored.text) {
+    if let Some(status) = lens
+        .status()
+        .cloned()
+        .filter(|_| lens.text() == scored.text)
+    {
         let columns: Vec<_> = (0..scored.tokens.len())
-            .map(|i| lens.columns.get(&i).cloned())
+            .map(|i| lens.columns().get(&i).cloned())
             .collect();
         crate::analysis::report::attach_lens(&mut report, &m.vocab, status, &columns);
     }

@@ -11,6 +11,7 @@ use crate::analysis::stats::{RowSummary, ViewOptions};
 use crate::analysis::vocab::Vocab;
 use crate::engine::EngineError;
 use crate::explorer::editor::{History, LineEditor};
+use crate::explorer::slot::Slot;
 use crate::explorer::worker::protocol::{Epoch, LensRequest, Scored, TextGen};
 use crate::model::ModelInfo;
 
@@ -91,30 +92,59 @@ impl Inspect {
     }
 }
 
-/// The logit lens of the text shown, as it arrives from the engine.
+/// The logit lens of the text shown, as it arrives from the engine: a [`Slot`] about the
+/// text and view, asked for (first position, H·W), its answer streaming in piece by piece.
 #[derive(Debug, Clone, Default)]
 pub struct LensState {
-    /// Names the text and view below; answers for another epoch are dropped.
-    pub epoch: Epoch,
-    pub text: String,
-    pub view: Option<ViewOptions>,
+    pub slot: Slot<(usize, bool), LensAnswer, Option<(String, ViewOptions)>>,
+}
+
+/// The lens so far.
+#[derive(Debug, Clone, Default)]
+pub struct LensAnswer {
     /// Available or why not (with the self-check's result).
     pub status: Option<LensStatus>,
     /// Every layer at a position: `columns[&i][ℓ]` = layer ℓ of p_i.
     pub columns: BTreeMap<usize, Vec<RowSummary>>,
     pub hw: Option<Box<HwReport>>,
     pub error: Option<EngineError>,
-    /// Lens requests made (their job generation).
-    pub requests: LensRequest,
-    /// The running request: (first position, H·W asked); `None` once it paused or failed.
-    pub asked: Option<(usize, bool)>,
 }
 
 impl LensState {
+    /// The epoch answers must carry.
+    pub fn epoch(&self) -> Epoch {
+        self.slot.epoch()
+    }
+
+    /// The text the lens is of.
+    pub fn text(&self) -> &str {
+        self.slot.text().as_ref().map_or("", |(t, _)| t)
+    }
+
+    fn answer(&self) -> Option<&LensAnswer> {
+        self.slot.answer().map(|(_, a)| a)
+    }
+
+    pub fn status(&self) -> Option<&LensStatus> {
+        self.answer()?.status.as_ref()
+    }
+
+    pub fn columns(&self) -> &BTreeMap<usize, Vec<RowSummary>> {
+        static NONE: BTreeMap<usize, Vec<RowSummary>> = BTreeMap::new();
+        self.answer().map_or(&NONE, |a| &a.columns)
+    }
+
+    pub fn hw(&self) -> Option<&HwReport> {
+        self.answer()?.hw.as_deref()
+    }
+
+    pub fn error(&self) -> Option<&EngineError> {
+        self.answer()?.error.as_ref()
+    }
+
     /// Positions the lens reaches: all of the text's, or the first `positions` it covers.
     pub fn covered(&self, n_tokens: usize) -> usize {
-        self.status
-            .as_ref()
+        self.status()
             .and_then(|s| s.positions)
             .map_or(n_tokens, |p| p.min(n_tokens))
     }

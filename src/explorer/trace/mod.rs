@@ -9,7 +9,7 @@
 
 pub mod panel;
 
-pub use panel::TracePanel;
+pub use panel::{TraceAnswer, TracePanel};
 
 use crate::explorer::message::Command;
 use crate::explorer::state::{App, Inspect};
@@ -19,7 +19,7 @@ use crate::explorer::worker::protocol::{Cancel, Epoch, Job, TraceUpdate};
 /// for again when the view opens).
 pub fn toggle(app: &mut App) -> Vec<Command> {
     crate::explorer::inspect::toggle(app, Inspect::Trace);
-    if app.inspect == Inspect::Trace || !app.trace.running {
+    if app.inspect == Inspect::Trace || !app.trace.running() {
         return Vec::new();
     }
     stop(app)
@@ -27,10 +27,7 @@ pub fn toggle(app: &mut App) -> Vec<Command> {
 
 /// Stop the running trace (the view closed, the pair gone).
 fn stop(app: &mut App) -> Vec<Command> {
-    let panel = &mut app.trace;
-    panel.running = false;
-    panel.requests = panel.requests.next();
-    vec![Command::Cancel(Cancel::Trace(panel.requests))]
+    vec![Command::Cancel(Cancel::Trace(app.trace.slot.cancel()))]
 }
 
 /// The (clean, corrupt) texts to trace: both sentences of the pair, each scored as it reads
@@ -47,7 +44,7 @@ fn pair_texts(app: &App) -> Option<(String, String)> {
 /// The position shown: the selected token (of B; of A, the same index, when A is edited),
 /// within the corrupt text's tokens.
 pub fn shown_position(app: &App) -> Option<usize> {
-    let n = app.trace.report.as_ref()?.corrupt_tokens.len();
+    let n = app.trace.report()?.corrupt_tokens.len();
     Some(app.selected_token().min(n.checked_sub(1)?))
 }
 
@@ -56,32 +53,25 @@ pub fn request(app: &mut App) -> Vec<Command> {
     if app.inspect != Inspect::Trace {
         return Vec::new();
     }
-    if app.pair().is_none() && app.trace.running {
+    if app.pair().is_none() && app.trace.running() {
         // The second line was closed under a running trace.
         return stop(app);
     }
     let Some(texts) = pair_texts(app) else {
         return Vec::new();
     };
-    let panel = &mut app.trace;
-    if panel.texts.as_ref() == Some(&texts)
-        && (panel.running || panel.done || panel.error.is_some())
-    {
+    // Asked once per pair (a new pair is a new epoch, its grid starts empty), and again
+    // after a stop until the grid is complete or has failed.
+    let Some((request, epoch)) = app
+        .trace
+        .slot
+        .ask(&texts, (), |_, a| a.done || a.error.is_some())
+    else {
         return Vec::new();
-    }
-    if panel.texts.as_ref() != Some(&texts) {
-        panel.epoch = panel.epoch.next();
-        panel.report = None;
-        panel.done = false;
-        panel.error = None;
-        panel.progress = (0, 0);
-    }
-    panel.texts = Some(texts.clone());
-    panel.running = true;
-    panel.requests = panel.requests.next();
+    };
     vec![Command::Run(Job::Trace {
-        request: panel.requests,
-        epoch: panel.epoch,
+        request,
+        epoch,
         clean: texts.0,
         corrupt: texts.1,
         temp: app.view.temp,
@@ -90,30 +80,39 @@ pub fn request(app: &mut App) -> Vec<Command> {
 
 pub fn on_update(app: &mut App, epoch: Epoch, update: TraceUpdate) {
     let panel = &mut app.trace;
-    if epoch != panel.epoch {
-        return;
-    }
+    let so_far = |held: Option<TraceAnswer>| held.unwrap_or_default();
     match update {
         TraceUpdate::Progress {
             report,
             done,
             total,
         } => {
-            panel.progress = (done, total);
-            panel.report = Some(report);
+            panel.slot.update(epoch, |held| TraceAnswer {
+                progress: (done, total),
+                report: Some(report),
+                ..so_far(held)
+            });
         }
         TraceUpdate::Done(report) => {
             let total = report.grids.iter().map(|g| g.cells.len()).sum();
-            panel.progress = (total, total);
-            panel.layer = panel.layer.min(report.n_layer.saturating_sub(1));
-            panel.report = Some(report);
-            panel.done = true;
-            panel.running = false;
+            let layers = report.n_layer;
+            if panel.slot.update(epoch, |held| TraceAnswer {
+                progress: (total, total),
+                report: Some(report),
+                done: true,
+                ..so_far(held)
+            }) {
+                panel.layer = panel.layer.min(layers.saturating_sub(1));
+            }
+            panel.slot.settle(epoch);
         }
-        TraceUpdate::Stopped => panel.running = false,
+        TraceUpdate::Stopped => panel.slot.settle(epoch),
         TraceUpdate::Failed(e) => {
-            panel.error = Some(e);
-            panel.running = false;
+            panel.slot.update(epoch, |held| TraceAnswer {
+                error: Some(e),
+                ..so_far(held)
+            });
+            panel.slot.settle(epoch);
         }
     }
 }
@@ -123,7 +122,7 @@ pub fn step(app: &mut App, d: isize) -> bool {
     if app.inspect != Inspect::Trace {
         return false;
     }
-    let n = app.trace.report.as_ref().map_or(1, |r| r.n_layer);
+    let n = app.trace.report().map_or(1, |r| r.n_layer);
     let panel = &mut app.trace;
     panel.layer = panel
         .layer
@@ -222,7 +221,7 @@ pub(crate) mod tests {
             Some((1, "a b c".into(), "a b d".into()))
         );
         assert!(request(&mut app).is_empty(), "running");
-        let epoch = app.trace.epoch;
+        let epoch = app.trace.epoch();
         let r = Box::new(report(4, &["a", " b", " d"]));
         on_update(
             &mut app,
@@ -233,24 +232,24 @@ pub(crate) mod tests {
                 total: 12,
             },
         );
-        assert_eq!(app.trace.progress, (3, 12));
+        assert_eq!(app.trace.progress(), (3, 12));
         on_update(&mut app, epoch, TraceUpdate::Stopped);
         assert!(asked(&request(&mut app)).is_some(), "stopped: asked again");
         on_update(&mut app, epoch, TraceUpdate::Done(r));
-        assert!(app.trace.done && !app.trace.running);
+        assert!(app.trace.done() && !app.trace.running());
         assert!(request(&mut app).is_empty(), "done");
         assert!(step(&mut app, 9));
         assert_eq!(app.trace.layer, 3, "clamped to the layers there are");
         // B changes: a new epoch, the old grid gone, answers for the old one dropped.
         app.sentences[1].scored.as_mut().unwrap().text = "a b e".into();
         assert_eq!(asked(&request(&mut app)).map(|a| a.2), Some("a b e".into()));
-        assert!(app.trace.report.is_none());
+        assert!(app.trace.report().is_none());
         on_update(
             &mut app,
             epoch,
             TraceUpdate::Failed(EngineError::Refused("old".into())),
         );
-        assert!(app.trace.error.is_none());
+        assert!(app.trace.error().is_none());
         // Closing the view stops the running trace.
         assert!(matches!(
             &toggle(&mut app)[..],

@@ -3,7 +3,7 @@
 //! of a minimal pair opens, closes and takes the focus.
 
 use crate::engine::fill::{FillRequest, DEFAULT_CANDIDATES};
-use crate::explorer::state::{App, FillState, Focus, LensState, Phase, Sentence, MAX_K, TEMPS};
+use crate::explorer::state::{App, FillState, Focus, Phase, Sentence, MAX_K, TEMPS};
 use crate::explorer::worker::protocol::{Cancel, Job, TextGen};
 
 use crate::explorer::message::Command;
@@ -49,13 +49,8 @@ fn clear(app: &mut App) -> Vec<Command> {
 /// The lens of the old text: forgotten, and its requests so far cancelled on the lens's own
 /// counter (the next request is newer than the cancel).
 fn forget_lens(app: &mut App) -> Vec<Command> {
-    app.lens.requests = app.lens.requests.next();
-    app.lens = LensState {
-        epoch: app.lens.epoch.next(),
-        requests: app.lens.requests,
-        ..LensState::default()
-    };
-    vec![Command::Cancel(Cancel::Lens(app.lens.requests))]
+    app.lens.slot.forget();
+    vec![Command::Cancel(Cancel::Lens(app.lens.slot.cancel()))]
 }
 
 /// Ask for the active sentence to be evaluated, and filled when it has a blank; cancel a fill

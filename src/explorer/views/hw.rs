@@ -34,10 +34,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let say = |frame: &mut Frame, text: String| {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner)
     };
-    if let Some(e) = &app.lens.error {
+    if let Some(e) = app.lens.error() {
         return say(frame, format!("H·W failed: {e}"));
     }
-    if let Some(s) = app.lens.status.as_ref().filter(|s| !s.available) {
+    if let Some(s) = app.lens.status().filter(|s| !s.available) {
         return say(
             frame,
             format!(
@@ -53,7 +53,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         );
     };
     let (Some(hw), Some(vocab)) = (
-        app.lens.hw.as_deref().filter(|h| h.position == position),
+        app.lens.hw().filter(|h| h.position == position),
         app.vocab(),
     ) else {
         return say(frame, "Computing h · W for this position…".into());

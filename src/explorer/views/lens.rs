@@ -54,10 +54,10 @@ pub(super) fn glyph(p: f64) -> &'static str {
 /// Why there is no lens to draw, or `None` when there is one.
 fn blocked(app: &App) -> Option<(String, bool)> {
     let lens = &app.lens;
-    if let Some(e) = &lens.error {
+    if let Some(e) = lens.error() {
         return Some((format!("The lens failed: {e}"), true));
     }
-    match &lens.status {
+    match lens.status() {
         Some(s) if !s.available => Some((
             format!(
                 "Logit lens unavailable for this model: {}",
@@ -85,8 +85,7 @@ fn message(frame: &mut Frame, inner: Rect, text: String, loud: bool) {
 pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
     let n_layer = app
         .lens
-        .status
-        .as_ref()
+        .status()
         .and_then(|s| s.facts.as_ref())
         .map(|f| f.n_layer);
     // The same rows as the by-layer list beside it (a header line, a legend line).
@@ -102,7 +101,7 @@ pub fn draw_grid(frame: &mut Frame, app: &App, area: Rect) {
         None => " logit lens ".to_owned(),
     };
     let mut block = Block::bordered().title(title);
-    if let Some(dp) = app.lens.status.as_ref().and_then(|s| s.max_abs_dp) {
+    if let Some(dp) = app.lens.status().and_then(|s| s.max_abs_dp) {
         block = block.title_bottom(
             Line::from(format!(" last layer = output: max |Δp| {dp:.1e} ")).right_aligned(),
         );
@@ -175,7 +174,7 @@ fn cell<'a>(
     if p >= covered {
         return blank("");
     }
-    let Some(row) = app.lens.columns.get(&p).and_then(|c| c.get(layer)) else {
+    let Some(row) = app.lens.columns().get(&p).and_then(|c| c.get(layer)) else {
         return blank("  ·");
     };
     let Some(top) = row.top.first() else {
@@ -244,7 +243,7 @@ pub fn draw_layers(frame: &mut Frame, app: &App, area: Rect) {
             false,
         );
     }
-    let Some(column) = app.lens.columns.get(&position) else {
+    let Some(column) = app.lens.columns().get(&position) else {
         return message(
             frame,
             inner,

@@ -38,10 +38,10 @@ fn shown(app: &App) -> Result<&TraceReport, (String, bool)> {
             false,
         ));
     }
-    if let Some(e) = &app.trace.error {
+    if let Some(e) = app.trace.error() {
         return Err((format!("Trace unavailable: {e}"), true));
     }
-    match &app.trace.report {
+    match app.trace.report() {
         Some(r) => Ok(r),
         None => Err((
             "Tracing A into B: reading both sentences' activations…".into(),
@@ -62,8 +62,8 @@ pub fn draw(frame: &mut Frame, app: &App, body: Rect) {
 }
 
 fn progress_line(app: &App, width: usize) -> Line<'static> {
-    let (done, total) = app.trace.progress;
-    if app.trace.done {
+    let (done, total) = app.trace.progress();
+    if app.trace.done() {
         return Line::from(format!("all {total} patched runs")).dim();
     }
     let bar = (width.saturating_sub(24)).clamp(4, 30);
@@ -72,7 +72,7 @@ fn progress_line(app: &App, width: usize) -> Line<'static> {
     } else {
         done as f64 / total as f64
     };
-    let status = if app.trace.running {
+    let status = if app.trace.running() {
         "tracing"
     } else {
         "paused"
@@ -211,7 +211,7 @@ fn draw_detail(frame: &mut Frame, app: &App, area: Rect) {
                 )));
             }
         }
-        None if app.trace.done => lines.push(
+        None if app.trace.done() => lines.push(
             Line::from(format!(
                 "layer {layer} at {pos}: nothing patched here (no clean position, or a layer not traced)"
             ))
