@@ -14,6 +14,7 @@
 //! made. The lens covers the first [`MAX_TOKENS`] tokens of a text, decoded at once, so that
 //! llama.cpp's own logits of every covered position stay readable for the H·W panel.
 
+mod dot;
 pub(super) mod readout;
 
 use super::hook::{NodeName, Tap, Tensor};

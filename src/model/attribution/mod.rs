@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use std::cell::Ref;
 
+mod projections;
+
 use super::hook::{NodeName, Tap, Tensor};
-use super::lens::{
-    max_abs_dp, parallel, read_f32, read_matrix, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS,
-};
+use super::lens::{max_abs_dp, parallel, Readout, Unavailable, CHECK_TOLERANCE, MAX_TOKENS};
 use super::loader::{Model, ModelError};
 use super::readers::{Probe, Reader, Shared, Which};
 use crate::analysis::attribution::{
@@ -24,6 +24,7 @@ use crate::analysis::attribution::{
 };
 use crate::analysis::intervention::Components;
 use crate::analysis::lens::max_abs_delta;
+use projections::{read_projections, Projection};
 
 /// Why attribution cannot be given.
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +73,6 @@ impl Tap for Rows {
             t.read_rows(0, rows.min(self.limit), 0, 0, &mut self.rows[i]);
         }
     }
-}
-
-/// A layer's output projection, for its heads' shares.
-struct Projection {
-    /// n_embd rows of `width` (= n_head · d).
-    wo: Vec<f32>,
-    /// Gemma's norm after the projection (`attn_post_norm`): its weight and epsilon.
-    post: Option<(Vec<f32>, f32)>,
 }
 
 /// Where each part's rows are.
@@ -575,59 +568,4 @@ impl Held<'_, '_> {
     fn logits(&self, position: usize) -> &[f32] {
         self.probe.logits(position)
     }
-}
-
-/// Every layer's `attn_output.weight` (and Gemma's post-attention norm), checked against the
-/// heads' width the graph showed.
-fn read_projections(
-    path: &std::path::Path,
-    c: &Components,
-    n_embd: usize,
-) -> Result<Vec<Projection>, String> {
-    let info = super::gguf::inspect(path).map_err(|e| e.to_string())?;
-    let eps = info
-        .arch_value("attention.layer_norm_rms_epsilon")
-        .and_then(crate::model::gguf::Value::as_float)
-        .map(|v| v as f32);
-    let mut out = Vec::with_capacity(c.layers.len());
-    for (l, layer) in c.layers.iter().enumerate() {
-        let Some((heads_name, width)) = &layer.heads else {
-            return Err(format!(
-                "llama.cpp's graph names no heads' output (kqv_out-{l}) for layer {l}"
-            ));
-        };
-        let name = format!("blk.{l}.attn_output.weight");
-        let t = info
-            .tensor(&name)
-            .ok_or_else(|| format!("the model has no {name} (the output projection)"))?;
-        if t.dims.first().copied() != Some(*width as u64)
-            || t.dims.get(1).copied() != Some(n_embd as u64)
-        {
-            return Err(format!(
-                "{name} is {:?}, not {width} × {n_embd} ({heads_name} is {width} wide)",
-                t.dims
-            ));
-        }
-        let wo = read_matrix(path, t)?;
-        let kind = layer.attn.rsplit_once('-').map_or("", |(k, _)| k);
-        let post = match kind {
-            "attn_out" => None,
-            "attn_post_norm" => {
-                let wname = format!("blk.{l}.post_attention_norm.weight");
-                let w = info
-                    .tensor(&wname)
-                    .ok_or_else(|| format!("the model has no {wname}"))?;
-                let eps = eps.ok_or("no RMS norm epsilon for the post-attention norm")?;
-                Some((read_f32(path, w)?, eps))
-            }
-            other => {
-                return Err(format!(
-                    "layer {l}'s attention reaches the stream as '{other}', not through the \
-                     output projection alone"
-                ))
-            }
-        };
-        out.push(Projection { wo, post });
-    }
-    Ok(out)
 }
