@@ -244,13 +244,15 @@ fn head_shares_body(
         let width = heads_out.len();
         n_head != 0 && width.is_multiple_of(n_head) && wo.len() == g.len() * width
     };
-    // Every ask that fits has the same width (wo.len() / n_embd) and n_embd; one that does
-    // not gets nothing rather than a wrong split.
-    let fitting: Vec<usize> = (0..asks.len()).filter(|&i| fits(&asks[i])).collect();
-    let Some(&first) = fitting.first() else {
+    // The asks that fit, with the first one's shape (one layer's positions all have it); one
+    // that does not gets nothing rather than a wrong split.
+    let Some(first) = asks.iter().find(|a| fits(a)) else {
         return vec![Vec::new(); asks.len()];
     };
-    let (width, n_embd) = (asks[first].0.len(), asks[first].1.len());
+    let (width, n_embd) = (first.0.len(), first.1.len());
+    let fitting: Vec<usize> = (0..asks.len())
+        .filter(|&i| fits(&asks[i]) && asks[i].0.len() == width && asks[i].1.len() == n_embd)
+        .collect();
     let d = width / n_head;
     let rows = || (0..n_embd).map(|r| &wo[r * width..(r + 1) * width]);
     // g as the projection's output sees it: through the frozen post-norm, if any.
