@@ -771,12 +771,8 @@ fn the_lens_and_h_times_w_on_the_real_model() {
     t.assert_restored();
 }
 
-/// Defect: after the line was cleared, "Computing the lens…" stayed for minutes — the clear
-/// cancelled lens jobs with the keystroke generation, which every later lens request (counted
-/// on its own) looked older than.
-#[test]
-fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
-    let t = Tmux::start("lens-clear", &model_flag(), 120, 50);
+/// Type "The cat sat on the", wait for it to be scored, open the lens (F9) and wait for it.
+fn open_the_lens_on_the_cat_sat_on_the(t: &Tmux) {
     t.wait_for("the input line", Duration::from_secs(30), |s| {
         s.contains("type a sentence")
     });
@@ -788,6 +784,15 @@ fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
     t.wait_for("the first lens", Duration::from_secs(30), |s| {
         s.contains("logit lens · top token · 30 layers") && !s.contains("Computing the lens")
     });
+}
+
+/// Defect: after the line was cleared, "Computing the lens…" stayed for minutes — the clear
+/// cancelled lens jobs with the keystroke generation, which every later lens request (counted
+/// on its own) looked older than.
+#[test]
+fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
+    let t = Tmux::start("lens-clear", &model_flag(), 120, 50);
+    open_the_lens_on_the_cat_sat_on_the(&t);
     t.keys(&["C-u"]);
     t.literal("Paris is the capital of");
     // The grid is drawn (its cells dotted) before the position's layers arrive: wait for
@@ -808,17 +813,7 @@ fn the_lens_appears_for_a_new_text_after_the_line_is_cleared() {
 #[test]
 fn with_the_lens_open_a_keystroke_is_one_decode() {
     let t = Tmux::start_env("one-decode", "LOGITSCOPE_LOG=debug", &model_flag(), 120, 50);
-    t.wait_for("the input line", Duration::from_secs(30), |s| {
-        s.contains("type a sentence")
-    });
-    t.literal("The cat sat on the");
-    t.wait_for("the scored sentence", Duration::from_secs(30), |s| {
-        s.contains("5 tokens")
-    });
-    t.keys(&["F9"]);
-    t.wait_for("the first lens", Duration::from_secs(30), |s| {
-        s.contains("logit lens · top token · 30 layers") && !s.contains("Computing the lens")
-    });
+    open_the_lens_on_the_cat_sat_on_the(&t);
     // Each word waited for: its lens drawn, with the self-check line that comes with it.
     for (word, tokens) in [
         (" mat", "6 tokens"),
